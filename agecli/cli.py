@@ -67,22 +67,92 @@ def _not_built(name: str) -> None:
     fail(f"`agecli {name}` is not built yet", 2)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
-    """Train an age model (classification + expectation, mean-variance, regression...)."""
-    _not_built("train")
+TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset utkface --aug\n\n"
+                "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
+                "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
+                "  agecli {cmd} --data-dir data/utkface --dataset utkface --resume runs/utkface/last.pth\n\n"
+                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py).")
+TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
-@app.command("train-ldl", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train_ldl(ctx: typer.Context) -> None:
-    """Train with label distribution learning (DLDL-v2: KL + L1 on the expectation)."""
-    _not_built("train-ldl")
+def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, dataset: str, aug: bool,
+           expand: Optional[float], resume: Optional[Path], checkpoint: Optional[Path], multi_gpu: bool,
+           pretrained: Optional[str], lr_find: bool, folds: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .config import apply_overrides, default_config
+    from .model.checkpoint import CheckpointError
+    from .train.trainer import TrainingError, TrainJob
+
+    try:
+        cfg = apply_overrides(default_config(), list(ctx.args))
+    except ValueError as e:
+        fail(str(e))
+    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+        fail("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+    if cmd == "train-mt":
+        cfg["TRAIN"]["LOSS"] = "mt"
+    if expand is not None:
+        cfg["DATA"]["EXPAND"] = expand
+    ckdir = checkpoint or Path("runs") / f"{dataset}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
+        task = bar.add_task("loading", total=None, stats="")
+
+        def progress(phase: str, done: int, total: int, stats: dict) -> None:
+            bar.update(task, description=phase, completed=done, total=total,
+                       stats="  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+
+        job = TrainJob(cfg, data_dir, dataset, ckdir, aug=aug, resume=resume,
+                       pretrained=pretrained if pretrained else True, multi_gpu=multi_gpu,
+                       log=lambda m: bar.console.print(m), progress=progress)
+        try:
+            if lr_find:
+                from .train.lr_find import lr_find as run_lr_find
+
+                res = run_lr_find(job)
+                err.print(f"suggested TRAIN.LR {res['suggested_lr']:.2e}  (plot: {res['plot']})")
+            elif folds > 1:
+                from .train.folds import cross_validate
+
+                res = cross_validate(job, folds)
+                err.print(f"{folds}-fold MAE {res['mae_mean']:.3f} +- {res['mae_std']:.3f}  ({res['summary']})")
+            else:
+                from .train.trainer import train as run_train
+
+                best = run_train(job)
+                err.print(f"best validation: MAE {best.get('mae', float('nan')):.3f} at epoch {best.get('epoch')}  "
+                          f"checkpoints in {ckdir}")
+        except (TrainingError, CheckpointError, ValueError) as e:
+            fail(str(e), 1)
 
 
-@app.command("train-mt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train_mt(ctx: typer.Context) -> None:
-    """Train age + gender + ethnicity together (multi-task)."""
-    _not_built("train-mt")
+def _train_options(cmd: str, default_loss: str, help_text: str):
+    def command(
+        ctx: typer.Context,
+        data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with the aligned CSVs."),
+        dataset: str = typer.Option(..., help="Dataset name: the CSV prefix (<dataset>_train_align.csv)."),
+        aug: bool = typer.Option(False, "--aug", help="Augment: flip, rotation, scale, shift, colour, gamma."),
+        expand: Optional[float] = typer.Option(None, help="Box expansion around the face (default 0.25)."),
+        resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),
+        checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint/log folder (default runs/<dataset>_<loss>_<arch>)."),
+        multi_gpu: bool = typer.Option(False, "--multi-gpu", help="DistributedDataParallel; start with torchrun."),
+        pretrained: Optional[str] = typer.Option(None, help="Backbone state dict to start from (default: ImageNet for efficientnet_lite0)."),
+        lr_find: bool = typer.Option(False, "--lr-find", help="Sweep the learning rate, save the plot, suggest one."),
+        folds: int = typer.Option(1, help="K-fold cross-validation over train+valid; reports mean and std MAE."),
+    ) -> None:
+        _train(cmd, default_loss, ctx, data_dir, dataset, aug, expand, resume, checkpoint, multi_gpu,
+               pretrained, lr_find, folds)
+
+    command.__doc__ = help_text
+    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd))(command)
+
+
+_train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
+               "range, l1, mse).")
+_train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL-v2: KL + lambda * L1 on the expectation).")
+_train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
