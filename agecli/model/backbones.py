@@ -1,7 +1,9 @@
 """Backbone registry: name -> feature extractor with a `num_features` attribute.
 
 All definitions are plain torch (no torchvision/timm). Only efficientnet_lite0 has
-shipped ImageNet weights; the others start random unless `--pretrained PATH` is given.
+shipped ImageNet weights; the others start random unless `--pretrained PATH` is given
+(mobilenet_v2 and the ResNets use torchvision's parameter names, se_resnext50_32x4d
+Cadene's `pretrainedmodels` names, so those checkpoints load as they are).
 """
 from __future__ import annotations
 
@@ -10,10 +12,21 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .compact import c3ae, thin_age, tiny_age
 from .efficientnet_lite import EfficientNetLite0, imagenet_lite0_state
+from .mobilenet import MobileNetV2
+from .resnet import resnet18, resnet34, resnet50, se_resnext50_32x4d
 
 BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "efficientnet_lite0": EfficientNetLite0,
+    "mobilenet_v2": MobileNetV2,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "se_resnext50_32x4d": se_resnext50_32x4d,
+    "tiny_age": tiny_age,
+    "thin_age": thin_age,
+    "c3ae": c3ae,
 }
 IMAGENET_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "efficientnet_lite0": imagenet_lite0_state,
