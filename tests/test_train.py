@@ -1,0 +1,126 @@
+"""Training on real faces: every objective learns, checkpoints are safe, resume is exact."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from agecli.config import apply_overrides, default_config
+from agecli.data.dataset import AlignedFaces, batch_tensor
+from agecli.data.records import csv_name
+from agecli.model.checkpoint import load_checkpoint, model_meta
+from agecli.model.heads import AgeNet
+from agecli.model.losses import LOSSES, head_for, total_loss
+from agecli.train.trainer import TrainingError
+
+from .conftest import train_tiny
+
+
+@pytest.fixture(scope="module")
+def crops(tiny_aligned):
+    return AlignedFaces.load(tiny_aligned / csv_name("utkface", "train"), tiny_aligned, 64, 0.25)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_each_objective_lowers_its_loss(crops, loss):
+    torch.manual_seed(0)
+    cfg = default_config()
+    meta = model_meta(cfg, head_for(loss), loss)
+    model = AgeNet("efficientnet_lite0", head_for(loss), pretrained=True).train()
+    x = batch_tensor(crops.images[:16], meta["mean"], meta["std"], False, None, None)
+    batch = {"age": torch.from_numpy(crops.ages[:16]), "gender": torch.from_numpy(crops.genders[:16]),
+             "race": torch.from_numpy(crops.races[:16])}
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    losses = []
+    for _ in range(8):
+        value = total_loss(loss, model(x), batch, model.bins, cfg)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    assert losses[-1] < losses[0] * 0.9, losses
+
+
+def test_trainer_writes_checkpoints_logs_and_curve(tiny_aligned, tmp_path):
+    best = train_tiny(tiny_aligned, tmp_path, loss="mt", epochs=2)
+    for name in ("last.pth", "best.pth", "log.csv", "learning_curve.png"):
+        assert (tmp_path / name).exists(), name
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert list(log["epoch"]) == [1, 2] and log["images_per_s"].gt(0).all()
+    ckpt = load_checkpoint(tmp_path / "best.pth")
+    meta = ckpt["meta"]
+    assert meta["head"] == "mt" and meta["img_size"] == 64 and meta["expand"] == 0.25
+    assert meta["mean"] == [0.5, 0.5, 0.5] and meta["age_max"] == 100
+    assert best["mae"] == pytest.approx(meta["metrics"]["mae"])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resume_continues_exactly(tiny_aligned, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train_tiny(tiny_aligned, full, epochs=3)
+
+    class Interrupt(Exception):
+        pass
+
+    from agecli.train import trainer
+
+    def stop_in_epoch_2(phase, done, total, stats):
+        if phase.startswith("epoch 2"):
+            raise Interrupt  # as if the user pressed Ctrl-C during epoch 2
+
+    cfg = apply_overrides(default_config(), ["MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "3", "TRAIN.MAX_STEPS", "3",
+                                             "TRAIN.BATCH_SIZE", "16", "TRAIN.LOSS", "ldl", "TRAIN.WARMUP_EPOCHS", "0"])
+    with pytest.raises(Interrupt):
+        trainer.train(trainer.TrainJob(cfg, tiny_aligned, "utkface", cut, aug=True, log=lambda m: None,
+                                       progress=stop_in_epoch_2))
+    assert load_checkpoint(cut / "last.pth")["epoch"] == 0
+    train_tiny(tiny_aligned, cut, epochs=3, resume=cut / "last.pth")
+    a, b = load_checkpoint(full / "last.pth"), load_checkpoint(cut / "last.pth")
+    assert b["epoch"] == 2
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert pd.read_csv(full / "log.csv")["val_mae"].tolist() == pd.read_csv(cut / "log.csv")["val_mae"].tolist()
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_aligned, tmp_path):
+    with pytest.raises(TrainingError, match="loss became"):
+        train_tiny(tiny_aligned, tmp_path, loss="mse", epochs=1, steps=6,
+                   extra=["TRAIN.OPT", "sgd", "TRAIN.LR", "1e12"])
+
+
+def test_resume_refuses_a_different_architecture(tiny_aligned, tiny_checkpoint, tmp_path):
+    with pytest.raises(TrainingError, match="img_size"):
+        train_tiny(tiny_aligned, tmp_path, extra=["MODEL.IMG_SIZE", "96"], resume=tiny_checkpoint)
+
+
+def test_overrides_are_typed_and_checked():
+    cfg = apply_overrides(default_config(), ["TRAIN.LR", "0.1", "TRAIN.EPOCHS", "3", "MODEL.ARCH", "resnet50"])
+    assert cfg["TRAIN"]["LR"] == 0.1 and cfg["TRAIN"]["EPOCHS"] == 3 and cfg["MODEL"]["ARCH"] == "resnet50"
+    with pytest.raises(ValueError, match="unknown config key"):
+        apply_overrides(default_config(), ["TRAIN.NOPE", "1"])
+    with pytest.raises(ValueError, match="TRAIN.EPOCHS"):
+        apply_overrides(default_config(), ["TRAIN.EPOCHS", "many"])
+    with pytest.raises(ValueError, match="pairs"):
+        apply_overrides(default_config(), ["TRAIN.LR"])
+
+
+def test_lr_find_suggests_a_rate(tiny_aligned, tmp_path):
+    from agecli.train.lr_find import lr_find
+    from agecli.train.trainer import TrainJob
+
+    cfg = apply_overrides(default_config(), ["MODEL.IMG_SIZE", "64", "TRAIN.BATCH_SIZE", "8", "TRAIN.LOSS", "ldl"])
+    res = lr_find(TrainJob(cfg, tiny_aligned, "utkface", tmp_path, log=lambda m: None), steps=20)
+    assert 1e-7 <= res["suggested_lr"] <= 1.0
+    assert (tmp_path / "lr_find.png").exists()
+    assert len(np.loadtxt(tmp_path / "lr_find.csv", delimiter=",", skiprows=1)) >= 10
+
+
+def test_cli_train_rejects_unknown_override(tiny_aligned):
+    from typer.testing import CliRunner
+
+    from agecli.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--data-dir", str(tiny_aligned), "--dataset", "utkface", "TRAIN.BOGUS", "1"])
+    assert res.exit_code == 2
+    assert "unknown config key" in res.output
