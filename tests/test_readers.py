@@ -280,3 +280,12 @@ def test_csv_setup_errors(tmp_path, files):
         (tmp_path / n).write_text(text)
     with pytest.raises(ValueError):
         list(read_dataset("csv", tmp_path))
+
+
+def test_csv_readers_skip_prepare_outputs(tmp_path):
+    # prepare writes its CSVs into the data dir by default; a re-run must still find the labels
+    write_csv(tmp_path / "faces.csv", ["photo", "age"], [["a.jpg", "3"]])
+    for f in ("faces_train_align.csv", "faces_rejected.csv", "faces_partial.csv"):
+        write_csv(tmp_path / f, ["photo", "age", "deg"], [["a.jpg", "3", "0"]])
+    assert [r.path for r in read_dataset("csv", tmp_path)] == ["a.jpg"]
+    assert [r.path for r in read_dataset("morph", tmp_path)] == ["a.jpg"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import LabelError, Record
+from ..records import LabelError, Record, is_prepare_output
 from ._labels import clean_path, csv_columns, parse_age, parse_gender, parse_race, parse_split, pick, read_csv_rows
 
 PATH_COLUMNS = ("path", "photo", "file", "filename")
@@ -27,7 +27,7 @@ PATH_COLUMNS = ("path", "photo", "file", "filename")
 def find_csv(root: Path) -> Path:
     if (root / "labels.csv").is_file():
         return root / "labels.csv"
-    found = sorted(root.glob("*.csv"))
+    found = [p for p in sorted(root.glob("*.csv")) if not is_prepare_output(p.name)]
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
         raise ValueError(f"csv: expected labels.csv or a single *.csv in {root}, found {names}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import LabelError, Record
+from ..records import LabelError, Record, is_prepare_output
 from ._labels import clean_path, csv_columns, parse_age, parse_gender, pick, read_csv_rows
 
 PATH_COLUMNS = ("photo", "file", "filename", "path")
@@ -28,8 +28,8 @@ PREFERRED = "morph_2008_nonCommercial.csv"
 def find_csv(root: Path) -> Path:
     if (root / PREFERRED).is_file():
         return root / PREFERRED
-    usable = [p for p in sorted(root.glob("*.csv"))
-              if "age" in (cols := csv_columns(p)) and any(c in cols for c in PATH_COLUMNS)]
+    usable = [p for p in sorted(root.glob("*.csv")) if not is_prepare_output(p.name)
+              and "age" in (cols := csv_columns(p)) and any(c in cols for c in PATH_COLUMNS)]
     if len(usable) != 1:
         found = ", ".join(p.name for p in usable) or "none"
         raise ValueError(f"MORPH: expected one CSV with photo/file and age columns in {root}, found {found}")
