@@ -5,12 +5,30 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 UTK_DIR = SHARED / "data" / "utkface" / "UTKFace"
 PHOTOS_DIR = SHARED / "photos"
+# names the reader tests use
+PHOTOS, UTKFACE = PHOTOS_DIR, UTK_DIR
+
+_JPEG = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()
+
+
+def touch_jpeg(path: Path) -> Path:
+    """A tiny real JPEG at `path` (any name: written as bytes, not through cv2's path API)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_JPEG)
+    return path
+
+
+@pytest.fixture
+def jpeg():
+    return touch_jpeg
 
 
 def utk_files(n: int, offset: int = 0) -> list[Path]:

@@ -23,7 +23,7 @@ from ..face.align import crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
 
-CROP_VERSION = 1  # bump when crop_face changes, so old caches are not reused
+CROP_VERSION = 2  # bump when crop_face changes, so old caches are not reused
 
 
 def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, list[str]]:

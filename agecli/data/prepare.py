@@ -17,7 +17,7 @@ import pandas as pd
 from .images import ImageError, load_rgb
 from .readers import read_dataset
 from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
-                      hash_split, image_root_file, subject_folds)
+                      hash_split, image_root_file, is_prepare_output, subject_folds)
 
 PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error"]
 
@@ -68,16 +68,32 @@ def _align_chunk(args: tuple[str, list[Record]]) -> list[dict]:
 def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.DataFrame]:
     """Split accepted rows: the dataset's official split, the hash rule, or subject folds."""
     if split == "subject":
+        missing = int(df["subject"].isna().sum()) if "subject" in df else len(df)
+        if missing:
+            raise ValueError(f"--split subject needs a subject for every image; {missing} have none "
+                             "(this dataset has no subjects? use --split hash)")
         subj = df["subject"].astype(str)
         fold_of = subject_folds(subj.tolist(), folds)
         f = subj.map(fold_of)
         return {f"fold{k}": df[f == k] for k in range(folds)}
     if split == "official" or (split == "auto" and df["split"].notna().all()):
         if df["split"].isna().any():
-            raise ValueError("this dataset has no official split; use --split hash or subject")
+            raise ValueError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
+                             "use --split hash or subject")
         return {s: df[df["split"] == s] for s in SPLITS}
     s = df["photo"].map(hash_split)
     return {name: df[s == name] for name in SPLITS}
+
+
+def _drop_cut_row(partial: Path) -> None:
+    """Cut a row that an interruption left half-written, so it is redone rather than misread."""
+    data = partial.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end == 0:  # not even a whole header: start afresh
+        partial.unlink()
+    elif end < len(data):
+        with open(partial, "r+b") as fh:
+            fh.truncate(end)
 
 
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
@@ -90,17 +106,22 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     name = name or dataset
     partial = out / f"{name}_partial.csv"
 
-    records = list(read_dataset(dataset, root))
+    # With --out left at the data dir, a re-run finds the previous run's histogram among the images.
+    records = [r for r in read_dataset(dataset, root)
+               if not ((root / r.path).parent == out and is_prepare_output(r.path))]
     if not records:
         raise ValueError(f"no images found for dataset {dataset!r} under {root}")
     done: dict[str, dict] = {}
     if partial.exists():
-        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str})
+        _drop_cut_row(partial)
+    if partial.exists():
+        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str},
+                           keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
         done = {r["photo"]: r for r in prev.to_dict("records")}
     todo = [r for r in records if r.path not in done]
 
     new_file = not partial.exists()
-    with open(partial, "a", newline="") as fh:
+    with open(partial, "a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=PARTIAL_COLUMNS)
         if new_file:
             writer.writeheader()
@@ -147,7 +168,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     atomic_write_csv(rejected[["photo", "age", "error"]].rename(columns={"error": "reason"}), out / f"{name}_rejected.csv")
     if out != root:
         tmp = image_root_file(out, name).with_suffix(".tmp")
-        tmp.write_text(str(root) + "\n")
+        tmp.write_text(str(root) + "\n", encoding="utf-8")
         os.replace(tmp, image_root_file(out, name))
     from .report import write_report
 

@@ -53,6 +53,16 @@ def csv_name(dataset: str, split: str) -> str:
     return f"{dataset}_{split}_align.csv"
 
 
+# What prepare writes next to (by default: among) the images; readers and re-runs skip these.
+OUTPUT_SUFFIXES = ("_align.csv", "_rejected.csv", "_partial.csv", "_report.md", "_image_root.txt",
+                   "_age_hist.png", "_age_hist.tmp.png")
+
+
+def is_prepare_output(file_name: str) -> bool:
+    """True for a file name `prepare` writes (aligned CSVs, rejected list, report, histogram)."""
+    return os.path.basename(file_name).endswith(OUTPUT_SUFFIXES)
+
+
 def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a CSV to a temp file and rename it: never a half-written file."""
     path = Path(path)
@@ -83,5 +93,5 @@ def resolve_image_root(csv_dir: str | Path, dataset: str) -> Path:
     recorded, or the CSV folder itself (the reference layout)."""
     f = image_root_file(csv_dir, dataset)
     if f.exists():
-        return Path(f.read_text().strip())
+        return Path(f.read_text(encoding="utf-8").rstrip("\r\n"))
     return Path(csv_dir)

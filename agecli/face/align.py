@@ -73,7 +73,12 @@ def crop_box(box: tuple[float, float, float, float], expand: float, canvas: tupl
 
 
 def crop_matrix(height: int, width: int, deg: float, box, expand: float, size: int) -> np.ndarray:
-    """2x3 affine map from original image pixels to the size x size crop."""
+    """2x3 affine map from original image coordinates to crop coordinates.
+
+    Coordinates are continuous with pixel i spanning [i, i+1) (the detector's convention),
+    so `transform_points(crop_matrix(...), landmarks)` places landmarks in the crop and
+    the crop box's edges map exactly onto the crop's edges 0 and `size`.
+    """
     m, canvas = rotation_matrix(height, width, deg)
     x1, y1, x2, y2 = crop_box(tuple(box), expand, canvas)
     sx, sy = size / (x2 - x1), size / (y2 - y1)
@@ -89,6 +94,10 @@ def crop_face(image: np.ndarray, deg: float, box, expand: float, size: int) -> n
     scale = m[0, 0] ** 2 + m[0, 1] ** 2
     if scale < 0.25:
         f = math.sqrt(scale) * 2.0
-        image = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        m[:, :2] /= f
+        nw, nh = max(1, round(w * f)), max(1, round(h * f))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        m[:, 0] *= w / nw  # resizing scales continuous coordinates exactly, per axis
+        m[:, 1] *= h / nh
+    # warpAffine puts pixel centres at integer coordinates: shift both sides by half a pixel.
+    m[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -1,0 +1,185 @@
+"""Face detection on real photos, and the geometry of alignment and the crop function."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import PHOTOS
+
+from agecli.data.images import load_rgb
+from agecli.face.align import (align_face, crop_box, crop_face, crop_matrix, eye_angle, rotation_matrix,
+                               transform_points)
+from agecli.face.detector import Face, main_face, nms
+
+
+def photos():
+    if not PHOTOS.is_dir():
+        return []
+    return sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from agecli.face.detector import FaceDetector
+
+    return FaceDetector(threads=1)
+
+
+def angle(p: np.ndarray, q: np.ndarray) -> float:
+    return math.degrees(math.atan2(q[1] - p[1], q[0] - p[0]))
+
+
+def random_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# --- detector on real photos ---------------------------------------------------
+
+def test_detector_finds_faces_in_every_photo(detector):
+    files = photos()
+    if not files:
+        pytest.skip(f"no photos at {PHOTOS}")
+    for p in files:
+        img = load_rgb(p)
+        h, w = img.shape[:2]
+        faces = detector.detect(img)
+        assert faces, f"no face found in {p.name}"
+        scores = [f.score for f in faces]
+        assert scores == sorted(scores, reverse=True)
+        for f in faces:
+            assert f.box.shape == (4,) and f.landmarks.shape == (5, 2)
+            assert -0.2 * w < f.box[0] < f.box[2] < 1.2 * w and -0.2 * h < f.box[1] < f.box[3] < 1.2 * h
+            a = align_face(f, h, w)
+            m = crop_matrix(h, w, a.deg, a.box, 0.4, 112)
+            le, re = transform_points(m, f.landmarks[:2])
+            assert abs(angle(le, re)) < 2.0, f"eyes not level in {p.name}"
+            assert le[0] < re[0]  # upright: the image-left eye stays on the left
+            assert 0 < le[0] < 112 and 0 < le[1] < 112 and 0 < re[0] < 112 and 0 < re[1] < 112
+
+
+def test_detector_on_blank_and_tiny_images(detector):
+    assert detector.detect(np.full((300, 300, 3), 128, np.uint8)) == []
+    assert detector.detect(np.zeros((5, 5, 3), np.uint8)) == []
+
+
+def test_nms_keeps_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.8, 0.9, 0.7], dtype=np.float32)
+    assert nms(boxes, scores, 0.4).tolist() == [1, 2]
+
+
+def test_main_face_prefers_large_central_face():
+    def face(x1, y1, x2, y2, score=0.99):
+        return Face(np.array([x1, y1, x2, y2], float), score, np.zeros((5, 2)))
+
+    small_corner = face(0, 0, 20, 20)
+    big_centre = face(70, 70, 130, 130, score=0.9)
+    assert main_face([small_corner, big_centre], 200, 200) is big_centre
+    assert main_face([], 200, 200) is None
+
+
+# --- alignment ---------------------------------------------------------------
+
+@pytest.mark.parametrize("deg", [-35.0, -7.5, 0.0, 12.0, 40.0])
+def test_align_face_levels_the_eyes_and_keeps_the_box_size(deg):
+    h, w = 300, 400
+    centre = np.array([180.0, 140.0])
+    d = 20 * np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
+    lm = np.array([centre - d, centre + d, centre, centre + [-10, 30], centre + [10, 30]])
+    f = Face(np.array([140.0, 95.0, 220.0, 195.0]), 0.99, lm)
+    assert eye_angle(lm) == pytest.approx(deg)
+    a = align_face(f, h, w)
+    assert a.deg == pytest.approx(deg)
+    assert a.box[2] - a.box[0] == pytest.approx(80) and a.box[3] - a.box[1] == pytest.approx(100)
+    m, _ = rotation_matrix(h, w, a.deg)
+    le, re = transform_points(m, lm[:2])
+    assert le[1] == pytest.approx(re[1], abs=1e-9) and le[0] < re[0]
+    box_centre = transform_points(m, [[180.0, 145.0]])[0]
+    assert box_centre == pytest.approx([(a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2])
+
+
+@pytest.mark.parametrize("deg", [0.0, 15.0, -30.0, 90.0, 180.0])
+def test_rotation_canvas_holds_the_whole_image(deg):
+    h, w = 120, 200
+    m, (cw, ch) = rotation_matrix(h, w, deg)
+    corners = transform_points(m, [[0, 0], [w, 0], [0, h], [w, h]])
+    assert (corners >= -1e-6).all() and (corners[:, 0] <= cw + 1e-6).all() and (corners[:, 1] <= ch + 1e-6).all()
+
+
+# --- the crop function -------------------------------------------------------
+
+def test_crop_without_rotation_is_a_resize_of_the_box():
+    img = random_image(200, 300)
+    box = (100, 50, 140, 90)
+    region = img[50:90, 100:140]
+    assert np.array_equal(crop_face(img, 0.0, box, 0.0, 40), region)
+    for size in (64, 100):  # upscaling: bilinear like cv2.resize (borders see the neighbours)
+        c = crop_face(img, 0.0, box, 0.0, size).astype(int)
+        r = cv2.resize(region, (size, size), interpolation=cv2.INTER_LINEAR).astype(int)
+        assert np.abs(c - r)[3:-3, 3:-3].max() <= 1
+    smooth = cv2.GaussianBlur(img, (0, 0), 2)
+    for size in (20, 10):  # downscaling
+        c = crop_face(smooth, 0.0, box, 0.0, size).astype(int)
+        r = cv2.resize(smooth[50:90, 100:140], (size, size), interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(c - r)[1:-1, 1:-1].mean() < 1.5
+
+
+@pytest.mark.parametrize("size", [50, 64, 100])
+def test_large_downscale_is_not_shifted(size):
+    # a big image through the pre-resize path: a centred bright square stays centred in the crop
+    img = np.zeros((2000, 2000, 3), np.uint8)
+    img[900:1100, 900:1100] = 255
+    c = crop_face(img, 0.0, (600, 600, 1400, 1400), 0.0, size)[..., 0].astype(float)
+    cy, cx = np.average(np.indices(c.shape), axis=(1, 2), weights=c)
+    assert cx == pytest.approx((size - 1) / 2, abs=0.05) and cy == pytest.approx((size - 1) / 2, abs=0.05)
+    bright = np.nonzero(c[size // 2] > 127)[0]
+    assert bright.min() + bright.max() == size - 1  # symmetric
+
+
+def test_expand_grows_the_box():
+    canvas = (1000, 1000)
+    assert crop_box((100, 100, 150, 150), 0.0, canvas) == pytest.approx((100, 100, 150, 150))
+    assert crop_box((100, 100, 150, 150), 0.2, canvas) == pytest.approx((95, 95, 155, 155))
+    # a non-square box becomes a square on its longer side, same centre
+    assert crop_box((100, 100, 140, 200), 0.5, canvas) == pytest.approx((45, 75, 195, 225))
+
+
+def test_crop_box_is_clipped_at_the_image_edges():
+    x1, y1, x2, y2 = crop_box((0, 10, 50, 60), 1.0, (120, 80))
+    assert (x1, y1, x2, y2) == pytest.approx((0, 0, 75, 80))
+    x1, y1, x2, y2 = crop_box((90, 50, 130, 90), 0.5, (120, 80))
+    assert x2 == pytest.approx(120) and y2 == pytest.approx(80) and x1 == pytest.approx(80) and y1 == pytest.approx(40)
+
+
+@pytest.mark.parametrize("size", [32, 64, 113])
+@pytest.mark.parametrize("shape", [(200, 300, 3), (200, 300), (60, 40, 3)])
+def test_crop_output_is_size_by_size(size, shape):
+    img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for deg, box, expand in [(0, (10, 10, 30, 30), 0.0), (25, (5, 5, 50, 70), 0.4), (-60, (-20, -20, 500, 500), 0.2)]:
+        out = crop_face(img, deg, box, expand, size)
+        assert out.shape == (size, size) + shape[2:] and out.dtype == img.dtype
+
+
+@pytest.mark.parametrize("deg", [-40.0, -10.0, 20.0, 33.0])
+def test_rotation_by_deg_levels_a_point_pair_at_that_angle(deg):
+    h, w = 240, 320
+    p = np.array([130.0, 110.0])
+    q = p + 60 * np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
+    m0, _ = rotation_matrix(h, w, deg)
+    c = transform_points(m0, [(p + q) / 2])[0]
+    box = (c[0] - 50, c[1] - 50, c[0] + 50, c[1] + 50)
+    m = crop_matrix(h, w, deg, box, 0.0, 100)
+    a, b = transform_points(m, [p, q])
+    assert a[1] == pytest.approx(b[1], abs=1e-9) and b[0] - a[0] == pytest.approx(60)
+    # the pixels agree with the points: two dots drawn at p and q land on one row of the crop
+    img = np.zeros((h, w, 3), np.uint8)
+    for pt in (p, q):  # sub-pixel dots; cv2 draws in pixel-centre coordinates (edge - 0.5)
+        x, y = np.round((pt - 0.5) * 16).astype(int)
+        cv2.circle(img, (int(x), int(y)), 3 * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    crop = crop_face(img, deg, box, 0.0, 100)[..., 0].astype(float)
+    left, right = crop[:, :50], crop[:, 50:]
+    rows = [np.average(np.arange(100), weights=half.sum(1)) for half in (left, right)]
+    assert abs(rows[0] - rows[1]) < 0.5
+    assert rows[0] == pytest.approx(a[1] - 0.5, abs=0.6)  # pixel-centre row of the mapped point
