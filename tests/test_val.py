@@ -179,3 +179,22 @@ def test_flip_average_is_the_mixture():
     assert m["age"] == pytest.approx([15.0, 30.0])
     assert m["std"] == pytest.approx([5.0, np.sqrt(10.0)])
     assert m["probs"] == pytest.approx(np.array([[0.5, 0.5], [0.5, 0.5]]))
+
+
+def test_group_tables_skip_missing_labels(tmp_path):
+    """A set without gender/ethnicity labels gets the age-group table only, and a stale
+    by_gender.csv from an earlier run in the same folder is removed."""
+    from agecli.eval.evaluate import Evaluation
+    from agecli.eval.reports import write_reports
+
+    df = pd.DataFrame({"photo": ["a.jpg", "b.jpg", "c.jpg"], "age": [4.0, 30.0, 70.0], "pred": [6.0, 30.0, 50.0],
+                       "std": [1.0, 2.0, 3.0]})
+    df["error"] = df["pred"] - df["age"]
+    df["age_group"] = pd.Categorical(["0-5", "21-30", "61+"], categories=age_group_names() + ["unknown"])
+    (tmp_path / "by_gender.csv").write_text("stale\n")
+    ev = Evaluation(df, np.zeros((3, 32, 32, 3), np.uint8), {"mae": 22 / 3, "worst_threshold": 10.0,
+                                                              "dataset": "x", "split": "test"})
+    files = write_reports(ev, tmp_path)
+    assert "by_age_group.csv" in files and not (tmp_path / "by_gender.csv").exists()
+    assert pd.read_csv(tmp_path / "worst.csv")["photo"].tolist() == ["c.jpg"]
+    assert json.loads((tmp_path / "summary.json").read_text())["n_worst"] == 1

@@ -168,8 +168,11 @@ def write_reports(ev: "Evaluation", out_dir: Path, time_start: Optional[float] =
 
     atomic_write_csv(_rounded(df), put("predictions.csv"))
     ev.groups = group_tables(df)
-    for stem, table in ev.groups.items():
-        atomic_write_csv(_rounded(table, 4), put(f"{stem}.csv"))
+    for stem in GROUPINGS:
+        if stem in ev.groups:
+            atomic_write_csv(_rounded(ev.groups[stem], 4), put(f"{stem}.csv"))
+        else:  # this set lacks the labels; never leave an older run's table looking current
+            (out_dir / f"{stem}.csv").unlink(missing_ok=True)
     worst = worst_faces(df, s["worst_threshold"])
     cols = ["photo", "age", "pred", "error", "std"] + (["tta_pred"] if "tta_pred" in df else [])
     atomic_write_csv(_rounded(worst[cols]), put("worst.csv"))
