@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True)
 app = typer.Typer(
@@ -23,7 +24,7 @@ app = typer.Typer(
 
 
 def fail(msg: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {msg}")
+    err.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -155,10 +156,54 @@ _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def val(ctx: typer.Context) -> None:
+@app.command(epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
+                    "--dataset utkface\n\n"
+                    "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
+                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline")
+def val(
+    resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is)."),
+    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset the model was trained on)."),
+    split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
+    ldl: bool = typer.Option(False, "--ldl", help="The model outputs an age distribution; take its expectation (checked against the model's head)."),
+    expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
+    output_dir: Optional[Path] = typer.Option(None, help="Where the reports go (default: val_<dataset>_<split>/)."),
+    runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    batch_size: int = typer.Option(64, help="Faces per forward pass."),
+    tta: str = typer.Option("none", help="Test-time augmentation: none, or flip (average with the mirrored face)."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also report predicting the training median age for every face."),
+    worst_threshold: float = typer.Option(10.0, help="worst.csv/worst.png list faces with |error| above this many years."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Crop cache (default: <data-dir>/.agecli_cache, shared with training)."),
+    workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
+) -> None:
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
-    _not_built("val")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .eval.evaluate import ValError, ValOptions, run_val
+    from .eval.reports import terminal_tables
+
+    opts = ValOptions(resume, data_dir, dataset, split, ldl, expand, output_dir, runner, device, batch_size, tta,
+                      baseline, worst_threshold, cache_dir, workers)
+    problem = ""
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("predicting", total=None)
+        try:
+            ev = run_val(opts, log=lambda m: bar.console.print(m, markup=False, highlight=False, soft_wrap=True),
+                         progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except ValError as e:
+            problem = str(e)
+    if problem:
+        fail(problem)
+    for table in terminal_tables(ev):
+        err.print(table)
+    s = ev.summary
+    if s.get("std_err_corr") is not None:
+        err.print(f"predicted std vs |error|: r = {s['std_err_corr']:.2f}; "
+                  f"{100 * s['within_1std']:.0f}% of faces within 1 std")
+    err.print(f"reports: {ev.files['summary.json'].parent}/  (summary.json, {s['n_worst']} faces in worst.csv, "
+              f"{s['seconds']:.1f} s)", markup=False, highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

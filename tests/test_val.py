@@ -1,0 +1,200 @@
+"""`agecli val` end to end on the tiny real set, plus the pieces it is built from."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from agecli.cli import app
+from agecli.data.records import GENDERS, RACES
+from agecli.eval.evaluate import ValError, check_head, flip_average
+from agecli.eval.metrics import age_group_names
+
+REPORTS = ["summary.json", "predictions.csv", "by_age_group.csv", "by_gender.csv", "by_ethnicity.csv",
+           "by_gender_age_group.csv", "worst.csv", "worst.png", "mae_by_age.png"]
+SUMMARY_KEYS = {"mae", "ca3", "ca5", "ca7", "n", "mean_std", "std_err_corr", "model", "model_hash", "dataset",
+                "split", "expand", "runner", "tta", "seconds"}
+
+
+def val(*args) -> "object":
+    return CliRunner().invoke(app, ["val", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def split(tiny_aligned) -> str:
+    """The test split when the tiny set has a usable one, else valid."""
+    test = pd.read_csv(tiny_aligned / "utkface_test_align.csv")
+    return "test" if len(test) >= 5 else "valid"
+
+
+@pytest.fixture(scope="module")
+def pth_run(tiny_aligned, tiny_checkpoint, split, tmp_path_factory):
+    """One full val of the checkpoint with every option that adds figures."""
+    out = tmp_path_factory.mktemp("val") / "reports"
+    res = val("--resume", tiny_checkpoint, "--data-dir", tiny_aligned, "--dataset", "utkface", "--split", split,
+              "--output-dir", out, "--tta", "flip", "--baseline", "--worst-threshold", 2, "--batch-size", 8)
+    return res, out
+
+
+def test_val_writes_every_report(pth_run, tiny_aligned, tiny_checkpoint, split):
+    from agecli.model.checkpoint import file_hash
+
+    res, out = pth_run
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""  # results go to files; the terminal table is on stderr
+    assert "MAE" in res.stderr and "reports:" in res.stderr
+    for name in REPORTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not list(out.glob("*.tmp*"))
+
+    s = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(s)
+    n_csv = len(pd.read_csv(tiny_aligned / f"utkface_{split}_align.csv"))
+    assert s["n"] == n_csv and s["skipped"] == 0
+    assert s["model_hash"] == file_hash(tiny_checkpoint) and s["model"] == str(tiny_checkpoint)
+    assert (s["dataset"], s["split"], s["tta"], s["head"]) == ("utkface", split, "flip", "dist")
+    assert s["expand"] == pytest.approx(0.25) and s["runner"] == "onnx"
+    assert {"tta_mae", "tta_ca3", "tta_ca5", "tta_ca7", "tta_mean_std"} <= set(s)
+    assert {"baseline_mae", "baseline_ca5", "baseline_age"} <= set(s)
+    train_ages = pd.read_csv(tiny_aligned / "utkface_train_align.csv")["age"]
+    assert s["baseline_age"] == pytest.approx(float(np.median(train_ages)))
+
+    pred = pd.read_csv(out / "predictions.csv")
+    assert len(pred) == n_csv
+    assert {"photo", "age", "pred", "std", "error", "age_group", "gender", "race", "tta_pred"} <= set(pred.columns)
+    assert s["mae"] == pytest.approx(pred["error"].abs().mean(), abs=1e-3)
+    assert s["ca5"] == pytest.approx((pred["error"].abs() <= 5).mean())
+    assert s["mean_std"] == pytest.approx(pred["std"].mean(), abs=1e-3)
+    assert s["tta_mae"] == pytest.approx((pred["tta_pred"] - pred["age"]).abs().mean(), abs=1e-3)
+    assert s["baseline_mae"] == pytest.approx((pred["age"] - s["baseline_age"]).abs().mean())
+
+    by_age = pd.read_csv(out / "by_age_group.csv")
+    assert list(by_age.columns) == ["age_group", "count", "mae", "bias", "ca5"]
+    assert by_age["count"].sum() == n_csv
+    order = [age_group_names().index(g) for g in by_age["age_group"]]
+    assert order == sorted(order)
+    assert set(pd.read_csv(out / "by_gender.csv")["gender"]) <= set(GENDERS)
+    assert set(pd.read_csv(out / "by_ethnicity.csv")["ethnicity"]) <= set(RACES)
+    cross = pd.read_csv(out / "by_gender_age_group.csv")
+    assert list(cross.columns[:2]) == ["gender", "age_group"] and cross["count"].sum() == n_csv
+
+    worst = pd.read_csv(out / "worst.csv")
+    assert list(worst.columns[:4]) == ["photo", "age", "pred", "error"]
+    assert (worst["error"].abs() > 2).all() and len(worst) == s["n_worst"]
+    assert list(worst["error"].abs()) == sorted(worst["error"].abs(), reverse=True)
+    sheet = cv2.imread(str(out / "worst.png"))
+    assert sheet is not None and sheet.shape[0] > 100 and sheet.std() > 10  # real crops, not a blank page
+    assert cv2.imread(str(out / "mae_by_age.png")) is not None
+
+
+def test_val_on_exported_onnx_gives_the_same_mae(pth_run, tiny_aligned, tiny_checkpoint, split, tmp_path):
+    from agecli.infer.export import onnx_bytes_for_checkpoint, write_atomic
+
+    onnx_path = tmp_path / "model.onnx"
+    write_atomic(onnx_bytes_for_checkpoint(tiny_checkpoint), onnx_path)
+    out = tmp_path / "reports"
+    res = val("--resume", onnx_path, "--data-dir", tiny_aligned, "--dataset", "utkface", "--split", split,
+              "--output-dir", out)
+    assert res.exit_code == 0, res.stderr
+    s = json.loads((out / "summary.json").read_text())
+    ref = json.loads((pth_run[1] / "summary.json").read_text())
+    assert s["n"] == ref["n"] and s["runner"] == "onnx"
+    assert s["mae"] == pytest.approx(ref["mae"], abs=0.01)
+    assert "tta_mae" not in s and "baseline_mae" not in s
+
+
+def test_val_ldl_as_typed_with_the_model_defaults(tiny_aligned, tiny_checkpoint, split, tmp_path, monkeypatch):
+    """`agecli val --ldl --resume best.pth`: the dataset comes from the checkpoint, the CSVs
+    from data/<dataset>/; a different --expand runs, with a warning."""
+    (tmp_path / "data").mkdir()
+    os.symlink(tiny_aligned, tmp_path / "data" / "utkface")
+    monkeypatch.chdir(tmp_path)
+    res = val("--ldl", "--resume", tiny_checkpoint, "--split", split, "--runner", "torch", "--expand", 0.3)
+    assert res.exit_code == 0, res.stderr
+    assert "--expand 0.3 differs" in res.stderr
+    s = json.loads((tmp_path / f"val_utkface_{split}" / "summary.json").read_text())
+    assert s["ldl"] is True and s["loss"] == "ldl" and s["runner"] == "torch"
+    assert s["expand"] == pytest.approx(0.3) and s["trained_expand"] == pytest.approx(0.25)
+    assert any("expand" in w for w in s["warnings"])
+
+
+@pytest.mark.parametrize("name", ["junk.pth", "junk.onnx", "missing.pth"])
+def test_val_not_a_model_is_one_clear_line(tiny_aligned, tmp_path, name):
+    path = tmp_path / name
+    if name.startswith("junk"):
+        path.write_text("this is not a model\n")
+    res = val("--resume", path, "--data-dir", tiny_aligned, "--dataset", "utkface", "--output-dir", tmp_path / "o")
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and name in lines[0], res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_val_missing_split_names_the_ones_present(tiny_aligned, tiny_checkpoint, tmp_path):
+    res = val("--resume", tiny_checkpoint, "--data-dir", tiny_aligned, "--dataset", "utkface", "--split", "nope",
+              "--runner", "torch")
+    assert res.exit_code == 2 and "utkface_nope_align.csv not found" in res.stderr
+    assert "train, valid" in res.stderr.replace("test, ", "")
+
+
+def test_val_without_a_model_or_default(tmp_path, monkeypatch):
+    import agecli.infer.default_model as dm
+
+    monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "a" / "m.onnx", tmp_path / "b" / "m.onnx"])
+    res = val("--data-dir", tmp_path, "--dataset", "utkface")
+    assert res.exit_code == 2 and "no default model" in res.stderr and "--resume" in res.stderr
+
+
+def test_default_model_path_takes_the_first_present(tmp_path, monkeypatch):
+    import agecli.infer.default_model as dm
+
+    real = dm.default_model_candidates()
+    assert real[0] == Path(dm.__file__).resolve().parents[2] / "weights" / "agecli_default.onnx"
+    assert real[1] == Path(dm.__file__).resolve().parents[1] / "weights" / "agecli_default.onnx"
+    there = tmp_path / "pkg" / "agecli_default.onnx"
+    there.parent.mkdir()
+    there.write_bytes(b"x")
+    monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "repo" / "agecli_default.onnx", there])
+    assert dm.default_model_path() == there
+
+
+def test_check_head():
+    assert check_head({"head": "dist", "loss": "ldl"}, ldl=True) == []
+    assert check_head({"head": "reg", "loss": "l1"}, ldl=False) == []
+    assert "ce" in check_head({"head": "dist", "loss": "ce"}, ldl=True)[0]
+    with pytest.raises(ValError, match="reg"):
+        check_head({"head": "reg", "loss": "l1"}, ldl=True)
+
+
+def test_flip_average_is_the_mixture():
+    a = {"age": np.array([10.0, 30.0]), "std": np.array([0.0, 2.0]), "probs": np.array([[1.0, 0.0], [0.5, 0.5]])}
+    b = {"age": np.array([20.0, 30.0]), "std": np.array([0.0, 4.0]), "probs": np.array([[0.0, 1.0], [0.5, 0.5]])}
+    m = flip_average(a, b)
+    assert m["age"] == pytest.approx([15.0, 30.0])
+    assert m["std"] == pytest.approx([5.0, np.sqrt(10.0)])
+    assert m["probs"] == pytest.approx(np.array([[0.5, 0.5], [0.5, 0.5]]))
+
+
+def test_group_tables_skip_missing_labels(tmp_path):
+    """A set without gender/ethnicity labels gets the age-group table only, and a stale
+    by_gender.csv from an earlier run in the same folder is removed."""
+    from agecli.eval.evaluate import Evaluation
+    from agecli.eval.reports import write_reports
+
+    df = pd.DataFrame({"photo": ["a.jpg", "b.jpg", "c.jpg"], "age": [4.0, 30.0, 70.0], "pred": [6.0, 30.0, 50.0],
+                       "std": [1.0, 2.0, 3.0]})
+    df["error"] = df["pred"] - df["age"]
+    df["age_group"] = pd.Categorical(["0-5", "21-30", "61+"], categories=age_group_names() + ["unknown"])
+    (tmp_path / "by_gender.csv").write_text("stale\n")
+    ev = Evaluation(df, np.zeros((3, 32, 32, 3), np.uint8), {"mae": 22 / 3, "worst_threshold": 10.0,
+                                                              "dataset": "x", "split": "test"})
+    files = write_reports(ev, tmp_path)
+    assert "by_age_group.csv" in files and not (tmp_path / "by_gender.csv").exists()
+    assert pd.read_csv(tmp_path / "worst.csv")["photo"].tolist() == ["c.jpg"]
+    assert json.loads((tmp_path / "summary.json").read_text())["n_worst"] == 1
