@@ -35,7 +35,8 @@ IMAGENET_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
 
 def build_backbone(arch: str, pretrained: bool | str = False) -> nn.Module:
     """A backbone by name. `pretrained`: True for the shipped ImageNet weights, a path
-    for a user's state dict (extra classifier keys are ignored), False for random init."""
+    for a user's state dict or an agecli checkpoint (its backbone is used; extra
+    classifier keys are ignored), False for random init."""
     if arch not in BACKBONES:
         raise ValueError(f"unknown MODEL.ARCH {arch!r}; choose from {', '.join(sorted(BACKBONES))}")
     net = BACKBONES[arch]()
@@ -46,12 +47,12 @@ def build_backbone(arch: str, pretrained: bool | str = False) -> nn.Module:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         own = net.state_dict()
-        usable = {k.removeprefix("module."): v for k, v in state.items()}
+        usable = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
         usable = {k: v for k, v in usable.items() if k in own and own[k].shape == v.shape}
         if not usable:
             raise ValueError(f"{pretrained}: no parameter matches {arch} by name and shape")
         missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
         if missing:
             raise ValueError(f"{pretrained}: {len(missing)} {arch} parameters missing, e.g. {missing[:3]}")
-        net.load_state_dict(usable, strict=False)
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in usable.items()}, strict=False)
     return net

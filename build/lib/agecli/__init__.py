@@ -1,0 +1,2 @@
+"""agecli: facial age estimation from the command line."""
+__version__ = "0.1.0"

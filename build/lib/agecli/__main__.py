@@ -1,0 +1,3 @@
+from agecli.cli import main
+
+main()

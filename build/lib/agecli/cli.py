@@ -1,0 +1,226 @@
+"""The `agecli` command: one thin function per subcommand, no logic here.
+
+Exit codes: 0 success; 1 some inputs failed (reported on stderr and in the output);
+2 bad usage, missing model or a subcommand that is not built yet.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+err = Console(stderr=True)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n"
+         "Exit codes: 0 success, 1 some inputs failed (reported), 2 bad usage or missing model.",
+)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command(epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
+                    "  agecli prepare --dataset fgnet --data-dir FGNET/images --split subject --folds 82\n\n"
+                    "  agecli prepare --dataset csv --data-dir photos --out aligned")
+def prepare(
+    dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
+    data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
+    split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
+    folds: int = typer.Option(5, help="Number of folds for --split subject."),
+    name: Optional[str] = typer.Option(None, help="Prefix of the output files (default: the dataset name)."),
+    workers: int = typer.Option(2, help="Processes running the detector."),
+    threshold: float = typer.Option(0.8, help="Detector score threshold."),
+) -> None:
+    """Detect and align every face of a labelled set; write <name>_{train,valid,test}_align.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .data.prepare import prepare as run_prepare
+
+    if split not in ("auto", "official", "hash", "subject"):
+        fail(f"--split must be auto, official, hash or subject, not {split!r}")
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("aligning", total=None)
+        try:
+            summary = run_prepare(dataset, data_dir, out, split=split, folds=folds, workers=workers,
+                                  score_threshold=threshold, name=name,
+                                  progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except ValueError as e:
+            fail(str(e))
+    err.print(f"{summary['accepted']}/{summary['total']} faces aligned, {summary['rejected']} rejected "
+              f"({summary['rejected_file']})")
+    for part, n in summary["splits"].items():
+        err.print(f"  {part}: {n}  {summary['files'][part]}")
+    err.print(f"report: {summary['report']}")
+
+
+def _not_built(name: str) -> None:
+    fail(f"`agecli {name}` is not built yet", 2)
+
+
+TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset utkface --aug\n\n"
+                "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
+                "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
+                "  agecli {cmd} --data-dir data/utkface --dataset utkface --resume runs/utkface/last.pth\n\n"
+                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py).")
+TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, dataset: str, aug: bool,
+           expand: Optional[float], resume: Optional[Path], checkpoint: Optional[Path], multi_gpu: bool,
+           pretrained: Optional[str], lr_find: bool, folds: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .config import apply_overrides, default_config
+    from .model.checkpoint import CheckpointError
+    from .train.trainer import TrainingError, TrainJob
+
+    try:
+        cfg = apply_overrides(default_config(), list(ctx.args))
+    except ValueError as e:
+        fail(str(e))
+    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+        fail("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+    if cmd == "train-mt":
+        cfg["TRAIN"]["LOSS"] = "mt"
+    if expand is not None:
+        cfg["DATA"]["EXPAND"] = expand
+    ckdir = checkpoint or Path("runs") / f"{dataset}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
+        task = bar.add_task("loading", total=None, stats="")
+
+        def progress(phase: str, done: int, total: int, stats: dict) -> None:
+            bar.update(task, description=phase, completed=done, total=total,
+                       stats="  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+
+        job = TrainJob(cfg, data_dir, dataset, ckdir, aug=aug, resume=resume,
+                       pretrained=pretrained if pretrained else True, multi_gpu=multi_gpu,
+                       log=lambda m: bar.console.print(m), progress=progress)
+        try:
+            if lr_find:
+                from .train.lr_find import lr_find as run_lr_find
+
+                res = run_lr_find(job)
+                err.print(f"suggested TRAIN.LR {res['suggested_lr']:.2e}  (plot: {res['plot']})")
+            elif folds > 1:
+                from .train.folds import cross_validate
+
+                res = cross_validate(job, folds)
+                err.print(f"{folds}-fold MAE {res['mae_mean']:.3f} +- {res['mae_std']:.3f}  ({res['summary']})")
+            else:
+                from .train.trainer import train as run_train
+
+                best = run_train(job)
+                err.print(f"best validation: MAE {best.get('mae', float('nan')):.3f} at epoch {best.get('epoch')}  "
+                          f"checkpoints in {ckdir}")
+        except (TrainingError, CheckpointError, ValueError) as e:
+            fail(str(e), 1)
+
+
+def _train_options(cmd: str, default_loss: str, help_text: str):
+    def command(
+        ctx: typer.Context,
+        data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with the aligned CSVs."),
+        dataset: str = typer.Option(..., help="Dataset name: the CSV prefix (<dataset>_train_align.csv)."),
+        aug: bool = typer.Option(False, "--aug", help="Augment: flip, rotation, scale, shift, colour, gamma."),
+        expand: Optional[float] = typer.Option(None, help="Box expansion around the face (default 0.25)."),
+        resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),
+        checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint/log folder (default runs/<dataset>_<loss>_<arch>)."),
+        multi_gpu: bool = typer.Option(False, "--multi-gpu", help="DistributedDataParallel; start with torchrun."),
+        pretrained: Optional[str] = typer.Option(None, help="Backbone state dict to start from (default: ImageNet for efficientnet_lite0)."),
+        lr_find: bool = typer.Option(False, "--lr-find", help="Sweep the learning rate, save the plot, suggest one."),
+        folds: int = typer.Option(1, help="K-fold cross-validation over train+valid; reports mean and std MAE."),
+    ) -> None:
+        _train(cmd, default_loss, ctx, data_dir, dataset, aug, expand, resume, checkpoint, multi_gpu,
+               pretrained, lr_find, folds)
+
+    command.__doc__ = help_text
+    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd))(command)
+
+
+_train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
+               "range, l1, mse).")
+_train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL-v2: KL + lambda * L1 on the expectation).")
+_train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
+
+
+@app.command(epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
+                    "--dataset utkface\n\n"
+                    "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
+                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline")
+def val(
+    resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is)."),
+    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset the model was trained on)."),
+    split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
+    ldl: bool = typer.Option(False, "--ldl", help="The model outputs an age distribution; take its expectation (checked against the model's head)."),
+    expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
+    output_dir: Optional[Path] = typer.Option(None, help="Where the reports go (default: val_<dataset>_<split>/)."),
+    runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    batch_size: int = typer.Option(64, help="Faces per forward pass."),
+    tta: str = typer.Option("none", help="Test-time augmentation: none, or flip (average with the mirrored face)."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also report predicting the training median age for every face."),
+    worst_threshold: float = typer.Option(10.0, help="worst.csv/worst.png list faces with |error| above this many years."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Crop cache (default: <data-dir>/.agecli_cache, shared with training)."),
+    workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
+) -> None:
+    """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .eval.evaluate import ValError, ValOptions, run_val
+    from .eval.reports import terminal_tables
+
+    opts = ValOptions(resume, data_dir, dataset, split, ldl, expand, output_dir, runner, device, batch_size, tta,
+                      baseline, worst_threshold, cache_dir, workers)
+    problem = ""
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("predicting", total=None)
+        try:
+            ev = run_val(opts, log=lambda m: bar.console.print(m, markup=False, highlight=False, soft_wrap=True),
+                         progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except ValError as e:
+            problem = str(e)
+    if problem:
+        fail(problem)
+    for table in terminal_tables(ev):
+        err.print(table)
+    s = ev.summary
+    if s.get("std_err_corr") is not None:
+        err.print(f"predicted std vs |error|: r = {s['std_err_corr']:.2f}; "
+                  f"{100 * s['within_1std']:.0f}% of faces within 1 std")
+    err.print(f"reports: {ev.files['summary.json'].parent}/  (summary.json, {s['n_worst']} faces in worst.csv, "
+              f"{s['seconds']:.1f} s)", markup=False, highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def demo(ctx: typer.Context) -> None:
+    """Estimate the age of every face in images, a video or the webcam."""
+    _not_built("demo")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def export(ctx: typer.Context) -> None:
+    """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
+    _not_built("export")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

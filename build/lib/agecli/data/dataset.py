@@ -1,0 +1,135 @@
+"""Aligned face crops for training and evaluation, cached as one uint8 array per split.
+
+The first use of an aligned CSV decodes and warps every image with `crop_face` (the
+same function inference uses) and stores the crops in `<cache>/<key>.npy`; the key
+covers the CSV's content, crop size and expand, so a changed input never reuses a
+stale cache. Later epochs and runs read the array and do no JPEG work at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from ..face.align import crop_face
+from .images import ImageError, load_rgb
+from .records import read_align_csv
+
+CROP_VERSION = 2  # bump when crop_face changes, so old caches are not reused
+
+
+def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, list[str]]:
+    root, rows, expand, size = args
+    cv2.setNumThreads(1)
+    out = np.zeros((len(rows), size, size, 3), np.uint8)
+    errors = []
+    for i, (photo, deg, b1, b2, b3, b4) in enumerate(rows):
+        try:
+            out[i] = crop_face(load_rgb(os.path.join(root, photo)), deg, (b1, b2, b3, b4), expand, size)
+            errors.append("")
+        except ImageError as e:
+            errors.append(str(e))
+    return out, errors
+
+
+@dataclass
+class AlignedFaces:
+    """All crops of one aligned CSV in memory, with their labels (-1 = unknown)."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8 RGB
+    ages: np.ndarray  # (N,) float32, true ages (not clipped)
+    genders: np.ndarray  # (N,) int64
+    races: np.ndarray  # (N,) int64
+    frame: pd.DataFrame  # the CSV rows, in the same order
+
+    def __len__(self) -> int:
+        return len(self.ages)
+
+    @classmethod
+    def load(cls, csv_path: str | Path, image_root: str | Path, size: int, expand: float,
+             cache_dir: str | Path | None = None, workers: int = 2, log=None) -> "AlignedFaces":
+        csv_path = Path(csv_path)
+        df = read_align_csv(csv_path)
+        key = hashlib.sha256(csv_path.read_bytes() + f"|{Path(image_root).resolve()}|{size}|{expand}|{CROP_VERSION}".encode())
+        cache = Path(cache_dir) if cache_dir else None
+        npy = cache / f"{csv_path.stem}_{size}_{key.hexdigest()[:12]}.npy" if cache else None
+        if npy is not None and npy.exists():
+            images = np.load(npy, mmap_mode="r")
+            images = np.ascontiguousarray(images)
+        else:
+            rows = list(df[["photo", "deg", "box1", "box2", "box3", "box4"]].itertuples(index=False, name=None))
+            chunk = max(1, math.ceil(len(rows) / (workers * 8)))
+            parts = [(str(image_root), rows[i:i + chunk], expand, size) for i in range(0, len(rows), chunk)]
+            if workers > 1 and len(parts) > 1:
+                with ProcessPoolExecutor(workers) as pool:
+                    done = list(pool.map(_crop_rows, parts))
+            else:
+                done = [_crop_rows(p) for p in parts]
+            images = np.concatenate([d[0] for d in done]) if done else np.zeros((0, size, size, 3), np.uint8)
+            errors = [e for d in done for e in d[1]]
+            bad = np.array([bool(e) for e in errors], dtype=bool)
+            if bad.any():
+                if log:
+                    log(f"{csv_path.name}: {int(bad.sum())} images could not be read and are skipped "
+                        f"(first: {df['photo'].iloc[int(np.argmax(bad))]}: {errors[int(np.argmax(bad))]})")
+                images, df = images[~bad], df[~bad].reset_index(drop=True)
+            elif npy is not None:
+                npy.parent.mkdir(parents=True, exist_ok=True)
+                tmp = npy.with_name(npy.stem + ".tmp.npy")
+                np.save(tmp, images)
+                os.replace(tmp, npy)
+        def labels(col: str) -> np.ndarray:
+            if col not in df:
+                return np.full(len(df), -1, np.int64)
+            return df[col].fillna(-1).astype(np.int64).to_numpy()
+        return cls(images, df["age"].to_numpy(np.float32), labels("gender"), labels("race"), df.reset_index(drop=True))
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Geometric augmentation on uint8 crops: flip, small rotation, scale and shift."""
+    n, s = images.shape[:2]
+    out = np.empty_like(images)
+    flips = rng.random(n) < 0.5
+    angles = rng.uniform(-10, 10, n)
+    scales = rng.uniform(0.9, 1.1, n)
+    shifts = rng.uniform(-0.05, 0.05, (n, 2)) * s
+    for i in range(n):
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), angles[i], scales[i])
+        m[:, 2] += shifts[i]
+        img = images[i][:, ::-1] if flips[i] else images[i]
+        out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch."""
+    n = x.shape[0]
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(n, 1, 1, 1, generator=gen) * (hi - lo) + lo)
+    x = x * u(0.8, 1.2)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.8, 1.2) + mean
+    gray = x.mean(1, keepdim=True)
+    x = (x - gray) * u(0.7, 1.3) + gray
+    return x.clamp_(0, 1).pow_(u(0.8, 1.25))
+
+
+def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Generator | None,
+                 gen: torch.Generator | None) -> torch.Tensor:
+    """A model-ready batch: optional augmentation, then normalisation, channels_last."""
+    if aug:
+        images = augment(images, rng)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    if aug:
+        x = color_jitter(x, gen)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    sd = torch.tensor(std).view(1, 3, 1, 1)
+    return ((x - m) / sd).contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,94 @@
+"""Helpers the readers share: label parsing (raising LabelError) and CSV discovery."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from ..records import RACES, SPLITS, LabelError, hash_fold
+
+MAX_AGE = 120
+_GENDERS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
+_SPLIT_ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}
+
+
+def parse_age(text) -> float:
+    """An age in years, 0..MAX_AGE; LabelError for anything else."""
+    try:
+        age = float(str(text).strip())
+    except ValueError:
+        raise LabelError(f"bad_label: age {str(text).strip()!r} is not a number") from None
+    if not math.isfinite(age) or not 0 <= age <= MAX_AGE:
+        raise LabelError(f"bad_label: age {age:g} out of range 0-{MAX_AGE}")
+    return age
+
+
+def parse_gender(text) -> int | None:
+    """0 male / 1 female from 0/1, m/f, male/female (any case); empty -> None."""
+    t = str(text).strip().lower() if text is not None else ""
+    if t in ("", "nan", "none", "na"):
+        return None
+    if t in ("0.0", "1.0"):
+        t = t[0]
+    if t not in _GENDERS:
+        raise LabelError(f"bad_label: gender {t!r} (expected 0/1, m/f, male/female)")
+    return _GENDERS[t]
+
+
+def parse_race(text) -> int | None:
+    """Index into RACES from 0-4 or white/black/asian/indian/others; empty -> None."""
+    t = str(text).strip().lower() if text is not None else ""
+    if t in ("", "nan", "none", "na"):
+        return None
+    if t in ("0", "1", "2", "3", "4", "0.0", "1.0", "2.0", "3.0", "4.0"):
+        return int(float(t))
+    if t == "other":
+        t = "others"
+    if t not in RACES:
+        raise LabelError(f"bad_label: race {t!r} (expected 0-4 or {'/'.join(RACES)})")
+    return RACES.index(t)
+
+
+def parse_split(text) -> str | None:
+    t = str(text).strip().lower() if text is not None else ""
+    if t in ("", "nan", "none"):
+        return None
+    t = _SPLIT_ALIASES.get(t, t)
+    if t not in SPLITS:
+        raise LabelError(f"bad_label: split {t!r} (expected {'/'.join(SPLITS)})")
+    return t
+
+
+def train_or_valid(file_name: str) -> str:
+    """Split of an image from an official train list that has no validation list:
+    hash folds 8-9 of the bare file name become 'valid', the rest 'train'."""
+    return "valid" if hash_fold(Path(file_name).name) >= 8 else "train"
+
+
+def clean_path(text: str) -> str:
+    """A path from a list or CSV as a posix path relative to the root."""
+    p = str(text).strip().replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    return p
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV as dicts with lower-case, stripped column names (BOM tolerated)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return [{k.strip().lower(): (v or "") for k, v in row.items() if isinstance(k, str)}
+                for row in csv.DictReader(fh)]
+
+
+def csv_columns(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    return [h.strip().lower() for h in header]
+
+
+def pick(row: dict[str, str], names: tuple[str, ...]) -> str | None:
+    """The value of the first of `names` that is a column of `row`."""
+    for n in names:
+        if n in row:
+            return row[n]
+    return None

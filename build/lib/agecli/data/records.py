@@ -1,0 +1,97 @@
+"""Record (one labelled image), the aligned-CSV schema, and the split rules."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+ALIGN_COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4"]
+OPTIONAL_COLUMNS = ["gender", "race", "subject"]
+SPLITS = ("train", "valid", "test")
+GENDERS = ("male", "female")
+RACES = ("white", "black", "asian", "indian", "others")
+
+
+@dataclass
+class Record:
+    """One labelled image. `path` is relative to the dataset root; labels may be missing."""
+
+    path: str
+    age: float | None
+    gender: int | None = None  # 0 male, 1 female
+    race: int | None = None  # index into RACES
+    subject: str | None = None
+    split: str | None = None  # the dataset's official split, when it has one
+    error: str | None = None  # why the label could not be read
+
+
+class LabelError(ValueError):
+    """A label that cannot be read from a file name or list."""
+
+
+def hash_fold(file_name: str, folds: int = 10) -> int:
+    """The benchmark fold of a file: md5 of the bare file name, modulo `folds`."""
+    return int(hashlib.md5(file_name.encode()).hexdigest(), 16) % folds
+
+
+def hash_split(file_name: str) -> str:
+    """Folds 0-5 train, 6-7 valid, 8-9 test (the 60/20/20 benchmark protocol)."""
+    fold = hash_fold(os.path.basename(file_name))
+    return "train" if fold <= 5 else "valid" if fold <= 7 else "test"
+
+
+def subject_folds(subjects: list[str], k: int) -> dict[str, int]:
+    """Subject-disjoint folds: every image of one person lands in the same fold."""
+    ordered = sorted(set(subjects), key=lambda s: (hash_fold(s, 1 << 30), s))
+    return {s: i % k for i, s in enumerate(ordered)}
+
+
+def csv_name(dataset: str, split: str) -> str:
+    return f"{dataset}_{split}_align.csv"
+
+
+# What prepare writes next to (by default: among) the images; readers and re-runs skip these.
+OUTPUT_SUFFIXES = ("_align.csv", "_rejected.csv", "_partial.csv", "_report.md", "_image_root.txt",
+                   "_age_hist.png", "_age_hist.tmp.png")
+
+
+def is_prepare_output(file_name: str) -> bool:
+    """True for a file name `prepare` writes (aligned CSVs, rejected list, report, histogram)."""
+    return os.path.basename(file_name).endswith(OUTPUT_SUFFIXES)
+
+
+def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a CSV to a temp file and rename it: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_align_csv(path: str | Path) -> pd.DataFrame:
+    """Read and validate an aligned CSV; raises ValueError naming the problem."""
+    df = pd.read_csv(path)
+    missing = [c for c in ALIGN_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; expected {ALIGN_COLUMNS}")
+    bad = df[["age", "deg", "box1", "box2", "box3", "box4"]].isna().any(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} rows with empty age/deg/box values")
+    return df
+
+
+def image_root_file(csv_dir: str | Path, dataset: str) -> Path:
+    return Path(csv_dir) / f"{dataset}_image_root.txt"
+
+
+def resolve_image_root(csv_dir: str | Path, dataset: str) -> Path:
+    """Where the photo paths of the aligned CSVs are relative to: the root prepare
+    recorded, or the CSV folder itself (the reference layout)."""
+    f = image_root_file(csv_dir, dataset)
+    if f.exists():
+        return Path(f.read_text(encoding="utf-8").rstrip("\r\n"))
+    return Path(csv_dir)

@@ -1,0 +1,357 @@
+"""`agecli val`: run a model over one aligned split and build the per-face frame.
+
+The flow: find the model (the given checkpoint/ONNX file, else the shipped default),
+open a runner, check the flags against what the model records (head, expand), load
+the split's crops from the same cache training uses, predict in batches (optionally
+with a mirrored twin), then hand the frame to `reports` for the files on disk.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..data.records import GENDERS, RACES, csv_name, read_align_csv, resolve_image_root
+from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, mae,
+                      std_error_correlation)
+
+Log = Callable[[str], None]
+Progress = Callable[[int, int], None]
+DIST_HEADS = ("dist", "mt", "range")
+TTA_MODES = ("none", "flip")
+
+
+class ValError(Exception):
+    """A setup problem (missing model or data, contradictory flags): one line, exit 2."""
+
+
+@dataclass
+class ValOptions:
+    """What `agecli val` was asked; None means "from the model or the default"."""
+
+    model: Optional[Path] = None
+    data_dir: Optional[Path] = None
+    dataset: Optional[str] = None
+    split: str = "test"
+    ldl: bool = False
+    expand: Optional[float] = None
+    output_dir: Optional[Path] = None
+    runner: str = "auto"
+    device: str = "cpu"
+    batch_size: int = 64
+    tta: str = "none"
+    baseline: bool = False
+    worst_threshold: float = 10.0
+    cache_dir: Optional[Path] = None
+    workers: int = 2
+
+
+@dataclass
+class Evaluation:
+    """Everything a val run produced: the per-face frame, its crops, the figures, the files."""
+
+    frame: pd.DataFrame
+    images: np.ndarray
+    summary: dict[str, Any]
+    groups: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- model
+
+def resolve_model_path(model: Optional[Path]) -> Path:
+    """The model to evaluate: the given file, else the shipped default model."""
+    from ..infer.default_model import MissingModelError, default_model_path
+
+    if model is None:
+        try:
+            return default_model_path()
+        except MissingModelError as e:
+            raise ValError(str(e)) from None
+    if not Path(model).is_file():
+        raise ValError(f"{model}: no such model file")
+    return Path(model)
+
+
+def runner_kind(path: Path, runner: str, device: str) -> str:
+    """Which engine open_runner will use: 'onnx' or 'torch'."""
+    if path.suffix.lower() == ".onnx" or runner == "onnx":
+        return "onnx"
+    if runner == "torch":
+        return "torch"
+    return "torch" if device.startswith("cuda") else "onnx"
+
+
+def open_model(path: Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64, log: Log = print):
+    """A runner for `path`, with flag problems turned into ValError."""
+    from ..infer.runners import open_runner
+    from ..model.checkpoint import CheckpointError
+
+    if runner not in ("auto", "torch", "onnx"):
+        raise ValError(f"--runner must be auto, torch or onnx, not {runner!r}")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValError(f"--device must be cpu or cuda, not {device!r}")
+    if batch_size < 1:
+        raise ValError(f"--batch-size must be at least 1, not {batch_size}")
+    kind = runner_kind(path, runner, device)
+    if device.startswith("cuda"):
+        if kind == "torch":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValError("--device cuda: torch sees no CUDA device here; use --device cpu")
+        else:
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                log("warning: ONNX Runtime has no CUDA provider here; running on CPU")
+    try:
+        return open_runner(path, runner, device, batch_size)
+    except (CheckpointError, ValueError) as e:
+        raise ValError(str(e)) from None
+
+
+def check_head(meta: dict, ldl: bool) -> list[str]:
+    """Check --ldl against the head the model records; returns warnings, raises ValError
+    when the model has no distribution to take the expectation of."""
+    head, loss = meta.get("head"), meta.get("loss")
+    if not ldl:
+        return []
+    if head is None:
+        return ["--ldl: the model does not record its head; its age output is used as it is"]
+    if head not in DIST_HEADS:
+        raise ValError(f"--ldl: this model has a {head!r} head (loss {loss!r}) that outputs one number, "
+                       "not a distribution; drop --ldl")
+    if loss != "ldl":
+        return [f"--ldl: the model was trained with loss {loss!r}, not ldl; its {head!r} head still gives "
+                "a distribution, read by its expectation as --ldl asks"]
+    return []
+
+
+# ---------------------------------------------------------------- data
+
+def available_splits(data_dir: Path, dataset: str) -> list[str]:
+    """The splits `<dataset>_<split>_align.csv` present in data_dir."""
+    prefix, suffix = f"{dataset}_", "_align.csv"
+    return sorted(p.name[len(prefix):-len(suffix)] for p in Path(data_dir).glob(f"{prefix}*{suffix}"))
+
+
+def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, meta: dict) -> tuple[Path, str, Path]:
+    """(data dir, dataset name, split CSV). The dataset defaults to the one the model was
+    trained on; the data dir to data/<dataset>/ or the current folder, where the CSV is."""
+    if dataset is None:
+        dataset = meta.get("dataset")
+        if not dataset:
+            raise ValError("--dataset is required (the model does not record the dataset it was trained on)")
+    name = csv_name(dataset, split)
+    if data_dir is None:
+        candidates = [Path(p) for p in (meta.get("data_dir"), Path("data") / dataset, Path(".")) if p]
+        found = [c for c in candidates if (c / name).is_file()]
+        if not found:
+            raise ValError(f"--data-dir is required: no {name} in {', '.join(str(c) for c in candidates)}")
+        data_dir = found[0]
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ValError(f"--data-dir {data_dir}: no such folder")
+    csv = data_dir / name
+    if not csv.is_file():
+        have = available_splits(data_dir, dataset)
+        hint = f"; splits present: {', '.join(have)}" if have else \
+            f"; run `agecli prepare --dataset {dataset} --data-dir ...` first"
+        raise ValError(f"{csv} not found{hint}")
+    return data_dir, dataset, csv
+
+
+def load_faces(csv: Path, data_dir: Path, dataset: str, size: int, expand: float,
+               cache_dir: Optional[Path] = None, workers: int = 2, log: Log = print):
+    """The split's crops at the model's size and expand, from (or into) the crop cache
+    training uses (`<data-dir>/.agecli_cache` unless told otherwise)."""
+    from ..data.dataset import AlignedFaces
+
+    cache = cache_dir or data_dir / ".agecli_cache"
+    try:
+        faces = AlignedFaces.load(csv, resolve_image_root(data_dir, dataset), size, expand, cache,
+                                  workers=workers, log=log)
+    except ValueError as e:
+        raise ValError(str(e)) from None
+    if len(faces) == 0:
+        raise ValError(f"{csv}: no faces to evaluate")
+    return faces
+
+
+def training_median(data_dir: Path, dataset: str) -> Optional[float]:
+    """Median age of the training split, the predict-a-constant baseline; None if absent."""
+    path = Path(data_dir) / csv_name(dataset, "train")
+    if not path.is_file():
+        return None
+    ages = read_align_csv(path)["age"].to_numpy(float)
+    return float(np.median(ages)) if len(ages) else None
+
+
+# ---------------------------------------------------------------- prediction
+
+def flip_average(plain: dict[str, np.ndarray], mirrored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Average two predictions of the same faces. The age is the mean; the std is that of
+    the equal mixture of both (which is what averaging two distributions gives)."""
+    age = (plain["age"] + mirrored["age"]) / 2
+    second = (plain["std"] ** 2 + plain["age"] ** 2 + mirrored["std"] ** 2 + mirrored["age"] ** 2) / 2
+    out = {"age": age, "std": np.sqrt(np.clip(second - age ** 2, 0, None))}
+    for k in plain:
+        if k not in out and k in mirrored:
+            out[k] = (plain[k] + mirrored[k]) / 2
+    return out
+
+
+def predict_all(runner, images: np.ndarray, batch_size: int, tta: str = "none",
+                progress: Optional[Progress] = None) -> tuple[dict[str, np.ndarray], Optional[dict[str, np.ndarray]]]:
+    """Plain predictions for every crop, and with tta='flip' the average of each crop and
+    its horizontal mirror (None otherwise)."""
+    passes = 2 if tta == "flip" else 1
+    total, done = len(images) * passes, 0
+    plain: dict[str, list[np.ndarray]] = {}
+    mirror: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(images), batch_size):
+        batch = images[i:i + batch_size]
+        views = [(plain, batch)] + ([(mirror, batch[:, :, ::-1])] if passes == 2 else [])
+        for store, x in views:
+            for k, v in runner.predict(np.ascontiguousarray(x)).items():
+                store.setdefault(k, []).append(np.asarray(v, np.float32))
+            done += len(batch)
+            if progress:
+                progress(done, total)
+    joined = {k: np.concatenate(v) for k, v in plain.items()}
+    if passes == 1:
+        return joined, None
+    return joined, flip_average(joined, {k: np.concatenate(v) for k, v in mirror.items()})
+
+
+def _names(codes: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    return [names[c] if 0 <= c < len(names) else "unknown" for c in codes]
+
+
+def prediction_frame(faces, preds: dict[str, np.ndarray], tta: Optional[dict[str, np.ndarray]] = None) -> pd.DataFrame:
+    """One row per face: photo, age, pred, std, error (pred - age), age_group, and gender /
+    race where the set has them; tta_pred/tta_std/tta_error and predicted gender/race
+    where available."""
+    age = faces.frame["age"].to_numpy()
+    df = pd.DataFrame({"photo": faces.frame["photo"].astype(str).to_numpy(), "age": age,
+                       "pred": preds["age"].astype(float), "std": preds["std"].astype(float)})
+    df["error"] = df["pred"] - df["age"]
+    df["age_group"] = pd.Categorical([age_group(a) for a in age], categories=age_group_names() + ["unknown"])
+    if (faces.genders >= 0).any():
+        df["gender"] = pd.Categorical(_names(faces.genders, GENDERS), categories=[*GENDERS, "unknown"])
+    if (faces.races >= 0).any():
+        df["race"] = pd.Categorical(_names(faces.races, RACES), categories=[*RACES, "unknown"])
+    if tta is not None:
+        df["tta_pred"] = tta["age"].astype(float)
+        df["tta_std"] = tta["std"].astype(float)
+        df["tta_error"] = df["tta_pred"] - df["age"]
+    if "gender_probs" in preds:
+        df["pred_gender"] = _names(preds["gender_probs"].argmax(1), GENDERS)
+    if "race_probs" in preds:
+        df["pred_race"] = _names(preds["race_probs"].argmax(1), RACES)
+    return df
+
+
+def _finite(x: float) -> Optional[float]:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def figures(df: pd.DataFrame) -> dict[str, Any]:
+    """The headline numbers of a prediction frame (NaN becomes None, so JSON stays valid)."""
+    true, pred, std = df["age"].to_numpy(float), df["pred"].to_numpy(float), df["std"].to_numpy(float)
+    out: dict[str, Any] = {**age_metrics(pred, true), "n": int(len(df)), "mean_std": float(np.mean(std)),
+                           "std_err_corr": std_error_correlation(std, pred, true),
+                           "within_1std": float(np.mean(np.abs(pred - true) <= std)) if std.any() else float("nan")}
+    if "tta_pred" in df:
+        tta = df["tta_pred"].to_numpy(float)
+        out.update(age_metrics(tta, true, "tta_"))
+        out["tta_mean_std"] = float(df["tta_std"].mean())
+    for col in ("gender", "race"):
+        if col in df and f"pred_{col}" in df:
+            known = df[col].astype(str) != "unknown"
+            if known.any():
+                out[f"{col}_acc"] = float((df.loc[known, col].astype(str) == df.loc[known, f"pred_{col}"]).mean())
+    return {k: (_finite(v) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def baseline_figures(median: Optional[float], true: np.ndarray) -> dict[str, Any]:
+    """baseline_age / baseline_mae / baseline_ca3/5/7 of predicting the training median."""
+    if median is None:
+        return {"baseline_age": None, "baseline_mae": None, "baseline_ca3": None, "baseline_ca5": None,
+                "baseline_ca7": None}
+    const = np.full(len(true), median)
+    return {"baseline_age": median, "baseline_mae": mae(const, true),
+            **{f"baseline_ca{n}": cumulative_accuracy(const, true, n) for n in (3, 5, 7)}}
+
+
+# ---------------------------------------------------------------- the whole run
+
+def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = None) -> Evaluation:
+    """Evaluate a model on one split and write every report into the output folder."""
+    from ..model.checkpoint import file_hash
+    from . import reports
+
+    start = time.perf_counter()
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        log(f"warning: {msg}")
+
+    if opts.tta not in TTA_MODES:
+        raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
+    if opts.worst_threshold < 0:
+        raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
+    path = resolve_model_path(opts.model)
+    runner = open_model(path, opts.runner, opts.device, opts.batch_size, log=warn)
+    meta = runner.meta
+    for w in check_head(meta, opts.ldl):
+        warn(w)
+    data_dir, dataset, csv = resolve_data(opts.data_dir, opts.dataset, opts.split, meta)
+    trained_expand = meta.get("expand")
+    expand = trained_expand if opts.expand is None else opts.expand
+    if expand is None:
+        raise ValError("--expand is required (the model does not record the box expansion it was trained with)")
+    if trained_expand is not None and opts.expand is not None and abs(opts.expand - trained_expand) > 1e-9:
+        warn(f"--expand {opts.expand:g} differs from the {trained_expand:g} the model was trained with: "
+             "the crops differ from training, so expect worse accuracy")
+    if meta.get("dataset") and meta["dataset"] != dataset:
+        log(f"note: the model was trained on {meta['dataset']!r}; evaluating on {dataset!r}")
+
+    csv_rows = len(read_align_csv(csv))
+    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), opts.cache_dir,
+                       opts.workers, log)
+    preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)
+    df = prediction_frame(faces, preds, tta)
+
+    summary: dict[str, Any] = figures(df)
+    summary.update({"skipped": csv_rows - len(df), "model": str(path), "model_hash": file_hash(path),
+                    "arch": meta.get("arch"), "head": meta.get("head"), "loss": meta.get("loss"),
+                    "img_size": meta.get("img_size"), "ldl": opts.ldl, "dataset": dataset, "split": opts.split,
+                    "csv": str(csv), "expand": float(expand), "trained_expand": trained_expand,
+                    "runner": "onnx" if type(runner).__name__ == "OnnxRunner" else "torch",
+                    "device": _device_of(runner), "batch_size": opts.batch_size, "tta": opts.tta,
+                    "worst_threshold": opts.worst_threshold})
+    if opts.baseline:
+        median = training_median(data_dir, dataset)
+        if median is None:
+            warn(f"--baseline: no {csv_name(dataset, 'train')} in {data_dir}, so no training median to compare with")
+        summary.update(baseline_figures(median, df["age"].to_numpy(float)))
+    out_dir = opts.output_dir or Path(f"val_{dataset}_{opts.split}")
+    ev = Evaluation(df, faces.images, summary, warnings=warnings)
+    reports.write_reports(ev, Path(out_dir), time_start=start)
+    return ev
+
+
+def _device_of(runner) -> str:
+    if hasattr(runner, "session"):
+        providers = runner.session.get_providers()
+        return "cuda" if providers and providers[0] == "CUDAExecutionProvider" else "cpu"
+    return str(getattr(runner, "device", "cpu"))

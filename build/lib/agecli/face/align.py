@@ -1,0 +1,103 @@
+"""Alignment and the one crop function every command uses.
+
+`deg` is the angle of the line between the eyes. The image is rotated by `deg` about
+its centre on an enlarged canvas so the eyes become level; the face box is then taken
+in that rotated frame. `crop_face` turns (image, deg, box, expand, size) into the model
+input with a single affine warp, so prepare, train, val and demo see identical crops.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .detector import Face
+
+
+@dataclass
+class AlignParams:
+    """What prepare stores per image: rotation and the face box in the rotated frame."""
+
+    deg: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the rotated canvas
+
+
+def rotation_matrix(height: int, width: int, deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """2x3 matrix rotating an image by `deg` (counter-clockwise as displayed) about its
+    centre onto a canvas big enough to hold all of it; returns (M, (canvas_w, canvas_h))."""
+    c, s = abs(math.cos(math.radians(deg))), abs(math.sin(math.radians(deg)))
+    cw, ch = int(math.ceil(width * c + height * s)), int(math.ceil(width * s + height * c))
+    m = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), deg, 1.0)
+    m[0, 2] += cw / 2.0 - width / 2.0
+    m[1, 2] += ch / 2.0 - height / 2.0
+    return m, (cw, ch)
+
+
+def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def eye_angle(landmarks: np.ndarray) -> float:
+    """Degrees of the left-eye -> right-eye line; positive when the right eye is lower."""
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+def align_face(face: Face, height: int, width: int) -> AlignParams:
+    """Rotation that levels the eyes and the face box in the rotated frame.
+
+    The box keeps its size and follows its centre through the rotation: the face
+    turns with the image, so its extent is unchanged.
+    """
+    deg = eye_angle(face.landmarks)
+    m, _ = rotation_matrix(height, width, deg)
+    cx, cy = transform_points(m, [[(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]])[0]
+    w, h = face.width, face.height
+    return AlignParams(deg=float(deg), box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+
+
+def crop_box(box: tuple[float, float, float, float], expand: float, canvas: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Square box around the face, grown by `expand` (0.2 = 20% larger), clipped to the canvas."""
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1.0 + expand)
+    cw, ch = canvas
+    nx1, ny1 = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
+    nx2, ny2 = min(float(cw), cx + side / 2), min(float(ch), cy + side / 2)
+    if nx2 - nx1 < 1 or ny2 - ny1 < 1:  # face box wholly outside: fall back to the unclipped square
+        return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+    return nx1, ny1, nx2, ny2
+
+
+def crop_matrix(height: int, width: int, deg: float, box, expand: float, size: int) -> np.ndarray:
+    """2x3 affine map from original image coordinates to crop coordinates.
+
+    Coordinates are continuous with pixel i spanning [i, i+1) (the detector's convention),
+    so `transform_points(crop_matrix(...), landmarks)` places landmarks in the crop and
+    the crop box's edges map exactly onto the crop's edges 0 and `size`.
+    """
+    m, canvas = rotation_matrix(height, width, deg)
+    x1, y1, x2, y2 = crop_box(tuple(box), expand, canvas)
+    sx, sy = size / (x2 - x1), size / (y2 - y1)
+    a = np.array([[sx, 0, -x1 * sx], [0, sy, -y1 * sy], [0, 0, 1]], dtype=np.float64)
+    return (a @ np.vstack([m, [0, 0, 1]]))[:2]
+
+
+def crop_face(image: np.ndarray, deg: float, box, expand: float, size: int) -> np.ndarray:
+    """The model input: the aligned face, `size` x `size`, same dtype/channels as `image`."""
+    h, w = image.shape[:2]
+    m = crop_matrix(h, w, deg, box, expand, size)
+    # INTER_AREA has no affine form; downscaling by a large factor first keeps the crop sharp.
+    scale = m[0, 0] ** 2 + m[0, 1] ** 2
+    if scale < 0.25:
+        f = math.sqrt(scale) * 2.0
+        nw, nh = max(1, round(w * f)), max(1, round(h * f))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        m[:, 0] *= w / nw  # resizing scales continuous coordinates exactly, per axis
+        m[:, 1] *= h / nh
+    # warpAffine puts pixel centres at integer coordinates: shift both sides by half a pixel.
+    m[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

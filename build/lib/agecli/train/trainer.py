@@ -1,0 +1,232 @@
+"""The one trainer behind `train`, `train-ldl` and `train-mt`; they differ in TRAIN.LOSS.
+
+Every epoch writes `last.pth` (and `best.pth` when validation improves) atomically, a
+row of `log.csv` and the learning-curve PNG. Randomness is seeded per epoch from
+(TRAIN.SEED, epoch), so `--resume` from `last.pth` continues exactly as an
+uninterrupted run would.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.dataset import AlignedFaces, batch_tensor
+from ..data.records import csv_name, resolve_image_root
+from ..eval.metrics import cumulative_accuracy, mae
+from ..infer.runners import predict_torch
+from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
+from ..model.losses import head_for, total_loss
+from .schedules import build_optimizer, build_scheduler
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
+
+
+class TrainingError(Exception):
+    """A run that cannot go on (NaN loss, bad data); the message says what to do."""
+
+
+@dataclass
+class TrainJob:
+    """Everything one training run needs, as the CLI collected it."""
+
+    cfg: dict
+    data_dir: Path
+    dataset: str
+    checkpoint_dir: Path
+    aug: bool = False
+    resume: Path | None = None
+    pretrained: bool | str = True
+    multi_gpu: bool = False
+    log: Callable[[str], None] = print
+    progress: Callable[[str, int, int, dict], None] | None = None  # (phase, done, total, stats)
+    extra_meta: dict = field(default_factory=dict)
+
+
+def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
+    """(device, rank, world size). --multi-gpu expects to be started by torchrun."""
+    if multi_gpu:
+        if "RANK" not in os.environ:
+            raise TrainingError("--multi-gpu runs under torchrun: torchrun --nproc_per_node N -m agecli train ...")
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        dev = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        return dev, rank, world
+    return (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")), 0, 1
+
+
+def load_split(job: TrainJob, split: str, size: int, expand: float) -> AlignedFaces:
+    path = job.data_dir / csv_name(job.dataset, split)
+    if not path.exists():
+        raise TrainingError(f"{path} not found: run `agecli prepare --dataset {job.dataset} ...` first")
+    cache = job.cfg["DATA"]["CACHE_DIR"] or job.data_dir / ".agecli_cache"
+    return AlignedFaces.load(path, resolve_image_root(job.data_dir, job.dataset), size, expand, cache, log=job.log)
+
+
+def evaluate(model: torch.nn.Module, data: AlignedFaces, meta: dict, device: torch.device) -> dict[str, float]:
+    pred = predict_torch(model, data.images, meta, 128, device)["age"]
+    return {"mae": mae(pred, data.ages), **{f"ca{n}": cumulative_accuracy(pred, data.ages, n) for n in (3, 5, 7)}}
+
+
+def _write_log_row(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k) for k in LOG_COLUMNS})
+
+
+def plot_curve(log_csv: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(log_csv)
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(df["epoch"], df["train_loss"], marker="o")
+    ax[0].set(xlabel="epoch", ylabel="train loss")
+    ax[1].plot(df["epoch"], df["val_mae"], marker="o", color="C1")
+    ax[1].set(xlabel="epoch", ylabel="validation MAE (years)")
+    fig.tight_layout()
+    tmp = out_png.with_name(out_png.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+
+
+def set_backbone_trainable(model: torch.nn.Module, trainable: bool) -> None:
+    for p in model.backbone.parameters():
+        p.requires_grad_(trainable)
+
+
+def train(job: TrainJob) -> dict:
+    """Run (or resume) one training; returns the best validation metrics."""
+    cfg, t = job.cfg, job.cfg["TRAIN"]
+    loss_name = t["LOSS"]
+    head = head_for(loss_name)
+    device, rank, world = select_device(job.multi_gpu)
+    if t["THREADS"]:
+        torch.set_num_threads(t["THREADS"])
+    size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
+    train_data = load_split(job, "train", size, expand)
+    val_data = load_split(job, "valid", size, expand)
+    if len(train_data) == 0 or len(val_data) == 0:
+        raise TrainingError("the train or valid split is empty")
+    meta = {**model_meta(cfg, head, loss_name), "dataset": job.dataset, **job.extra_meta}
+    select_by_ca3 = job.dataset.startswith("megaage")
+
+    start_epoch, best, history_best = 0, math.inf, {}
+    resume_state = None
+    if job.resume:
+        resume_state = load_checkpoint(job.resume)
+        old = resume_state["meta"]
+        for k in ("arch", "head", "img_size", "age_min", "age_max"):
+            if old[k] != meta[k]:
+                raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
+    model = build_model(meta, pretrained=False if resume_state else job.pretrained).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    steps = math.ceil(len(train_data) / (t["BATCH_SIZE"] * world))
+    if t["MAX_STEPS"]:
+        steps = min(steps, t["MAX_STEPS"])
+    opt = build_optimizer([p for p in model.parameters()], cfg)
+    sched, per_batch = build_scheduler(opt, cfg, steps)
+    if resume_state:
+        model.load_state_dict(resume_state["state_dict"])
+        opt.load_state_dict(resume_state["optimizer"])
+        sched.load_state_dict(resume_state["scheduler"])
+        start_epoch = int(resume_state["epoch"]) + 1
+        best = float(resume_state["best"])
+        history_best = dict(resume_state.get("best_metrics", {}))
+        job.log(f"resumed from {job.resume} at epoch {start_epoch}")
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    bins = model.bins
+    ckdir = job.checkpoint_dir
+    if rank == 0:
+        ckdir.mkdir(parents=True, exist_ok=True)
+    log_csv = ckdir / "log.csv"
+    ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
+
+    for epoch in range(start_epoch, t["EPOCHS"]):
+        rng = np.random.default_rng([t["SEED"], epoch])
+        gen = torch.Generator().manual_seed(t["SEED"] * 100003 + epoch)
+        torch.manual_seed(t["SEED"] * 7919 + epoch)
+        set_backbone_trainable(model, epoch >= t["FREEZE_EPOCHS"])
+        model.train()
+        order = rng.permutation(len(train_data))[rank::world]
+        t0, seen, loss_sum = time.time(), 0, 0.0
+        for step in range(steps):
+            idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
+            if len(idx) == 0:
+                break
+            x = batch_tensor(train_data.images[idx], meta["mean"], meta["std"], job.aug, rng, gen).to(device)
+            batch = {"age": torch.from_numpy(ages[idx]).to(device),
+                     "gender": torch.from_numpy(train_data.genders[idx]).to(device),
+                     "race": torch.from_numpy(train_data.races[idx]).to(device)}
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                out = net(x)
+            loss = total_loss(loss_name, out, batch, bins, cfg)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
+                                    f"The last good checkpoint is {ckdir / 'last.pth'}. Try a lower TRAIN.LR.")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            if per_batch:
+                sched.step()
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            if job.progress and rank == 0:
+                job.progress(f"epoch {epoch + 1}/{t['EPOCHS']}", step + 1, steps,
+                             {"loss": loss_sum / seen, "img/s": seen * world / (time.time() - t0)})
+        train_time = time.time() - t0
+        if world > 1:
+            torch.distributed.barrier()
+        if rank != 0:
+            continue
+        metrics = evaluate(model, val_data, meta, device)
+        score = -metrics["ca3"] if select_by_ca3 else metrics["mae"]
+        if not per_batch:
+            sched.step(score)
+        row = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(seen, 1), 5),
+               "val_mae": round(metrics["mae"], 4), **{f"val_ca{n}": round(metrics[f"ca{n}"], 4) for n in (3, 5, 7)},
+               "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
+               "seconds": round(time.time() - t0, 1)}
+        _write_log_row(log_csv, row)
+        improved = score < best
+        if improved:
+            best, history_best = score, {**metrics, "epoch": epoch + 1}
+        state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
+                     best_metrics=history_best)
+        meta_now = {**meta, "metrics": {**metrics, "epoch": epoch + 1}}
+        save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
+        if improved:
+            save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
+        plot_curve(log_csv, ckdir / "learning_curve.png")
+        job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}  "
+                f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
+                + ("  (best)" if improved else ""))
+        if t["PATIENCE"] and history_best and epoch + 1 - history_best["epoch"] >= t["PATIENCE"]:
+            job.log(f"no improvement for {t['PATIENCE']} epochs: stopping")
+            break
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return history_best
