@@ -79,3 +79,15 @@ def file_hash(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True) -> None:
+    """A checkpoint for shipping: weights (fp16 storage when asked) + metadata, no
+    optimizer/scheduler state. Loads like any checkpoint; fine-tune it with --pretrained."""
+    ckpt = load_checkpoint(src)
+    state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    payload = {"meta": ckpt["meta"], "config": ckpt["config"], "state_dict": state}
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, dst)

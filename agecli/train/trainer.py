@@ -109,6 +109,15 @@ def plot_curve(log_csv: Path, out_png: Path) -> None:
     os.replace(tmp, out_png)
 
 
+def tensorboard_writer(logdir: Path):
+    """A TensorBoard SummaryWriter when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(logdir / "tensorboard"))
+
+
 def set_backbone_trainable(model: torch.nn.Module, trainable: bool) -> None:
     for p in model.backbone.parameters():
         p.requires_grad_(trainable)
@@ -163,6 +172,7 @@ def train(job: TrainJob) -> dict:
         ckdir.mkdir(parents=True, exist_ok=True)
     log_csv = ckdir / "log.csv"
     ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
+    board = tensorboard_writer(ckdir) if rank == 0 else None
 
     for epoch in range(start_epoch, t["EPOCHS"]):
         rng = np.random.default_rng([t["SEED"], epoch])
@@ -211,6 +221,10 @@ def train(job: TrainJob) -> dict:
                "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
                "seconds": round(time.time() - t0, 1)}
         _write_log_row(log_csv, row)
+        if board:
+            for k in ("train_loss", "val_mae", "val_ca3", "val_ca5", "lr", "images_per_s"):
+                board.add_scalar(k, row[k], epoch + 1)
+            board.flush()
         improved = score < best
         if improved:
             best, history_best = score, {**metrics, "epoch": epoch + 1}
