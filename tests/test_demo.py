@@ -136,6 +136,7 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(kept)
+        fh.write(last + ",0,3")  # killed in the middle of writing a row
     (out / last).unlink()
     res = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out, "--skip-existing")
     assert res.exit_code == 0, res.output

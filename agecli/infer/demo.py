@@ -1,6 +1,7 @@
 """`agecli demo`: sources -> pipeline -> rows on stdout, annotated copies, predictions.csv.
 
-With an output folder, rows are appended to `predictions.csv.partial` as images finish;
+With an output folder, rows are appended to `predictions.csv.partial` as images finish
+(before their annotated copy is written, so an existing copy means saved rows);
 at the end they are merged into `predictions.csv` (written atomically) and the partial
 file is removed. `skip_existing` re-uses the rows of images whose annotated copy is
 already there, so an interrupted run finishes only the rest.
@@ -126,7 +127,7 @@ def read_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
     prev = None
     with open(path, newline="", encoding="utf-8") as fh:
         for raw in csv.DictReader(fh):
-            if not raw.get("file"):
+            if not raw.get("file") or None in raw.values():
                 continue  # a line cut short by an interruption
             row = parse_row(raw)
             if row["file"] != prev:
@@ -233,6 +234,8 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
         partial = csv.DictWriter(partial_fh, fieldnames=COLUMNS, lineterminator="\n")
         if not keep:
             partial.writeheader()
+        elif not _ends_with_newline(out_dir / PARTIAL):
+            partial_fh.write("\n")  # the last line was cut by the interruption: start a new one
     summary, order, new_rows = DemoSummary(), [], {}
     start = time.perf_counter()
     try:
@@ -244,16 +247,21 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
             else:
                 _record(res, summary, log)
                 rows = face_rows(res)
-                if out_dir is not None and res.image is not None:
-                    _write_outputs(res, out_dir, o.save_crops, timer)
                 with timer("write"):
                     rows_out.write(rows)
                     if partial is not None:
                         partial.writerows({k: "" if r[k] is None else r[k] for k in COLUMNS} for r in rows)
                         partial_fh.flush()
+                # the copy comes after the rows: an existing copy means its rows were saved
+                if out_dir is not None and res.image is not None:
+                    _write_outputs(res, out_dir, o.save_crops, timer)
                 new_rows[res.name] = rows
             if progress:
                 progress(len(order), source.total)
+    except KeyboardInterrupt:
+        if not source.live:
+            raise
+        log("webcam stopped")  # Ctrl-C is how a live run ends: finish the outputs normally
     finally:
         if partial_fh is not None:
             partial_fh.close()
@@ -262,6 +270,15 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     summary.seconds = time.perf_counter() - start
     summary.stages = dict(timer.seconds)
     return summary
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def _record(res: ImageResult, summary: DemoSummary, log: Callable[[str], None]) -> None:

@@ -18,6 +18,7 @@ from ..face.detector import Face, FaceDetector
 from .sources import Item
 
 STAGES = ("decode", "detect", "align", "age", "draw", "write")
+MAX_PENDING_PIXELS = 60_000_000  # kept images waiting for a batch: ~180 MB of RGB at most
 
 
 class StageTimer:
@@ -145,10 +146,10 @@ class AgePipeline:
     def run(self, items: Iterable[Item], skip: Callable[[str], bool] | None = None,
             live: bool = False) -> Iterator[ImageResult]:
         """Results for `items` in order. Crops are pooled until `batch_faces` faces or
-        `max_pending` images wait (every image when `live`). Items for which `skip`
-        is true come back with `skipped=True`, undecoded."""
+        `max_pending` images (or MAX_PENDING_PIXELS of kept images) wait; every image
+        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded."""
         pending: list[tuple[ImageResult, list[Face], np.ndarray | None]] = []
-        n_faces = 0
+        n_faces = n_pixels = 0
         for item in items:
             if skip is not None and skip(item.name):
                 pending.append((ImageResult(item.name, skipped=True), [], None))
@@ -156,9 +157,12 @@ class AgePipeline:
                 entry = self._prepare(item)
                 pending.append(entry)
                 n_faces += len(entry[1])
-            if live or n_faces >= self.batch_faces or len(pending) >= self.max_pending:
+                if entry[0].image is not None:
+                    n_pixels += entry[0].image.shape[0] * entry[0].image.shape[1]
+            if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
+                    or n_pixels >= MAX_PENDING_PIXELS):
                 yield from self._finish(pending)
-                pending, n_faces = [], 0
+                pending, n_faces, n_pixels = [], 0, 0
         if pending:
             yield from self._finish(pending)
 
