@@ -175,7 +175,8 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotat
                "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
                "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
                "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable); "
-               "2 bad usage, missing or invalid model, unwritable --output-dir, no input and no webcam.")
+               "2 bad usage, missing or invalid model, unwritable --output-dir, no input and no webcam; "
+               "130 interrupted (run again with --skip-existing to finish).")
 
 
 @app.command(epilog=DEMO_EPILOG)
@@ -213,6 +214,8 @@ def demo(
             fail(str(e))
         except KeyboardInterrupt:
             fail("interrupted; run again with --skip-existing to finish the rest", 130)
+        except OSError as e:
+            fail(f"cannot write the output: {e}", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
     if s.unreadable:

@@ -64,6 +64,8 @@ class DemoOptions:
 
 @dataclass
 class DemoSummary:
+    """Counts of a run (images = decoded inputs, skipped not included) and stage timings."""
+
     images: int = 0
     faces: int = 0
     no_face: int = 0
