@@ -23,8 +23,13 @@ app = typer.Typer(
 )
 
 
+def log(msg: str) -> None:
+    """One plain line on stderr (no markup, no wrapping), above any progress bar."""
+    err.print(msg, markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(msg: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -206,16 +211,96 @@ def val(
               f"{s['seconds']:.1f} s)", markup=False, highlight=False)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def demo(ctx: typer.Context) -> None:
+DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotated\n\n"
+               "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
+               "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
+               "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
+               "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
+               "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
+               "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
+               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable); "
+               "2 bad usage, missing or invalid model, unwritable --output-dir, no input and no webcam; "
+               "130 interrupted (run again with --skip-existing to finish).")
+
+
+@app.command(epilog=DEMO_EPILOG)
+def demo(
+    inputs: Optional[list[str]] = typer.Argument(None, help="Image files, folders or quoted globs ('photos/**/*.jpg')."),
+    img_dir: Optional[Path] = typer.Option(None, help="Folder of images, read recursively."),
+    img_list: Optional[str] = typer.Option(None, help="File with one image path a line; '-' reads stdin."),
+    video: Optional[Path] = typer.Option(None, help="Video file to read frames from."),
+    every: int = typer.Option(1, help="Use every N-th video/webcam frame."),
+    resume: Optional[Path] = typer.Option(None, help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
+    runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    output_dir: Optional[Path] = typer.Option(None, help="Write annotated copies (same relative paths) and predictions.csv here."),
+    save_crops: bool = typer.Option(False, "--save-crops", help="Also save each aligned face crop under OUTPUT_DIR/crops."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
+    fmt: str = typer.Option("csv", "--format", help="Rows on stdout: csv (header once) or jsonl."),
+    threshold: float = typer.Option(0.8, help="Face detector score threshold."),
+    max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
+    expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
+    batch_size: int = typer.Option(64, help="Faces per age-model batch."),
+) -> None:
     """Estimate the age of every face in images, a video or the webcam."""
-    _not_built("demo")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .infer.demo import DemoError, DemoOptions, run_demo
+
+    opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
+                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("images", total=None)
+        try:
+            s = run_demo(opts, sys.stdout, log=log, progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except DemoError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            fail("interrupted; run again with --skip-existing to finish the rest", 130)
+        except OSError as e:
+            fail(f"cannot write the output: {e}", 1)
+    err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
+              f"{s.skipped} skipped, {s.seconds:.1f} s")
+    if s.unreadable:
+        raise typer.Exit(1)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def export(ctx: typer.Context) -> None:
+@app.command(epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
+                    "  agecli export --resume best.pth --fp16 --output weights/agecli_default.onnx\n\n"
+                    "  agecli export --resume best.pth --format torchscript\n\n"
+                    "The file is written (atomically) only when the exported model's ages agree with the "
+                    "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16).\n\n"
+                    "Exit codes: 0 written and verified; 1 verification failed (nothing written); "
+                    "2 bad usage or not a checkpoint.")
+def export(
+    resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    opset: int = typer.Option(17, help="ONNX opset (11-20)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
+    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantization (ONNX Runtime); reports the age change."),
+    output: Optional[Path] = typer.Option(None, help="Output file (default: next to the checkpoint, .onnx / .pt)."),
+    images: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                          help="Photos whose faces verify the export (default: random inputs)."),
+) -> None:
     """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
-    _not_built("export")
+    from .infer.export import ExportError, export_checked
+    from .model.checkpoint import CheckpointError
+
+    try:
+        r = export_checked(resume, fmt, output, opset, fp16, int8, images, log=log)
+    except (ExportError, CheckpointError) as e:
+        fail(str(e))
+    print(f"verified on {r.crops_from}: max |age difference| vs torch {r.max_diff:.5f} years "
+          f"(tolerance {r.tolerance})")
+    if not r.passed:
+        fail(f"export does NOT match the torch model ({r.max_diff:.4f} > {r.tolerance} years); "
+             f"{r.path} not written", 1)
+    if r.int8_max_change is not None:
+        print(f"int8 vs fp32: max |age change| {r.int8_max_change:.3f} years, mean {r.int8_mean_change:.3f}")
+        if r.int8_noticeable:
+            err.print("[yellow]warning:[/yellow] int8 changes the ages noticeably; measure it with `agecli val` before use")
+    print(f"wrote {r.path} ({r.size_bytes / 1e6:.1f} MB)")
 
 
 def main() -> None:

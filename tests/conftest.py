@@ -77,3 +77,13 @@ def tiny_checkpoint(tiny_aligned, tmp_path_factory) -> Path:
     ckdir = tmp_path_factory.mktemp("ckpt")
     train_tiny(tiny_aligned, ckdir)
     return ckdir / "best.pth"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """tiny_checkpoint exported to ONNX: what `demo` runs on CPU, without re-exporting per run."""
+    from agecli.infer.export import onnx_bytes_for_checkpoint, write_atomic
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    write_atomic(onnx_bytes_for_checkpoint(tiny_checkpoint), path)
+    return path

@@ -136,17 +136,20 @@ class FaceDetector:
         return faces
 
     def _detect_scaled(self, rgb: np.ndarray, pad: int) -> list[Face]:
-        if pad:
-            rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        # Downscale first, then pad: padding a 100-megapixel photo at full size would
+        # allocate several times its memory for nothing.
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        scale = min(1.0, self.max_side / (max(h, w) + 2 * pad))
         if scale < 1.0:
             rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                              interpolation=cv2.INTER_AREA)
+        p = int(round(pad * scale))
+        if p:
+            rgb = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=0)
         faces = self._run(rgb)
         for f in faces:
-            f.box = f.box / scale - pad
-            f.landmarks = f.landmarks / scale - pad
+            f.box = (f.box - p) / scale
+            f.landmarks = (f.landmarks - p) / scale
         return faces
 
 

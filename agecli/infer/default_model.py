@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import agecli
+
 DEFAULT_MODEL_NAME = "agecli_default.onnx"
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 class MissingModelError(FileNotFoundError):
@@ -14,7 +15,8 @@ class MissingModelError(FileNotFoundError):
 
 def default_model_candidates() -> list[Path]:
     """The places searched, in order: the checkout's weights/, then the package's."""
-    return [PACKAGE_DIR.parent / "weights" / DEFAULT_MODEL_NAME, PACKAGE_DIR / "weights" / DEFAULT_MODEL_NAME]
+    pkg = Path(agecli.__file__).resolve().parent
+    return [pkg.parent / "weights" / DEFAULT_MODEL_NAME, pkg / "weights" / DEFAULT_MODEL_NAME]
 
 
 def default_model_path() -> Path:
@@ -23,5 +25,5 @@ def default_model_path() -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise MissingModelError(f"no default model ({DEFAULT_MODEL_NAME} is in neither "
-                            f"{' nor '.join(str(p.parent) for p in candidates)}); pass a model with --resume")
+    raise MissingModelError(f"no model: pass --resume or install the default model "
+                            f"(looked for {', '.join(str(p) for p in candidates)})")

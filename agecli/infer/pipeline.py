@@ -1,0 +1,182 @@
+"""Image -> faces -> aligned crops -> ages, with crops of many images batched together
+into the age model. Time spent in each stage is collected for `bench/`."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import ImageError, load_rgb
+from ..data.records import GENDERS, RACES
+from ..face.align import align_face, crop_face
+from ..face.detector import Face, FaceDetector
+from .sources import Item
+
+STAGES = ("decode", "detect", "align", "age", "draw", "write")
+MAX_PENDING_PIXELS = 60_000_000  # kept images waiting for a batch: ~180 MB of RGB at most
+
+
+class StageTimer:
+    """Seconds spent per stage: `with timer("detect"): ...`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+@dataclass
+class FaceResult:
+    """One face: its age estimate and where it is."""
+
+    age: float
+    std: float
+    box: np.ndarray  # x1, y1, x2, y2 in the image
+    landmarks: np.ndarray  # (5, 2)
+    score: float
+    gender: str | None = None
+    gender_prob: float | None = None
+    ethnicity: str | None = None
+    ethnicity_prob: float | None = None
+
+
+@dataclass
+class ImageResult:
+    """One input: its faces, or why it has none. `image` is kept only when asked for."""
+
+    name: str
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None  # "unreadable" | "no_face" | None
+    detail: str = ""  # the reason behind an error, for the log
+    image: np.ndarray | None = None
+    crops: np.ndarray | None = None
+    skipped: bool = False
+
+
+def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, expand: float) -> np.ndarray:
+    """The aligned model input of each face, (N, size, size, 3) uint8 RGB."""
+    h, w = rgb.shape[:2]
+    crops = np.zeros((len(faces), size, size, 3), np.uint8)
+    for i, f in enumerate(faces):
+        p = align_face(f, h, w)
+        crops[i] = crop_face(rgb, p.deg, p.box, expand, size)
+    return crops
+
+
+def _label(probs: np.ndarray, names: tuple[str, ...]) -> tuple[str, float]:
+    k = int(np.argmax(probs))
+    return (names[k] if k < len(names) else str(k)), float(probs[k])
+
+
+class AgePipeline:
+    """Detect, align and crop faces, and run the age model over batches of crops.
+
+    `runner` is any object with `predict(crops) -> dict` and `meta` (img_size, expand),
+    see `runners.open_runner`. Results come back in input order.
+    """
+
+    def __init__(self, runner, detector: FaceDetector, expand: float | None = None, batch_faces: int = 64,
+                 max_pending: int = 16, keep_images: bool = False, keep_crops: bool = False,
+                 timer: StageTimer | None = None) -> None:
+        self.runner = runner
+        self.detector = detector
+        self.size = int(runner.meta["img_size"])
+        self.expand = float(runner.meta["expand"] if expand is None else expand)
+        self.batch_faces = batch_faces
+        self.max_pending = max_pending
+        self.keep_images = keep_images
+        self.keep_crops = keep_crops
+        self.timer = timer or StageTimer()
+
+    def faces_and_crops(self, rgb: np.ndarray) -> tuple[list[Face], np.ndarray]:
+        """Detected faces and their aligned crops (N, S, S, 3) uint8 RGB."""
+        with self.timer("detect"):
+            faces = self.detector.detect(rgb)
+        with self.timer("align"):
+            crops = crop_faces(rgb, faces, self.size, self.expand)
+        return faces, crops
+
+    def _prepare(self, item: Item) -> tuple[ImageResult, list[Face], np.ndarray | None]:
+        result = ImageResult(item.name)
+        try:
+            with self.timer("decode"):
+                rgb = item.load()
+        except ImageError as e:
+            result.error, result.detail = "unreadable", str(e)
+            return result, [], None
+        faces, crops = self.faces_and_crops(rgb)
+        if self.keep_images:
+            result.image = rgb
+        if not faces:
+            result.error = "no_face"
+        return result, faces, crops
+
+    def _finish(self, pending: list[tuple[ImageResult, list[Face], np.ndarray | None]]) -> list[ImageResult]:
+        batches = [c for _, faces, c in pending if faces]
+        if batches:
+            with self.timer("age"):
+                out = self.runner.predict(np.concatenate(batches))
+        start = 0
+        for result, faces, crops in pending:
+            for j, f in enumerate(faces):
+                k = start + j
+                fr = FaceResult(age=float(out["age"][k]), std=float(out["std"][k]), box=np.asarray(f.box, float),
+                                landmarks=np.asarray(f.landmarks, float), score=float(f.score))
+                if "gender_probs" in out:
+                    fr.gender, fr.gender_prob = _label(out["gender_probs"][k], GENDERS)
+                if "race_probs" in out:
+                    fr.ethnicity, fr.ethnicity_prob = _label(out["race_probs"][k], RACES)
+                result.faces.append(fr)
+            start += len(faces)
+            if self.keep_crops and faces:
+                result.crops = crops
+        return [r for r, _, _ in pending]
+
+    def run(self, items: Iterable[Item], skip: Callable[[str], bool] | None = None,
+            live: bool = False) -> Iterator[ImageResult]:
+        """Results for `items` in order. Crops are pooled until `batch_faces` faces or
+        `max_pending` images (or MAX_PENDING_PIXELS of kept images) wait; every image
+        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded."""
+        pending: list[tuple[ImageResult, list[Face], np.ndarray | None]] = []
+        n_faces = n_pixels = 0
+        for item in items:
+            if skip is not None and skip(item.name):
+                pending.append((ImageResult(item.name, skipped=True), [], None))
+            else:
+                entry = self._prepare(item)
+                pending.append(entry)
+                n_faces += len(entry[1])
+                if entry[0].image is not None:
+                    n_pixels += entry[0].image.shape[0] * entry[0].image.shape[1]
+            if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
+                    or n_pixels >= MAX_PENDING_PIXELS):
+                yield from self._finish(pending)
+                pending, n_faces, n_pixels = [], 0, 0
+        if pending:
+            yield from self._finish(pending)
+
+
+def face_crops(images: Iterable[Path], detector: FaceDetector, size: int, expand: float,
+               limit: int = 32) -> np.ndarray:
+    """Aligned crops of up to `limit` faces found in image files (unreadable files skipped)."""
+    crops: list[np.ndarray] = []
+    for path in images:
+        try:
+            rgb = load_rgb(path)
+        except ImageError:
+            continue
+        crops.extend(crop_faces(rgb, detector.detect(rgb), size, expand))
+        if len(crops) >= limit:
+            break
+    return np.stack(crops[:limit]) if crops else np.zeros((0, size, size, 3), np.uint8)

@@ -1,0 +1,182 @@
+"""What `demo` reads: image folders, files and globs, path lists (a file or stdin), a
+video, or the webcam. Every source yields `Item`s whose `name` is the relative path the
+outputs are written under; decoding is deferred to `Item.load()` so that a re-run can
+skip an image without reading it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from ..data.images import ImageError, load_rgb
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+GLOB_CHARS = frozenset("*?[")
+
+
+class SourceError(Exception):
+    """Inputs that cannot be used at all (bad combination, no video, no webcam)."""
+
+
+@dataclass
+class Item:
+    """One image to process: `name` is its relative output path, `load()` decodes it
+    (RGB uint8) or raises ImageError."""
+
+    name: str
+    load: Callable[[], np.ndarray]
+
+
+@dataclass
+class Source:
+    """The items to process; `total` is None for a webcam or an unknown frame count;
+    `live` sources (webcam) want each frame's result at once, not batched."""
+
+    items: Iterator[Item]
+    total: int | None
+    live: bool = False
+
+
+def _missing(reason: str) -> np.ndarray:
+    raise ImageError(f"unreadable: {reason}")
+
+
+def output_name(path: Path) -> str:
+    """The relative name a given path is written under: the path as given when it is
+    relative and stays inside the working folder, else its file name."""
+    parts = PurePosixPath(path.as_posix()).parts
+    if path.is_absolute() or ".." in parts:
+        return path.name
+    return PurePosixPath(*[p for p in parts if p != "."]).as_posix()
+
+
+def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
+    """Image files under `root`, recursively, sorted; hidden files and folders and
+    anything under `exclude` (the output folder) are left out."""
+    skip = exclude.resolve() if exclude else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (skip is None or (here / d).resolve() != skip))
+        for f in sorted(filenames):
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
+                yield here / f
+
+
+def _expand(arg: str, exclude: Path | None) -> list[tuple[str, Path | None]]:
+    """(name, path) pairs for one positional argument: a file, a folder or a glob.
+    path None means nothing matched."""
+    path = Path(arg)
+    if path.is_dir():
+        return [(p.relative_to(path).as_posix(), p) for p in walk_images(path, exclude)]
+    if path.exists() or not GLOB_CHARS & set(arg):
+        return [(output_name(path), path)]
+    matches = sorted(glob.glob(arg, recursive=True))
+    files = [Path(m) for m in matches if Path(m).is_file()]
+    return [(output_name(p), p) for p in files] or [(arg, None)]
+
+
+def _unique(pairs: Iterable[tuple[str, Path | None]]) -> list[tuple[str, Path | None]]:
+    """Keep output names distinct: a repeated name gets `~2`, `~3`... before its suffix."""
+    seen: dict[str, int] = {}
+    out = []
+    for name, path in pairs:
+        n = seen.get(name, 0) + 1
+        seen[name] = n
+        if n > 1:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem}~{n}.{ext}" if dot and "/" not in ext else f"{name}~{n}"
+        out.append((name, path))
+    return out
+
+
+def read_list(spec: str) -> list[str]:
+    """Paths from a list file, or from stdin for '-': one a line, blank lines and
+    '#' comments ignored."""
+    if spec == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = Path(spec).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SourceError(f"--img-list {spec}: cannot read ({e})") from None
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def file_source(inputs: list[str], img_dir: Path | None = None, img_list: str | None = None,
+                exclude: Path | None = None) -> Source:
+    """Images from a folder, positional files/folders/globs and a path list, in that order."""
+    pairs: list[tuple[str, Path | None]] = []
+    if img_dir is not None:
+        if not img_dir.is_dir():
+            raise SourceError(f"--img-dir {img_dir}: not a folder")
+        pairs += [(p.relative_to(img_dir).as_posix(), p) for p in walk_images(img_dir, exclude)]
+    for arg in inputs:
+        pairs += _expand(arg, exclude)
+    if img_list is not None:
+        pairs += [(output_name(Path(p)), Path(p)) for p in read_list(img_list)]
+    pairs = _unique(pairs)
+    items = (Item(name, partial(load_rgb, path) if path else partial(_missing, "no file matches"))
+             for name, path in pairs)
+    return Source(items, len(pairs))
+
+
+def _frames(cap: cv2.VideoCapture, prefix: str, every: int) -> Iterator[Item]:
+    """Every `every`-th frame; the others are grabbed without decoding."""
+    index = 0
+    try:
+        while True:
+            if index % every:
+                if not cap.grab():
+                    return
+            else:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    return
+                rgb = np.ascontiguousarray(frame[:, :, ::-1])
+                yield Item(f"{prefix}/frame_{index:06d}.jpg", lambda rgb=rgb: rgb)
+            index += 1
+    finally:
+        cap.release()
+
+
+def video_source(path: Path, every: int = 1) -> Source:
+    """Frames of a video file, named `<video stem>/frame_NNNNNN.jpg`."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SourceError(f"--video {path}: cannot open it as a video")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = (count + every - 1) // every if count > 0 else None
+    return Source(_frames(cap, path.stem or "video", every), total)
+
+
+def webcam_source(every: int = 1, index: int = 0) -> Source:
+    """Frames of the webcam until it stops or the user presses Ctrl-C."""
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError("no input given (files, --img-dir, --img-list or --video) and no webcam could be opened")
+    return Source(_frames(cap, "webcam", every), None, live=True)
+
+
+def open_source(inputs: list[str], img_dir: Path | None = None, img_list: str | None = None,
+                video: Path | None = None, every: int = 1, exclude: Path | None = None) -> Source:
+    """The one source a demo run reads; raises SourceError for unusable combinations."""
+    if every < 1:
+        raise SourceError("--every must be 1 or more")
+    files_given = bool(inputs) or img_dir is not None or img_list is not None
+    if video is not None:
+        if files_given:
+            raise SourceError("--video cannot be combined with image inputs")
+        return video_source(video, every)
+    if files_given:
+        return file_source(inputs, img_dir, img_list, exclude)
+    return webcam_source(every)

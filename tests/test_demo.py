@@ -1,0 +1,286 @@
+"""`agecli demo` end to end on real faces: rows on stdout, annotated copies, resumable
+predictions.csv, exit codes; plus the pieces (sources, pipeline batching, drawing)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agecli.cli import app
+from agecli.infer.demo import COLUMNS, PARTIAL, PREDICTIONS
+from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
+from agecli.infer.pipeline import AgePipeline, FaceResult
+from agecli.infer.sources import Item, file_source, output_name
+
+from .conftest import REPO, utk_files
+
+
+def cli(*args: str, input: str | None = None):
+    return CliRunner().invoke(app, ["demo", *map(str, args)], input=input)
+
+
+def csv_rows(text: str) -> list[dict]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows and list(rows[0]) == COLUMNS
+    return rows
+
+
+@pytest.fixture
+def inputs(tmp_path, photos_dir) -> Path:
+    """in/chips/<3 UTKFace chips> and in/groups/group_1.jpg."""
+    root = tmp_path / "in"
+    (root / "chips").mkdir(parents=True)
+    (root / "groups").mkdir()
+    for f in utk_files(3):
+        shutil.copy(f, root / "chips" / f.name)
+    shutil.copy(photos_dir / "group_1.jpg", root / "groups" / "group_1.jpg")
+    return root
+
+
+def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    res = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out)
+    assert res.exit_code == 0, res.output
+    rows = csv_rows(res.stdout)
+    per_file: dict[str, list[dict]] = {}
+    for r in rows:
+        per_file.setdefault(r["file"], []).append(r)
+    images = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*.jpg"))
+    assert sorted(per_file) == images
+    for name in images:
+        assert (out / name).is_file(), name  # same relative path and name
+        assert cv2.imread(str(out / name)).shape == cv2.imread(str(inputs / name)).shape
+    for name, face_rows in per_file.items():
+        assert all(r["error"] == "" for r in face_rows), name
+        for r in face_rows:
+            assert 0 <= float(r["age"]) <= 120 and float(r["std"]) >= 0 and 0 < float(r["score"]) <= 1
+            assert float(r["x2"]) > float(r["x1"]) and float(r["y2"]) > float(r["y1"])
+    assert len(per_file["groups/group_1.jpg"]) > 5
+    assert [r["face"] for r in per_file["groups/group_1.jpg"]][:3] == ["0", "1", "2"]
+    # predictions.csv holds the same rows; no partial file is left behind
+    assert csv_rows((out / PREDICTIONS).read_text()) == rows
+    assert not (out / PARTIAL).exists()
+    assert "images" in res.stderr and "file,face" not in res.stderr
+
+
+def test_demo_jsonl_corrupt_input_gives_exit_1(inputs, tiny_onnx, tmp_path):
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(300))
+    chip = next((inputs / "chips").iterdir())
+    res = cli(chip, bad, "--resume", tiny_onnx, "--format", "jsonl")
+    assert res.exit_code == 1, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert all(list(r) == COLUMNS for r in rows)
+    by_file = {r["file"]: r for r in rows}
+    assert by_file["corrupt.jpg"]["error"] == "unreadable" and by_file["corrupt.jpg"]["age"] is None
+    assert by_file[output_name(chip)]["age"] > 0 and by_file[output_name(chip)]["error"] is None
+    assert "corrupt.jpg" in res.stderr
+
+
+def test_demo_torch_checkpoint_no_face_and_save_crops(inputs, tiny_checkpoint, tmp_path):
+    blank = inputs / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 200, np.uint8))
+    out = tmp_path / "out"
+    res = cli(blank, next((inputs / "chips").iterdir()), "--resume", tiny_checkpoint, "--runner", "torch",
+              "--output-dir", out, "--save-crops", "--expand", "0.4")
+    assert res.exit_code == 0, res.output
+    rows = csv_rows(res.stdout)
+    no_face = [r for r in rows if r["file"].endswith("blank.png")]
+    assert len(no_face) == 1 and no_face[0]["error"] == "no_face" and no_face[0]["age"] == ""
+    crops = list((out / "crops").rglob("*_face0.jpg"))
+    assert len(crops) == 1 and cv2.imread(str(crops[0])).shape == (64, 64, 3)
+    assert "--expand 0.4 differs" in res.stderr
+
+
+def test_demo_img_list_from_stdin_subprocess(inputs, tiny_onnx):
+    """`find ... | agecli demo --img-list -` in a real process: stdout is only CSV rows."""
+    chips = sorted((inputs / "chips").iterdir())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "agecli", "demo", "--img-list", "-", "--resume", str(tiny_onnx)],
+                          input="\n".join(str(c) for c in chips) + "\n", capture_output=True, text=True,
+                          env=env, cwd=inputs, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = csv_rows(proc.stdout)
+    assert sorted({r["file"] for r in rows}) == sorted(c.name for c in chips)  # absolute paths -> file names
+    assert all(r["age"] for r in rows)
+
+
+def test_demo_img_list_relative_paths(inputs, tiny_onnx, monkeypatch):
+    monkeypatch.chdir(inputs)
+    names = sorted(p.relative_to(inputs).as_posix() for p in (inputs / "chips").iterdir())[:2]
+    res = cli("--img-list", "-", "--resume", tiny_onnx, input="# two chips\n" + "\n".join(names) + "\n\n")
+    assert res.exit_code == 0, res.output
+    assert sorted({r["file"] for r in csv_rows(res.stdout)}) == names
+
+
+def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    first = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out)
+    assert first.exit_code == 0, first.output
+    full = csv_rows((out / PREDICTIONS).read_text())
+    # an interruption at ~75%: rows so far only in the partial file, the last copy missing
+    last = full[-1]["file"]
+    (out / PREDICTIONS).rename(out / PARTIAL)
+    kept = [r for r in full if r["file"] != last]
+    with open(out / PARTIAL, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(kept)
+        fh.write(last + ",0,3")  # killed in the middle of writing a row
+    (out / last).unlink()
+    res = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out, "--skip-existing")
+    assert res.exit_code == 0, res.output
+    assert "3 skipped" in res.stderr and "1 images" in res.stderr
+    assert (out / last).is_file() and not (out / PARTIAL).exists()
+    merged = csv_rows((out / PREDICTIONS).read_text())
+    assert [r["file"] for r in merged] == [r["file"] for r in full]
+    assert [r["age"] for r in merged] == [r["age"] for r in full]
+    assert csv_rows(res.stdout) == merged
+
+
+def test_demo_video_every_n_frames(tiny_onnx, tmp_path):
+    chip = cv2.imread(str(utk_files(1)[0]))
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (chip.shape[1], chip.shape[0]))
+    if not writer.isOpened():
+        pytest.skip("no MJPG video writer in this OpenCV build")
+    for _ in range(6):
+        writer.write(chip)
+    writer.release()
+    res = cli("--video", video, "--every", "3", "--resume", tiny_onnx, "--output-dir", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    files = sorted({r["file"] for r in csv_rows(res.stdout)})
+    assert files == ["clip/frame_000000.jpg", "clip/frame_000003.jpg"]
+    assert (tmp_path / "out" / "clip" / "frame_000003.jpg").is_file()
+
+
+def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
+    import agecli.infer.default_model as dm
+    import agecli.infer.sources as sources
+
+    class NoCamera:
+        def __init__(self, *a) -> None: ...
+        def isOpened(self) -> bool: return False  # noqa: E704
+        def release(self) -> None: ...
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", NoCamera)
+    res = cli("--resume", tiny_onnx)
+    assert res.exit_code == 2 and "no webcam could be opened" in res.stderr
+    monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "nowhere.onnx"])
+    res = cli(tmp_path)
+    assert res.exit_code == 2 and "no model: pass --resume or install the default model" in res.stderr
+    for args in (["--format", "xml"], ["--device", "gpu"], ["--runner", "tf"], ["--save-crops"],
+                 ["--video", tmp_path / "missing.mp4"], ["--img-dir", tmp_path / "missing"]):
+        res = cli(tmp_path, "--resume", tiny_onnx, *args) if args[0] not in ("--video", "--img-dir") \
+            else cli("--resume", tiny_onnx, *args)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.stdout == "", args
+    assert "Exit codes" in CliRunner().invoke(app, ["demo", "--help"]).stdout
+
+
+def test_default_model_path_checkout_then_package(tmp_path, monkeypatch):
+    import agecli
+    from agecli.infer.default_model import MissingModelError, default_model_path
+
+    pkg = tmp_path / "agecli"
+    pkg.mkdir()
+    monkeypatch.setattr(agecli, "__file__", str(pkg / "__init__.py"))
+    with pytest.raises(MissingModelError, match="pass --resume"):
+        default_model_path()
+    (pkg / "weights").mkdir()
+    (pkg / "weights" / "agecli_default.onnx").write_bytes(b"x")
+    assert default_model_path() == pkg / "weights" / "agecli_default.onnx"
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "agecli_default.onnx").write_bytes(b"x")
+    assert default_model_path() == tmp_path / "weights" / "agecli_default.onnx"
+
+
+def test_sources_names_globs_and_output_dir_excluded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for rel in ("a/x.jpg", "a/sub/y.PNG", "a/.hidden.jpg", "a/notes.txt", "a/out/old.jpg", "b/x.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    src = file_source([], img_dir=Path("a"), exclude=Path("a/out"))
+    assert [i.name for i in src.items] == ["x.jpg", "sub/y.PNG"] and src.total == 2
+    src = file_source(["a/x.jpg", "b/*.jpg", str(tmp_path / "a" / "x.jpg"), "c/*.jpg"])
+    assert [i.name for i in src.items] == ["a/x.jpg", "b/x.jpg", "x.jpg", "c/*.jpg"]
+    src = file_source(["a/x.jpg", "./a/x.jpg"])
+    assert [i.name for i in src.items] == ["a/x.jpg", "a/x~2.jpg"]
+
+
+class FakeRunner:
+    """Counts calls; age = mean pixel value, so results can be traced to their crop."""
+
+    meta = {"img_size": 32, "expand": 0.25}
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        self.calls.append(len(crops))
+        n = len(crops)
+        return {"age": crops.reshape(n, -1).mean(1).astype(np.float32), "std": np.ones(n, np.float32),
+                "gender_probs": np.tile([0.2, 0.8], (n, 1)), "race_probs": np.tile([0.1, 0.1, 0.6, 0.1, 0.1], (n, 1))}
+
+
+class FakeDetector:
+    """One face per image whose pixel value is > 0, none otherwise."""
+
+    def detect(self, rgb):
+        from agecli.face.detector import Face
+
+        if rgb[0, 0, 0] == 0:
+            return []
+        return [Face(np.array([10.0, 10, 50, 50]), 0.99, np.array([[20.0, 25], [40, 25], [30, 35], [22, 42], [38, 42]]))]
+
+
+def test_pipeline_batches_faces_of_many_images_in_order():
+    runner = FakeRunner()
+    pipe = AgePipeline(runner, FakeDetector(), batch_faces=3, max_pending=16)
+    values = [10, 0, 20, 30, 40, 50]
+    items = [Item(f"{v}.jpg", lambda v=v: np.full((60, 60, 3), v, np.uint8)) for v in values]
+    results = list(pipe.run(items))
+    assert [r.name for r in results] == [f"{v}.jpg" for v in values]
+    assert runner.calls == [3, 2]  # faces of several images per model call
+    assert results[1].error == "no_face" and not results[1].faces
+    for r, v in zip(results, values):
+        if v:
+            f = r.faces[0]
+            assert abs(f.age - v) < 1.0  # the crop's own value: results stay with their image
+            assert (f.gender, f.ethnicity) == ("female", "asian") and f.gender_prob == pytest.approx(0.8)
+    assert set(pipe.timer.seconds) >= {"decode", "detect", "align", "age"}
+
+
+def test_labels_do_not_overlap_in_a_crowd():
+    rng = np.random.default_rng(1)
+    boxes = []
+    for r in range(6):
+        for c in range(10):
+            x, y = 20 + c * 60 + rng.integers(-5, 5), 30 + r * 70 + rng.integers(-5, 5)
+            boxes.append((x, y, x + 45, y + 55))
+    spots = place_labels(boxes, [(50, 16)] * len(boxes), (480, 640, 3))
+    placed = [s for s in spots if s is not None]
+    assert len(placed) > len(boxes) // 2
+    for i, a in enumerate(placed):
+        assert 0 <= a[0] and a[2] <= 640 and 0 <= a[1] and a[3] <= 480
+        assert not any(_overlaps(a, b) for b in placed[i + 1:])
+
+
+def test_label_size_follows_image_and_face_size():
+    assert text_px((200, 200, 3), 150) >= 11  # thumbnail: still legible
+    assert text_px((8000, 12000, 3), 30) >= 100  # huge photo, small face: visible when viewed whole
+    assert text_px((1000, 1000, 3), 300) > text_px((1000, 1000, 3), 60)
+    face = FaceResult(34.4, 3.6, np.array([100.0, 100, 300, 320]), np.zeros((5, 2)), 0.99)
+    img = np.zeros((600, 800, 3), np.uint8)
+    out = annotate(img, [face])
+    assert out.shape == img.shape and out.any() and not img.any()

@@ -1,0 +1,127 @@
+"""`agecli export`: ONNX and TorchScript files agree with the torch model on real face
+crops, carry their metadata, take any batch size; failures write nothing."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from agecli.cli import app
+from agecli.data.images import load_rgb
+from agecli.face.detector import FaceDetector
+from agecli.infer.pipeline import face_crops
+from agecli.infer.runners import ONNX_META_KEY, OnnxRunner, normalise, predict_torch
+from agecli.model.checkpoint import model_from_checkpoint
+
+from .conftest import utk_files
+
+
+def cli(*args):
+    return CliRunner().invoke(app, ["export", *map(str, args)])
+
+
+def max_diff(stdout: str) -> float:
+    return float(re.search(r"max \|age difference\| vs torch ([0-9.]+)", stdout).group(1))
+
+
+@pytest.fixture(scope="module")
+def faces_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("faces")
+    for f in utk_files(3, offset=1):
+        shutil.copy(f, d / f.name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint, faces_dir):
+    """Five real aligned face crops and the torch model's outputs for them."""
+    model, meta = model_from_checkpoint(tiny_checkpoint)
+    files = sorted(faces_dir.iterdir())
+    crops = face_crops(files * 2, FaceDetector(), meta["img_size"], meta["expand"], limit=5)
+    assert len(crops) == 5
+    return crops, predict_torch(model, crops, meta), meta
+
+
+def test_onnx_export_matches_torch_any_batch(tiny_checkpoint, faces_dir, reference, tmp_path):
+    out = tmp_path / "m.onnx"
+    res = cli("--resume", tiny_checkpoint, "--images", faces_dir, "--output", out)
+    assert res.exit_code == 0, res.output
+    assert max_diff(res.stdout) < 1e-3 and "face crops from" in res.stdout and "random" not in res.stderr
+    meta = json.loads({p.key: p.value for p in onnx.load(out).metadata_props}[ONNX_META_KEY])
+    assert meta["img_size"] == 64 and meta["head"] and meta["outputs"][:2] == ["age", "std"]
+    crops, ref, _ = reference
+    runner = OnnxRunner(out)
+    for batch in (1, 5):
+        runner.batch_size = batch
+        got = runner.predict(crops)
+        for k in ("age", "std", "probs"):
+            assert np.abs(got[k] - ref[k]).max() < 1e-3, (batch, k)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_torchscript_export_matches_torch_any_batch(tiny_checkpoint, faces_dir, reference, tmp_path):
+    out = tmp_path / "m.pt"
+    res = cli("--resume", tiny_checkpoint, "--format", "torchscript", "--images", faces_dir, "--output", out)
+    assert res.exit_code == 0, res.output
+    assert max_diff(res.stdout) < 1e-3
+    extra = {"agecli_meta.json": ""}
+    module = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["agecli_meta.json"])["img_size"] == 64
+    crops, ref, meta = reference
+    x = torch.from_numpy(normalise(crops, meta["mean"], meta["std"]))
+    with torch.no_grad():
+        one = module(x[:1])[0].numpy()
+        five = module(x)[0].numpy()
+    assert np.abs(one - ref["age"][:1]).max() < 1e-3 and np.abs(five - ref["age"]).max() < 1e-3
+
+
+def test_fp16_and_int8_exports(tiny_checkpoint, faces_dir, tmp_path):
+    res = cli("--resume", tiny_checkpoint, "--fp16", "--images", faces_dir, "--output", tmp_path / "h.onnx")
+    assert res.exit_code == 0, res.output
+    assert max_diff(res.stdout) < 0.5 and "(tolerance 0.5)" in res.stdout
+    res = cli("--resume", tiny_checkpoint, "--int8", "--images", faces_dir, "--output", tmp_path / "q.onnx")
+    assert res.exit_code == 0, res.output
+    assert re.search(r"int8 vs fp32: max \|age change\| [0-9.]+ years, mean [0-9.]+", res.stdout)
+    q = onnx.load(tmp_path / "q.onnx")
+    assert ONNX_META_KEY in {p.key for p in q.metadata_props}
+    assert any(n.op_type in ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear") for n in q.graph.node)
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert sizes["q.onnx"] < sizes["h.onnx"]
+    ages = OnnxRunner(tmp_path / "q.onnx").predict(load_rgb(next(faces_dir.iterdir()))[None, :64, :64])["age"]
+    assert np.isfinite(ages).all()
+
+
+def test_default_output_and_random_inputs_are_announced(tiny_checkpoint, tmp_path):
+    ckpt = tmp_path / "best.pth"
+    shutil.copy(tiny_checkpoint, ckpt)
+    res = cli("--resume", ckpt)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "best.onnx").is_file()
+    assert "random inputs" in res.stdout and "random inputs" in res.stderr
+
+
+def test_mismatch_exits_1_and_writes_nothing(tiny_checkpoint, faces_dir, tmp_path, monkeypatch):
+    import agecli.infer.export as export
+
+    real = export.exported_ages
+    monkeypatch.setattr(export, "exported_ages", lambda *a: real(*a) + 0.2)
+    out = tmp_path / "m.onnx"
+    res = cli("--resume", tiny_checkpoint, "--images", faces_dir, "--output", out)
+    assert res.exit_code == 1 and "does NOT match" in res.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
+    res = cli("--resume", tiny_checkpoint, "--fp16", "--images", faces_dir, "--output", out)
+    assert res.exit_code == 0, res.output  # 0.2 years is within the fp16 tolerance
+
+
+@pytest.mark.parametrize("args", [["--format", "tflite"], ["--format", "torchscript", "--int8"],
+                                  ["--fp16", "--int8"], ["--opset", "7"]])
+def test_bad_options_exit_2(tiny_checkpoint, tmp_path, args):
+    res = cli("--resume", tiny_checkpoint, "--output", tmp_path / "x.onnx", *args)
+    assert res.exit_code == 2, res.output
+    assert not list(tmp_path.iterdir())
