@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from conftest import PHOTOS
+from .conftest import PHOTOS
 
 from agecli.data.images import load_rgb
 from agecli.face.align import (align_face, crop_box, crop_face, crop_matrix, eye_angle, rotation_matrix,

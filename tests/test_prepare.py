@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import UTKFACE
+from .conftest import UTKFACE
 
 from agecli.data.prepare import prepare
 from agecli.data.records import resolve_image_root

@@ -14,7 +14,7 @@ from agecli.model.heads import AgeNet
 from agecli.model.losses import LOSSES, head_for, total_loss
 from agecli.train.trainer import TrainingError
 
-from conftest import train_tiny
+from .conftest import train_tiny
 
 
 @pytest.fixture(scope="module")
