@@ -107,8 +107,10 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, data
         task = bar.add_task("loading", total=None, stats="")
 
         def progress(phase: str, done: int, total: int, stats: dict) -> None:
-            bar.update(task, description=phase, completed=done, total=total,
-                       stats="  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+            text = "  ".join(f"{k} {v:.3g}" for k, v in stats.items())
+            bar.update(task, description=phase, completed=done, total=total, stats=text)
+            if not err.is_terminal and (done % 50 == 0 or done == total):
+                bar.console.print(f"{phase} step {done}/{total}  {text}")  # a log line for nohup runs
 
         job = TrainJob(cfg, data_dir, dataset, ckdir, aug=aug, resume=resume,
                        pretrained=pretrained if pretrained else True, multi_gpu=multi_gpu,
