@@ -1,2 +1,0 @@
-"""agecli: facial age estimation from the command line."""
-__version__ = "0.1.0"

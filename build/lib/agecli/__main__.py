@@ -1,3 +1,0 @@
-from agecli.cli import main
-
-main()
