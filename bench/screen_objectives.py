@@ -50,15 +50,9 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(args.out / "screening.csv", index=False)
     print(f"\n{args.epochs} epochs x {args.steps} batches of 64, EfficientNet-Lite0 (ImageNet), --aug\n")
-    print(pd.DataFrame(rows).to_markdown(index=False) if _has_tabulate() else pd.DataFrame(rows).to_string(index=False))
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for r in rows:
+        print("| " + " | ".join(str(v) for v in r.values()) + " |")
 
 
 if __name__ == "__main__":
