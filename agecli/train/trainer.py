@@ -147,6 +147,7 @@ def train(job: TrainJob) -> dict:
         for k in ("arch", "head", "img_size", "age_min", "age_max"):
             if old[k] != meta[k]:
                 raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
+    torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
     model = build_model(meta, pretrained=False if resume_state else job.pretrained).to(device)
     model = model.to(memory_format=torch.channels_last)
     steps = math.ceil(len(train_data) / (t["BATCH_SIZE"] * world))
