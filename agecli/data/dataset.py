@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ class AlignedFaces:
             chunk = max(1, math.ceil(len(rows) / (workers * 8)))
             parts = [(str(image_root), rows[i:i + chunk], expand, size) for i in range(0, len(rows), chunk)]
             if workers > 1 and len(parts) > 1:
-                with ProcessPoolExecutor(workers) as pool:
+                # spawn, not fork: forking a process whose torch/OpenMP threads have run
+                # (a second training in one process, --folds) leaves the children hung.
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                     done = list(pool.map(_crop_rows, parts))
             else:
                 done = [_crop_rows(p) for p in parts]

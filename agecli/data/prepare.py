@@ -6,6 +6,7 @@ where it stopped; the final CSVs are written atomically at the end.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -131,7 +132,8 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
             progress(finished, total)
         results: Iterable[list[dict]]
         if workers > 1 and len(chunks) > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(score_threshold,))
+            pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(score_threshold,),
+                                       mp_context=multiprocessing.get_context("spawn"))  # see dataset.py
             results = pool.map(_align_chunk, [(str(root), c) for c in chunks])
         else:
             pool = None
