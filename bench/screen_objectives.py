@@ -36,9 +36,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=110)
     ap.add_argument("--out", type=Path, default=Path("runs/screening"))
+    ap.add_argument("--only", nargs="*", default=None, help="run these of LOSS_SIZE (e.g. ldl_96); rows of earlier "
+                                                            "runs in <out>/screening.csv are kept")
     args = ap.parse_args()
-    rows = []
+    done = args.out / "screening.csv"
+    rows = pd.read_csv(done).to_dict("records") if args.only and done.exists() else []
     for name, loss, size in CONFIGS:
+        if args.only is not None and f"{loss}_{size}" not in args.only:
+            continue
         cfg = apply_overrides(default_config(), ["TRAIN.LOSS", loss, "MODEL.IMG_SIZE", str(size),
                                                  "TRAIN.EPOCHS", str(args.epochs), "TRAIN.MAX_STEPS", str(args.steps)])
         t0 = time.perf_counter()
