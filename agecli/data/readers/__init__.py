@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..records import Record
@@ -28,6 +28,14 @@ def read_dataset(name: str, root: str | Path) -> Iterator[Record]:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(READERS)}")
     module = importlib.import_module(f"{__name__}.{READERS[name]}")
     return module.read(Path(root))
+
+
+def read_file_names(root: Path, parse_name: Callable[[str], Record]) -> Iterator[Record]:
+    """Records of every image under `root` whose labels live in its file name."""
+    for p in list_images(root):
+        rec = parse_name(p.name)
+        rec.path = p.relative_to(root).as_posix()
+        yield rec
 
 
 def list_images(root: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import LabelError, Record
-from . import list_images
+from . import read_file_names
 from ._labels import parse_age
 
 NAME = re.compile(r"(\d+)[aA](\d+)[a-zA-Z]?")
@@ -34,7 +34,4 @@ def parse_name(name: str) -> Record:
 
 
 def read(root: Path) -> Iterator[Record]:
-    for p in list_images(root):
-        rec = parse_name(p.name)
-        rec.path = p.relative_to(root).as_posix()
-        yield rec
+    return read_file_names(root, parse_name)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import Record
-from . import list_images
+from . import read_file_names
 
 
 def parse_name(name: str) -> Record:
@@ -35,7 +35,4 @@ def parse_name(name: str) -> Record:
 
 
 def read(root: Path) -> Iterator[Record]:
-    for p in list_images(root):
-        rec = parse_name(p.name)
-        rec.path = p.relative_to(root).as_posix()
-        yield rec
+    return read_file_names(root, parse_name)
