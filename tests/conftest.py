@@ -82,8 +82,9 @@ def tiny_checkpoint(tiny_aligned, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     """tiny_checkpoint exported to ONNX: what `demo` runs on CPU, without re-exporting per run."""
-    from agecli.infer.export import onnx_bytes_for_checkpoint, write_atomic
+    from agecli.atomic import write_bytes
+    from agecli.infer.export import onnx_bytes_for_checkpoint
 
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    write_atomic(onnx_bytes_for_checkpoint(tiny_checkpoint), path)
+    write_bytes(path, onnx_bytes_for_checkpoint(tiny_checkpoint))
     return path

@@ -94,10 +94,11 @@ def test_val_writes_every_report(pth_run, tiny_aligned, tiny_checkpoint, split):
 
 
 def test_val_on_exported_onnx_gives_the_same_mae(pth_run, tiny_aligned, tiny_checkpoint, split, tmp_path):
-    from agecli.infer.export import onnx_bytes_for_checkpoint, write_atomic
+    from agecli.atomic import write_bytes
+    from agecli.infer.export import onnx_bytes_for_checkpoint
 
     onnx_path = tmp_path / "model.onnx"
-    write_atomic(onnx_bytes_for_checkpoint(tiny_checkpoint), onnx_path)
+    write_bytes(onnx_path, onnx_bytes_for_checkpoint(tiny_checkpoint))
     out = tmp_path / "reports"
     res = val("--resume", onnx_path, "--data-dir", tiny_aligned, "--dataset", "utkface", "--split", split,
               "--output-dir", out)

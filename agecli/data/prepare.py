@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_text
 from .images import ImageError, load_rgb
 from .readers import read_dataset
 from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
@@ -169,9 +170,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         files[part] = str(path)
     atomic_write_csv(rejected[["photo", "age", "error"]].rename(columns={"error": "reason"}), out / f"{name}_rejected.csv")
     if out != root:
-        tmp = image_root_file(out, name).with_suffix(".tmp")
-        tmp.write_text(str(root) + "\n", encoding="utf-8")
-        os.replace(tmp, image_root_file(out, name))
+        write_text(image_root_file(out, name), str(root) + "\n")
     from .report import write_report
 
     summary = {"dataset": name, "total": len(records), "accepted": len(accepted), "rejected": len(rejected),

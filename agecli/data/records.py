@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_bytes
+
 ALIGN_COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4"]
 OPTIONAL_COLUMNS = ["gender", "race", "subject"]
 SPLITS = ("train", "valid", "test")
@@ -55,7 +57,7 @@ def csv_name(dataset: str, split: str) -> str:
 
 # What prepare writes next to (by default: among) the images; readers and re-runs skip these.
 OUTPUT_SUFFIXES = ("_align.csv", "_rejected.csv", "_partial.csv", "_report.md", "_image_root.txt",
-                   "_age_hist.png", "_age_hist.tmp.png")
+                   "_age_hist.png")
 
 
 def is_prepare_output(file_name: str) -> bool:
@@ -65,11 +67,7 @@ def is_prepare_output(file_name: str) -> bool:
 
 def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a CSV to a temp file and rename it: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
 def read_align_csv(path: str | Path) -> pd.DataFrame:

@@ -1,12 +1,12 @@
 """The short data report `prepare` writes: counts, age histograms, gender x ethnicity."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..atomic import figure_png, write_bytes, write_text
 from .records import GENDERS, RACES
 
 
@@ -24,10 +24,7 @@ def _plot_histograms(parts: dict[str, pd.DataFrame], path: Path) -> None:
     ax.set_ylabel("faces")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes(path, figure_png(fig, dpi=100))
 
 
 def write_report(name: str, parts: dict[str, pd.DataFrame], rejected: pd.DataFrame, out: Path) -> str:
@@ -56,7 +53,5 @@ def write_report(name: str, parts: dict[str, pd.DataFrame], rejected: pd.DataFra
         _plot_histograms(parts, hist)
         lines += ["", f"![age histogram]({hist.name})"]
     path = out / f"{name}_report.md"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines) + "\n")
     return str(path)

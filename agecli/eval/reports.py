@@ -9,10 +9,8 @@ mae_by_age.png        MAE and bias by true age
 """
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..atomic import figure_png, write_bytes
 from ..data.records import atomic_write_csv
 from .metrics import group_table
 
@@ -39,22 +38,15 @@ RENAME = {"race": "ethnicity"}
 WORST_SHEET = 24
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_json(obj: Any, path: Path) -> None:
-    write_bytes_atomic((json.dumps(obj, indent=2, allow_nan=False) + "\n").encode(), path)
+    write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_png(img_bgr: np.ndarray, path: Path) -> None:
     ok, buf = cv2.imencode(".png", img_bgr)
     if not ok:
         raise OSError(f"{path}: could not encode the image")
-    write_bytes_atomic(buf.tobytes(), path)
+    write_bytes(path, buf.tobytes())
 
 
 # ---------------------------------------------------------------- tables
@@ -148,10 +140,7 @@ def plot_mae_by_age(df: pd.DataFrame, title: str) -> bytes:
     ax.set(xlabel="true age (years)", ylabel="years", title=title)
     ax.legend(loc="upper left")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 # ---------------------------------------------------------------- everything
@@ -179,7 +168,7 @@ def write_reports(ev: "Evaluation", out_dir: Path, time_start: Optional[float] =
     write_png(worst_sheet(worst, ev.images, s["worst_threshold"], len(df)), put("worst.png"))
     mae_txt = f"MAE {s['mae']:.2f}" if s.get("mae") is not None else ""
     title = f"{s.get('dataset')} {s.get('split')}: {len(df)} faces, {mae_txt}"
-    write_bytes_atomic(plot_mae_by_age(df, title), put("mae_by_age.png"))
+    write_bytes(put("mae_by_age.png"), plot_mae_by_age(df, title))
     s["n_worst"] = int(len(worst))
     s["output_dir"] = str(out_dir)
     s["warnings"] = list(ev.warnings)

@@ -157,13 +157,13 @@ def annotated_path(out_dir: Path, name: str) -> Path:
 
 def write_image(rgb: np.ndarray, path: Path) -> None:
     """Encode by extension and write atomically."""
-    from .export import write_atomic
+    from ..atomic import write_bytes
 
     ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]),
                            [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise OSError(f"cannot encode {path.name}")
-    write_atomic(buf.tobytes(), path)
+    write_bytes(path, buf.tobytes())
 
 
 def _check_options(o: DemoOptions) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from ..atomic import write_bytes
 from ..model.checkpoint import model_from_checkpoint
 from ..model.heads import Predictor
 from .runners import ONNX_META_KEY
@@ -65,13 +65,6 @@ def onnx_bytes_for_checkpoint(checkpoint: str | Path, opset: int = DEFAULT_OPSET
     return proto.SerializeToString()
 
 
-def write_atomic(data: bytes, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
 
 def torchscript_bytes(checkpoint: str | Path) -> bytes:
     """The traced Predictor (dynamic batch), metadata in the extra file `agecli_meta.json`."""
@@ -86,7 +79,7 @@ def torchscript_bytes(checkpoint: str | Path) -> bytes:
 
 
 def export_torchscript(checkpoint: str | Path, out: str | Path) -> None:
-    write_atomic(torchscript_bytes(checkpoint), out)
+    write_bytes(out, torchscript_bytes(checkpoint))
 
 
 def quantize_int8(onnx_bytes: bytes) -> bytes:
@@ -215,6 +208,6 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
         change = np.abs(OnnxRunner(data).predict(crops)["age"] - ages)
         res.int8_max_change, res.int8_mean_change = float(change.max()), float(change.mean())
         res.size_bytes = len(data)
-    write_atomic(data, out)
+    write_bytes(out, data)
     res.written = True
     return res

@@ -7,12 +7,13 @@ scheduler, epoch, RNG) rides along for `--resume`.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import write_bytes
 from .heads import AgeNet
 
 FORMAT = "agecli-checkpoint-1"
@@ -38,9 +39,7 @@ def save_checkpoint(path: str | Path, model: AgeNet, meta: dict, cfg: dict, **st
     net = model.module if hasattr(model, "module") else model
     payload = {"meta": meta, "config": cfg, "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     payload.update(state)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    _save(payload, path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -87,7 +86,10 @@ def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True) -> None
     ckpt = load_checkpoint(src)
     state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     payload = {"meta": ckpt["meta"], "config": ckpt["config"], "state_dict": state}
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, dst)
+    _save(payload, dst)
+
+
+def _save(payload: dict, path: str | Path) -> None:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    write_bytes(path, buf.getvalue())

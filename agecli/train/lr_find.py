@@ -6,11 +6,11 @@ where the smoothed loss falls fastest; the model is thrown away afterwards.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
 
+from ..atomic import figure_png, write_bytes
 from ..data.dataset import batch_tensor
 from ..model.checkpoint import build_model, model_meta
 from ..model.losses import head_for, total_loss
@@ -84,7 +84,4 @@ def _plot(lrs, losses, suggested: float, path) -> None:
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes(path, figure_png(fig))

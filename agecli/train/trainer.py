@@ -20,7 +20,8 @@ import torch
 
 from ..data.dataset import AlignedFaces, batch_tensor
 from ..data.records import csv_name, resolve_image_root
-from ..eval.metrics import cumulative_accuracy, mae
+from ..atomic import figure_png, write_bytes
+from ..eval.metrics import age_metrics
 from ..infer.runners import predict_torch
 from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
 from ..model.losses import head_for, total_loss
@@ -76,8 +77,7 @@ def load_split(job: TrainJob, split: str, size: int, expand: float) -> AlignedFa
 
 
 def evaluate(model: torch.nn.Module, data: AlignedFaces, meta: dict, device: torch.device) -> dict[str, float]:
-    pred = predict_torch(model, data.images, meta, 128, device)["age"]
-    return {"mae": mae(pred, data.ages), **{f"ca{n}": cumulative_accuracy(pred, data.ages, n) for n in (3, 5, 7)}}
+    return age_metrics(predict_torch(model, data.images, meta, 128, device)["age"], data.ages)
 
 
 def _write_log_row(path: Path, row: dict) -> None:
@@ -103,10 +103,7 @@ def plot_curve(log_csv: Path, out_png: Path) -> None:
     ax[1].plot(df["epoch"], df["val_mae"], marker="o", color="C1")
     ax[1].set(xlabel="epoch", ylabel="validation MAE (years)")
     fig.tight_layout()
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    write_bytes(out_png, figure_png(fig))
 
 
 def tensorboard_writer(logdir: Path):
