@@ -83,7 +83,7 @@ def tiny_checkpoint(tiny_aligned, tmp_path_factory) -> Path:
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     """tiny_checkpoint exported to ONNX: what `demo` runs on CPU, without re-exporting per run."""
     from agecli.atomic import write_bytes
-    from agecli.infer.export import onnx_bytes_for_checkpoint
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
 
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     write_bytes(path, onnx_bytes_for_checkpoint(tiny_checkpoint))

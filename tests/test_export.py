@@ -16,7 +16,9 @@ from agecli.cli import app
 from agecli.data.images import load_rgb
 from agecli.face.detector import FaceDetector
 from agecli.infer.pipeline import face_crops
-from agecli.infer.runners import ONNX_META_KEY, OnnxRunner, normalise, predict_torch
+from agecli.infer.onnx_meta import ONNX_META_KEY
+from agecli.infer.runners import OnnxRunner, normalise
+from agecli.infer.torch_runner import predict_torch
 from agecli.model.checkpoint import model_from_checkpoint
 
 from .conftest import utk_files

@@ -14,15 +14,18 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from ..face.align import crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
+
+if TYPE_CHECKING:  # torch only where batches are built (training): `val` on ONNX runs without it
+    import torch
 
 CROP_VERSION = 2  # bump when crop_face changes, so old caches are not reused
 
@@ -114,6 +117,8 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch."""
+    import torch
+
     n = x.shape[0]
     def u(lo: float, hi: float) -> torch.Tensor:
         return (torch.rand(n, 1, 1, 1, generator=gen) * (hi - lo) + lo)
@@ -128,6 +133,8 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Generator | None,
                  gen: torch.Generator | None) -> torch.Tensor:
     """A model-ready batch: optional augmentation, then normalisation, channels_last."""
+    import torch
+
     if aug:
         images = augment(images, rng)
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)

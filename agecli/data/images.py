@@ -6,10 +6,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import AgecliError
+
 MAX_PIXELS = 120_000_000  # refuse absurd images with a message instead of exhausting memory
 
 
-class ImageError(Exception):
+class ImageError(AgecliError):
     """An image that cannot be used; the message says why in a few words."""
 
 

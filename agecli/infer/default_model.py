@@ -6,11 +6,10 @@ from pathlib import Path
 
 import agecli
 
+from ..errors import MissingModelError
+
 DEFAULT_MODEL_NAME = "agecli_default.onnx"
-
-
-class MissingModelError(FileNotFoundError):
-    """No model given and no default model shipped; the message says where we looked."""
+__all__ = ["DEFAULT_MODEL_NAME", "MissingModelError", "default_model_candidates", "default_model_path"]
 
 
 def default_model_candidates() -> list[Path]:

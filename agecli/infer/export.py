@@ -3,68 +3,24 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from ..atomic import write_bytes
+from ..errors import AgecliError
 from ..model.checkpoint import model_from_checkpoint
 from ..model.heads import Predictor
-from .runners import ONNX_META_KEY
+from .onnx_build import DEFAULT_OPSET, onnx_bytes_for_checkpoint
+from .runners import OnnxRunner, normalise
+from .torch_runner import predict_torch
 
-DEFAULT_OPSET = 17
-
-
-def _onnx_model(model, meta: dict, opset: int) -> onnx.ModelProto:
-    pred = Predictor(model).eval()
-    size = meta["img_size"]
-    names = pred.output_names()
-    buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(pred, torch.zeros(1, 3, size, size), buf, input_names=["input"], output_names=names,
-                          dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in names}},
-                          opset_version=opset, dynamo=False)
-    proto = onnx.load_from_string(buf.getvalue())
-    meta_out = {k: v for k, v in meta.items() if k != "metrics"}
-    meta_out["outputs"] = names
-    helper.set_model_props(proto, {ONNX_META_KEY: json.dumps(meta_out)})
-    return proto
-
-
-def fp16_storage(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Store float32 weights as float16, cast back to float32 at load: half the file,
-    the same fp32 arithmetic (fp16 kernels are slow or missing on CPU)."""
-    graph = proto.graph
-    casts, keep = [], []
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT and init.dims and int(np.prod(init.dims)) > 16:
-            arr = numpy_helper.to_array(init).astype(np.float16)
-            half = numpy_helper.from_array(arr, init.name + "_fp16")
-            keep.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
-        else:
-            keep.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    return proto
-
-
-def onnx_bytes_for_checkpoint(checkpoint: str | Path, opset: int = DEFAULT_OPSET, fp16: bool = False) -> bytes:
-    model, meta = model_from_checkpoint(checkpoint)
-    proto = _onnx_model(model, meta, opset)
-    if fp16:
-        proto = fp16_storage(proto)
-    return proto.SerializeToString()
-
-
+logger = logging.getLogger(__name__)
 
 def torchscript_bytes(checkpoint: str | Path) -> bytes:
     """The traced Predictor (dynamic batch), metadata in the extra file `agecli_meta.json`."""
@@ -85,7 +41,6 @@ def export_torchscript(checkpoint: str | Path, out: str | Path) -> None:
 def quantize_int8(onnx_bytes: bytes) -> bytes:
     """Dynamic int8 quantization (weights int8, activations quantized at run time) by
     ONNX Runtime; the agecli metadata is carried over."""
-    import logging
     import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -108,7 +63,7 @@ FORMATS = ("onnx", "torchscript")
 TOLERANCE_FP32, TOLERANCE_FP16 = 0.05, 0.5  # years of predicted age, exported vs torch
 
 
-class ExportError(Exception):
+class ExportError(AgecliError):
     """Options that cannot be exported (exit code 2)."""
 
 
@@ -161,8 +116,6 @@ def verification_crops(meta: dict, images: Path | None, limit: int = 32) -> tupl
 
 def exported_ages(fmt: str, data: bytes, crops: np.ndarray, meta: dict) -> np.ndarray:
     """Ages the exported model (bytes) predicts for the crops."""
-    from .runners import OnnxRunner, normalise
-
     if fmt == "onnx":
         return OnnxRunner(data).predict(crops)["age"]
     module = torch.jit.load(io.BytesIO(data), map_location="cpu")
@@ -173,12 +126,10 @@ def exported_ages(fmt: str, data: bytes, crops: np.ndarray, meta: dict) -> np.nd
 
 def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path | None = None,
                    opset: int = DEFAULT_OPSET, fp16: bool = False, int8: bool = False,
-                   images: Path | None = None, log: Callable[[str], None] = lambda m: None) -> ExportResult:
+                   images: Path | None = None) -> ExportResult:
     """Export, compare the exported model with torch on the same crops, and write the
     file atomically only when it agrees within tolerance (0.05 years fp32, 0.5 fp16).
     With int8 the quantized model is written and its age change vs fp32 reported."""
-    from .runners import OnnxRunner, predict_torch
-
     checkpoint = Path(checkpoint)
     if fmt not in FORMATS:
         raise ExportError(f"--format must be onnx or torchscript, not {fmt!r}")
@@ -195,7 +146,8 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
     crops, crops_from, real = verification_crops(meta, images)
     if not real:
         why = f"no face found in {images}" if images is not None else "no --images given"
-        log(f"warning: {why}: verifying on random inputs, not faces (pass --images DIR of photos to check on real faces)")
+        logger.warning("%s: verifying on random inputs, not faces (pass --images DIR of photos to check on "
+                       "real faces)", why)
     reference = predict_torch(model, crops, meta)["age"]
     data = onnx_bytes_for_checkpoint(checkpoint, opset, fp16) if fmt == "onnx" else torchscript_bytes(checkpoint)
     ages = exported_ages(fmt, data, crops, meta)

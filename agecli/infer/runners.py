@@ -1,22 +1,30 @@
-"""Age model runners: one interface (`predict(crops) -> dict of arrays`) over torch
-(CPU, CUDA) and ONNX Runtime. Inputs are aligned uint8 RGB crops (N, S, S, 3) from
-`crop_face`; outputs are `age`, `std`, and where the model has them `probs`,
-`gender_probs`, `race_probs`."""
+"""Age model runners: one interface (`predict(crops) -> dict of arrays`) over ONNX
+Runtime and, for .pth checkpoints, torch. Inputs are aligned uint8 RGB crops (N, S, S, 3)
+from `crop_face`; outputs are `age`, `std`, and where the model has them `probs`,
+`gender_probs`, `race_probs` (zero crops give zero-length arrays under the same keys).
+
+This module imports no torch: a .onnx model runs on the light install; a .pth needs the
+`train` extra and says so.
+"""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..model.checkpoint import CheckpointError, model_from_checkpoint
+from ..errors import CheckpointError, require_torch
+from .onnx_meta import INPUT_TYPE, ONNX_META_KEY
 
-ONNX_META_KEY = "agecli_meta"
+logger = logging.getLogger(__name__)
+RUNNERS = ("auto", "torch", "onnx")
 
 
 def normalise(crops: np.ndarray, mean, std) -> np.ndarray:
-    """uint8 (N,S,S,3) RGB -> float32 (N,3,S,S), the model's normalisation."""
+    """uint8 (N,S,S,3) RGB -> float32 (N,3,S,S), the model's normalisation (what the
+    exported graph does inside; torch models and older float-input exports need it here)."""
     x = crops.astype(np.float32).transpose(0, 3, 1, 2)
     x *= 1.0 / 255
     x -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
@@ -24,90 +32,104 @@ def normalise(crops: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-@torch.inference_mode()
-def predict_torch(model: torch.nn.Module, crops: np.ndarray, meta: dict, batch_size: int = 64,
-                  device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Run an AgeNet over crops in batches; float16 autocast on CUDA."""
-    model.eval()
+def batched(predict_batch, crops: np.ndarray, batch_size: int, size: int) -> dict[str, np.ndarray]:
+    """Run `predict_batch` over crops in batches and join the outputs. Zero crops still
+    give every output key (zero-length), so callers never special-case an empty image."""
+    if len(crops) == 0:
+        return {k: v[:0] for k, v in predict_batch(np.zeros((1, size, size, 3), np.uint8)).items()}
     outs: dict[str, list[np.ndarray]] = {}
-    dev = torch.device(device)
     for i in range(0, len(crops), batch_size):
-        x = torch.from_numpy(normalise(crops[i:i + batch_size], meta["mean"], meta["std"])).to(dev)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
-            res = model.predict(x)
-        for k, v in res.items():
-            outs.setdefault(k, []).append(v.float().cpu().numpy())
+        for k, v in predict_batch(crops[i:i + batch_size]).items():
+            outs.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-class TorchRunner:
-    """An agecli checkpoint run by torch, on CPU or CUDA."""
+def onnx_providers(device: str = "cpu", providers: Sequence[str] | None = None) -> list[str]:
+    """The providers to ask ONNX Runtime for: the given list, else CUDA first on a cuda
+    device when this onnxruntime build has it, then CPU."""
+    import onnxruntime as ort
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 64) -> None:
-        self.model, self.meta = model_from_checkpoint(checkpoint)
-        self.device = device
-        self.model.to(device).to(memory_format=torch.channels_last)
-        self.batch_size = batch_size
-
-    def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        return predict_torch(self.model, crops, self.meta, self.batch_size, self.device)
+    if providers:
+        return list(providers)
+    out = ["CPUExecutionProvider"]
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        out.insert(0, "CUDAExecutionProvider")
+    return out
 
 
 class OnnxRunner:
     """An exported .onnx age model run by ONNX Runtime; its metadata says how to feed it."""
 
-    def __init__(self, path: str | Path | bytes, device: str = "cpu", batch_size: int = 64, threads: int = 0) -> None:
+    def __init__(self, path: str | Path | bytes, device: str = "cpu", batch_size: int = 64, threads: int = 0,
+                 providers: Sequence[str] | None = None) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        name = "model" if isinstance(path, bytes) else str(path)
         try:
             source = path if isinstance(path, bytes) else str(path)
-            self.session = ort.InferenceSession(source, opts, providers=providers)
+            self.session = ort.InferenceSession(source, opts, providers=onnx_providers(device, providers))
         except Exception as e:  # onnxruntime raises its own exception types
-            name = "model" if isinstance(path, bytes) else path
             raise CheckpointError(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         if ONNX_META_KEY not in props:
-            raise CheckpointError(f"{path}: ONNX model without agecli metadata; export it with `agecli export`")
+            raise CheckpointError(f"{name}: ONNX model without agecli metadata; export it with `agecli export`")
         self.meta = json.loads(props[ONNX_META_KEY])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_type = self.session.get_inputs()[0].type
+        if self.input_type != INPUT_TYPE:
+            logger.info("%s takes float input (an older export): normalising crops here", name)
         self.batch_size = batch_size
 
-    def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        outs: dict[str, list[np.ndarray]] = {}
-        for i in range(0, len(crops), self.batch_size):
-            x = normalise(crops[i:i + self.batch_size], self.meta["mean"], self.meta["std"])
+    def _predict_batch(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        if self.input_type == INPUT_TYPE:
+            x = np.ascontiguousarray(crops, dtype=np.uint8)
+        else:  # exported before the graph did its own normalisation
+            x = normalise(crops, self.meta["mean"], self.meta["std"])
             if self.input_type == "tensor(float16)":
                 x = x.astype(np.float16)
-            for name, v in zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})):
-                outs.setdefault(name, []).append(np.asarray(v, dtype=np.float32))
-        return {k: np.concatenate(v) for k, v in outs.items()}
+        outs = self.session.run(self.output_names, {self.input_name: x})
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.output_names, outs)}
+
+    def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        return batched(self._predict_batch, crops, self.batch_size, int(self.meta["img_size"]))
 
 
-def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64):
+def runner_kind(path: Path, runner: str = "auto", device: str = "cpu") -> str:
+    """Which engine `open_runner` uses: 'onnx' for .onnx files, for --runner onnx and
+    for a .pth on CPU under auto (exported in memory); 'torch' otherwise."""
+    if Path(path).suffix.lower() == ".onnx" or runner == "onnx":
+        return "onnx"
+    if runner == "torch":
+        return "torch"
+    return "torch" if device.startswith("cuda") else "onnx"
+
+
+def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64,
+                threads: int = 0, providers: Sequence[str] | None = None):
     """A runner for a checkpoint (.pth) or an exported model (.onnx).
 
     auto: ONNX Runtime on CPU, torch on CUDA. A .pth asked to run on ONNX Runtime is
-    exported in memory first."""
+    exported in memory first. A .pth needs torch (the `train` extra): NeedsTrainExtra
+    says so when it is missing."""
     path = Path(model_path)
-    if runner not in ("auto", "torch", "onnx"):
+    if runner not in RUNNERS:
         raise ValueError(f"--runner must be auto, torch or onnx, not {runner!r}")
     if path.suffix.lower() == ".onnx":
         if runner == "torch":
             raise ValueError(f"{path}: an .onnx model runs on ONNX Runtime; use --runner onnx or auto")
-        return OnnxRunner(path, device, batch_size)
-    use_onnx = runner == "onnx" or (runner == "auto" and not device.startswith("cuda"))
-    if use_onnx:
-        from .export import onnx_bytes_for_checkpoint
+        return OnnxRunner(path, device, batch_size, threads, providers)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    require_torch(f"running a .pth checkpoint ({path.name})")
+    if runner_kind(path, runner, device) == "onnx":
+        from .onnx_build import onnx_bytes_for_checkpoint
 
-        return OnnxRunner(onnx_bytes_for_checkpoint(path), device, batch_size)
+        return OnnxRunner(onnx_bytes_for_checkpoint(path), device, batch_size, threads, providers)
+    from .torch_runner import TorchRunner
+
     return TorchRunner(path, device, batch_size)

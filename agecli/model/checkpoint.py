@@ -6,7 +6,6 @@ scheduler, epoch, RNG) rides along for `--resume`.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -14,22 +13,9 @@ from typing import Any
 import torch
 
 from ..atomic import write_bytes
+from ..errors import CheckpointError
 from .heads import AgeNet
-
-FORMAT = "agecli-checkpoint-1"
-MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation: (x/255 - 0.5) / 0.5
-STD = (0.5, 0.5, 0.5)
-
-
-class CheckpointError(Exception):
-    """A file that is not a usable agecli checkpoint; the message says why."""
-
-
-def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
-    m = cfg["MODEL"]
-    return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
-            "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
-            "range_width": m["RANGE_WIDTH"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+from .meta import FORMAT, file_hash, model_meta  # noqa: F401 - re-exported: callers import them from here
 
 
 def save_checkpoint(path: str | Path, model: AgeNet, meta: dict, cfg: dict, **state: Any) -> None:
@@ -69,15 +55,6 @@ def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     model.eval()
     return model, ckpt["meta"]
-
-
-def file_hash(path: str | Path) -> str:
-    """Short sha256 of a file: the identity reports quote."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True) -> None:

@@ -22,7 +22,7 @@ from ..data.dataset import AlignedFaces, batch_tensor
 from ..data.records import csv_name, resolve_image_root
 from ..atomic import figure_png, write_bytes
 from ..eval.metrics import age_metrics
-from ..infer.runners import predict_torch
+from ..infer.torch_runner import predict_torch
 from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
 from ..model.losses import head_for, total_loss
 from .schedules import build_optimizer, build_scheduler
