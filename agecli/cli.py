@@ -1,10 +1,11 @@
 """The `agecli` command: one thin function per subcommand, no logic here.
 
 Exit codes: 0 success; 1 some inputs failed (reported on stderr and in the output);
-2 bad usage, missing model or a subcommand that is not built yet.
+2 bad usage, missing model, or a command that needs the `train` extra (torch).
 """
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -31,6 +32,35 @@ def log(msg: str) -> None:
 def fail(msg: str, code: int = 2) -> None:
     err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+class StderrLog(logging.Handler):
+    """The library's log records as plain stderr lines (warnings marked), above any
+    progress bar: library code logs, only the CLI prints."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        log(f"warning: {msg}" if record.levelno >= logging.WARNING else msg)
+
+
+@app.callback()
+def setup() -> None:
+    """Route the `agecli` loggers to stderr once per process."""
+    root = logging.getLogger("agecli")
+    if not any(isinstance(h, StderrLog) for h in root.handlers):
+        root.addHandler(StderrLog())
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def needs_torch(what: str) -> None:
+    """One line and exit 2 when the light install lacks torch for this command."""
+    from .errors import NeedsTrainExtra, require_torch
+
+    try:
+        require_torch(what)
+    except NeedsTrainExtra as e:
+        fail(str(e))
 
 
 @app.command(epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
@@ -86,6 +116,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, data
            pretrained: Optional[str], lr_find: bool, folds: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    needs_torch(f"`agecli {cmd}`")
     from .config import apply_overrides, default_config
     from .model.checkpoint import CheckpointError
     from .train.trainer import TrainingError, TrainJob
@@ -187,22 +218,23 @@ def val(
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from .eval.evaluate import ValError, ValOptions, run_val
-    from .eval.reports import terminal_tables
+    from .api import evaluate
+    from .errors import AgecliError
+    from .eval.reports import default_output_dir, terminal_tables, write_reports
 
-    opts = ValOptions(resume, data_dir, dataset, split, ldl, expand, output_dir, runner, device, batch_size, tta,
-                      baseline, worst_threshold, cache_dir, workers)
     problem = ""
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("predicting", total=None)
         try:
-            ev = run_val(opts, log=lambda m: bar.console.print(m, markup=False, highlight=False, soft_wrap=True),
-                         progress=lambda d, t: bar.update(task, completed=d, total=t))
-        except ValError as e:
+            ev = evaluate(resume, data_dir, dataset, split, ldl=ldl, expand=expand, runner=runner, device=device,
+                          batch_size=batch_size, tta=tta, baseline=baseline, worst_threshold=worst_threshold,
+                          cache_dir=cache_dir, cache=True, workers=workers, progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
+    write_reports(ev, output_dir or default_output_dir(ev))
     for table in terminal_tables(ev):
         err.print(table)
     s = ev.summary
@@ -213,7 +245,8 @@ def val(
               f"{s['seconds']:.1f} s)", markup=False, highlight=False)
 
 
-DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotated\n\n"
+DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample photo: see what it does)\n\n"
+               "  agecli demo --img-dir photos --output-dir annotated\n\n"
                "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
                "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
                "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
@@ -221,7 +254,8 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotat
                "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
                "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
                "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable); "
-               "2 bad usage, missing or invalid model, unwritable --output-dir, no input and no webcam; "
+               "2 bad usage, missing or invalid model, a .pth model without the train extra (torch), unwritable "
+               "--output-dir, --webcam and no webcam; "
                "130 interrupted (run again with --skip-existing to finish).")
 
 
@@ -243,20 +277,22 @@ def demo(
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
+    webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
 ) -> None:
-    """Estimate the age of every face in images, a video or the webcam."""
+    """Estimate the age of every face in images, a video or the webcam (no input: a sample photo)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from .infer.demo import DemoError, DemoOptions, run_demo
+    from .errors import AgecliError
+    from .infer.demo import DemoOptions, run_demo
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
-                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size)
+                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("images", total=None)
         try:
-            s = run_demo(opts, sys.stdout, log=log, progress=lambda d, t: bar.update(task, completed=d, total=t))
-        except DemoError as e:
+            s = run_demo(opts, sys.stdout, progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except AgecliError as e:
             fail(str(e))
         except KeyboardInterrupt:
             fail("interrupted; run again with --skip-existing to finish the rest", 130)
@@ -286,11 +322,12 @@ def export(
                                           help="Photos whose faces verify the export (default: random inputs)."),
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
+    needs_torch("`agecli export`")
     from .infer.export import ExportError, export_checked
     from .model.checkpoint import CheckpointError
 
     try:
-        r = export_checked(resume, fmt, output, opset, fp16, int8, images, log=log)
+        r = export_checked(resume, fmt, output, opset, fp16, int8, images)
     except (ExportError, CheckpointError) as e:
         fail(str(e))
     print(f"verified on {r.crops_from}: max |age difference| vs torch {r.max_diff:.5f} years "

@@ -14,7 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from agecli.infer.demo import DemoError, DemoOptions, run_demo
+from agecli.errors import AgecliError
+from agecli.infer.demo import DemoOptions, run_demo
 from agecli.infer.pipeline import STAGES
 from agecli.infer.sources import walk_images
 
@@ -39,7 +40,7 @@ def main() -> None:
                            output_dir=Path(tmp) / "out")
         try:
             s = run_demo(opts, io.StringIO())
-        except DemoError as e:
+        except AgecliError as e:
             ap.error(str(e))
     n = s.images + s.unreadable
     print(f"photos: {n}  faces: {s.faces}  no face: {s.no_face}  unreadable: {s.unreadable}")

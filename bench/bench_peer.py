@@ -154,15 +154,16 @@ def our_predictions(args, rows: pd.DataFrame, data_dir: Path, dataset: str, csv:
             raise BenchError(f"--ours-predictions {p}: needs columns photo and {col} (an `agecli val` predictions.csv)")
         return df[["photo", col]].rename(columns={col: "ours"}), f"predictions read from {p} ({col})"
 
+    from agecli.api import AgeEstimator
     from agecli.data.dataset import AlignedFaces
-    from agecli.eval.evaluate import ValError, load_faces, open_model, predict_all, resolve_model_path
+    from agecli.errors import AgecliError
+    from agecli.eval.evaluate import ValError, load_faces, predict_all
 
     try:
-        path = resolve_model_path(args.model)
-        runner = open_model(path, args.runner, args.device, args.batch_size, log=lambda m: print(m, file=sys.stderr))
-    except ValError as e:
+        est = AgeEstimator(args.model, runner=args.runner, device=args.device, batch_size=args.batch_size)
+    except AgecliError as e:
         raise BenchError(str(e)) from None
-    meta = runner.meta
+    path, runner, meta = est.model_path, est.runner, est.meta
     expand = meta.get("expand") if args.expand is None else args.expand
     if expand is None:
         raise BenchError("--expand is required (the model does not record the box expansion it was trained with)")

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agecli.cli import app
-from agecli.infer.demo import COLUMNS, PARTIAL, PREDICTIONS
+from agecli.infer.resume import PARTIAL, PREDICTIONS
+from agecli.infer.rows import COLUMNS
 from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
 from agecli.infer.pipeline import AgePipeline, FaceResult
 from agecli.infer.sources import Item, file_source, output_name
@@ -174,7 +175,7 @@ def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
         def release(self) -> None: ...
 
     monkeypatch.setattr(sources.cv2, "VideoCapture", NoCamera)
-    res = cli("--resume", tiny_onnx)
+    res = cli("--webcam", "--resume", tiny_onnx)
     assert res.exit_code == 2 and "no webcam could be opened" in res.stderr
     monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "nowhere.onnx"])
     res = cli(tmp_path)

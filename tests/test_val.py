@@ -95,7 +95,7 @@ def test_val_writes_every_report(pth_run, tiny_aligned, tiny_checkpoint, split):
 
 def test_val_on_exported_onnx_gives_the_same_mae(pth_run, tiny_aligned, tiny_checkpoint, split, tmp_path):
     from agecli.atomic import write_bytes
-    from agecli.infer.export import onnx_bytes_for_checkpoint
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
 
     onnx_path = tmp_path / "model.onnx"
     write_bytes(onnx_path, onnx_bytes_for_checkpoint(tiny_checkpoint))
@@ -186,6 +186,7 @@ def test_group_tables_skip_missing_labels(tmp_path):
     """A set without gender/ethnicity labels gets the age-group table only, and a stale
     by_gender.csv from an earlier run in the same folder is removed."""
     from agecli.eval.evaluate import Evaluation
+    from agecli.eval.metrics import group_tables
     from agecli.eval.reports import write_reports
 
     df = pd.DataFrame({"photo": ["a.jpg", "b.jpg", "c.jpg"], "age": [4.0, 30.0, 70.0], "pred": [6.0, 30.0, 50.0],
@@ -194,7 +195,8 @@ def test_group_tables_skip_missing_labels(tmp_path):
     df["age_group"] = pd.Categorical(["0-5", "21-30", "61+"], categories=age_group_names() + ["unknown"])
     (tmp_path / "by_gender.csv").write_text("stale\n")
     ev = Evaluation(df, np.zeros((3, 32, 32, 3), np.uint8), {"mae": 22 / 3, "worst_threshold": 10.0,
-                                                              "dataset": "x", "split": "test"})
+                                                              "dataset": "x", "split": "test"},
+                    groups=group_tables(df))
     files = write_reports(ev, tmp_path)
     assert "by_age_group.csv" in files and not (tmp_path / "by_gender.csv").exists()
     assert pd.read_csv(tmp_path / "worst.csv")["photo"].tolist() == ["c.jpg"]

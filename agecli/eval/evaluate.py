@@ -1,12 +1,14 @@
-"""`agecli val`: run a model over one aligned split and build the per-face frame.
+"""`agecli val` and `agecli.evaluate`: run a model over one aligned split and compute
+the per-face frame, the headline figures and the per-group tables, writing no files.
 
-The flow: find the model (the given checkpoint/ONNX file, else the shipped default),
-open a runner, check the flags against what the model records (head, expand), load
-the split's crops from the same cache training uses, predict in batches (optionally
-with a mirrored twin), then hand the frame to `reports` for the files on disk.
+The flow: the caller opens the model (an `AgeEstimator`, the same one `demo` uses),
+the flags are checked against what the model records (head, expand), the split's crops
+come from the same crop function (and cache) training uses, predictions run in batches
+(optionally with a mirrored twin); `reports` writes the files when asked (`agecli val`).
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,17 +19,20 @@ import numpy as np
 import pandas as pd
 
 from ..data.records import GENDERS, RACES, csv_name, read_align_csv, resolve_image_root
-from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, mae,
-                      std_error_correlation)
+from ..errors import UsageError
+from ..model.meta import file_hash
+from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, group_tables, mae,
+                      std_error_correlation, worst_faces)
 
+logger = logging.getLogger(__name__)
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 DIST_HEADS = ("dist", "mt", "range")
 TTA_MODES = ("none", "flip")
 
 
-class ValError(Exception):
-    """A setup problem (missing model or data, contradictory flags): one line, exit 2."""
+class ValError(UsageError):
+    """A setup problem (missing data, contradictory flags): one line, exit 2."""
 
 
 @dataclass
@@ -49,6 +54,7 @@ class ValOptions:
     worst_threshold: float = 10.0
     cache_dir: Optional[Path] = None
     workers: int = 2
+    cache: bool = True  # cache the crops (in cache_dir, default <data-dir>/.agecli_cache)
 
 
 @dataclass
@@ -61,60 +67,19 @@ class Evaluation:
     groups: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    started: Optional[float] = None  # perf_counter at the start, for the run's seconds
 
 
-# ---------------------------------------------------------------- model
+# ---------------------------------------------------------------- options
 
-def resolve_model_path(model: Optional[Path]) -> Path:
-    """The model to evaluate: the given file, else the shipped default model."""
-    from ..infer.default_model import MissingModelError, default_model_path
-
-    if model is None:
-        try:
-            return default_model_path()
-        except MissingModelError as e:
-            raise ValError(str(e)) from None
-    if not Path(model).is_file():
-        raise ValError(f"{model}: no such model file")
-    return Path(model)
-
-
-def runner_kind(path: Path, runner: str, device: str) -> str:
-    """Which engine open_runner will use: 'onnx' or 'torch'."""
-    if path.suffix.lower() == ".onnx" or runner == "onnx":
-        return "onnx"
-    if runner == "torch":
-        return "torch"
-    return "torch" if device.startswith("cuda") else "onnx"
-
-
-def open_model(path: Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64, log: Log = print):
-    """A runner for `path`, with flag problems turned into ValError."""
-    from ..infer.runners import open_runner
-    from ..model.checkpoint import CheckpointError
-
-    if runner not in ("auto", "torch", "onnx"):
-        raise ValError(f"--runner must be auto, torch or onnx, not {runner!r}")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValError(f"--device must be cpu or cuda, not {device!r}")
-    if batch_size < 1:
-        raise ValError(f"--batch-size must be at least 1, not {batch_size}")
-    kind = runner_kind(path, runner, device)
-    if device.startswith("cuda"):
-        if kind == "torch":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ValError("--device cuda: torch sees no CUDA device here; use --device cpu")
-        else:
-            import onnxruntime as ort
-
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                log("warning: ONNX Runtime has no CUDA provider here; running on CPU")
-    try:
-        return open_runner(path, runner, device, batch_size)
-    except (CheckpointError, ValueError) as e:
-        raise ValError(str(e)) from None
+def check_options(opts: ValOptions) -> None:
+    """Flags that cannot work, before any model or data is opened."""
+    if opts.tta not in TTA_MODES:
+        raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
+    if opts.worst_threshold < 0:
+        raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
+    if opts.batch_size < 1:
+        raise ValError(f"--batch-size must be at least 1, not {opts.batch_size}")
 
 
 def check_head(meta: dict, ldl: bool) -> list[str]:
@@ -169,14 +134,13 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, m
 
 
 def load_faces(csv: Path, data_dir: Path, dataset: str, size: int, expand: float,
-               cache_dir: Optional[Path] = None, workers: int = 2, log: Log = print):
-    """The split's crops at the model's size and expand, from (or into) the crop cache
-    training uses (`<data-dir>/.agecli_cache` unless told otherwise)."""
+               cache_dir: Optional[Path] = None, workers: int = 2, log: Log = logger.warning):
+    """The split's crops at the model's size and expand, cut by the crop function
+    training uses; from (or into) `cache_dir` when one is given."""
     from ..data.dataset import AlignedFaces
 
-    cache = cache_dir or data_dir / ".agecli_cache"
     try:
-        faces = AlignedFaces.load(csv, resolve_image_root(data_dir, dataset), size, expand, cache,
+        faces = AlignedFaces.load(csv, resolve_image_root(data_dir, dataset), size, expand, cache_dir,
                                   workers=workers, log=log)
     except ValueError as e:
         raise ValError(str(e)) from None
@@ -293,25 +257,18 @@ def baseline_figures(median: Optional[float], true: np.ndarray) -> dict[str, Any
 
 # ---------------------------------------------------------------- the whole run
 
-def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = None) -> Evaluation:
-    """Evaluate a model on one split and write every report into the output folder."""
-    from ..model.checkpoint import file_hash
-    from . import reports
-
+def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None) -> Evaluation:
+    """Evaluate an opened model (`est`: an AgeEstimator) on one split: the frame, the
+    figures, the per-group tables and the warnings, no files written."""
     start = time.perf_counter()
     warnings: list[str] = []
 
     def warn(msg: str) -> None:
         warnings.append(msg)
-        log(f"warning: {msg}")
+        logger.warning(msg)
 
-    if opts.tta not in TTA_MODES:
-        raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
-    if opts.worst_threshold < 0:
-        raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
-    path = resolve_model_path(opts.model)
-    runner = open_model(path, opts.runner, opts.device, opts.batch_size, log=warn)
-    meta = runner.meta
+    check_options(opts)
+    runner, meta = est.runner, est.meta
     for w in check_head(meta, opts.ldl):
         warn(w)
     data_dir, dataset, csv = resolve_data(opts.data_dir, opts.dataset, opts.split, meta)
@@ -323,14 +280,15 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
         warn(f"--expand {opts.expand:g} differs from the {trained_expand:g} the model was trained with: "
              "the crops differ from training, so expect worse accuracy")
     if meta.get("dataset") and meta["dataset"] != dataset:
-        log(f"note: the model was trained on {meta['dataset']!r}; evaluating on {dataset!r}")
+        logger.info("note: the model was trained on %r; evaluating on %r", meta["dataset"], dataset)
 
     csv_rows = len(read_align_csv(csv))
-    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), opts.cache_dir,
-                       opts.workers, log)
+    cache_dir = (opts.cache_dir or data_dir / ".agecli_cache") if opts.cache else None
+    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), cache_dir, opts.workers)
     preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)
     df = prediction_frame(faces, preds, tta)
 
+    path = est.model_path
     summary: dict[str, Any] = figures(df)
     summary.update({"skipped": csv_rows - len(df), "model": str(path), "model_hash": file_hash(path),
                     "arch": meta.get("arch"), "head": meta.get("head"), "loss": meta.get("loss"),
@@ -344,10 +302,10 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
         if median is None:
             warn(f"--baseline: no {csv_name(dataset, 'train')} in {data_dir}, so no training median to compare with")
         summary.update(baseline_figures(median, df["age"].to_numpy(float)))
-    out_dir = opts.output_dir or Path(f"val_{dataset}_{opts.split}")
-    ev = Evaluation(df, faces.images, summary, warnings=warnings)
-    reports.write_reports(ev, Path(out_dir), time_start=start)
-    return ev
+    summary["n_worst"] = int(len(worst_faces(df, opts.worst_threshold)))
+    summary["warnings"] = list(warnings)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return Evaluation(df, faces.images, summary, groups=group_tables(df), warnings=warnings, started=start)
 
 
 def _device_of(runner) -> str:

@@ -6,6 +6,13 @@ import math
 import numpy as np
 import pandas as pd
 
+GROUPINGS = {  # report name -> columns of the prediction frame it groups by
+    "by_age_group": ["age_group"],
+    "by_gender": ["gender"],
+    "by_ethnicity": ["race"],
+    "by_gender_age_group": ["gender", "age_group"],
+}
+RENAME = {"race": "ethnicity"}  # frame column -> its name in the tables
 AGE_GROUPS = [(0, 5), (6, 10), (11, 20), (21, 30), (31, 40), (41, 60), (61, 200)]
 CA_YEARS = (3, 5, 7)
 
@@ -57,3 +64,23 @@ def group_table(df: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     g = df.assign(err=err, abs_err=err.abs(), ok5=err.abs() <= 5).groupby(by, sort=False, observed=True)
     out = pd.DataFrame({"count": g.size(), "mae": g["abs_err"].mean(), "bias": g["err"].mean(), "ca5": g["ok5"].mean()})
     return out.reset_index()
+
+
+def group_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per-group tables, groups in their natural order (ages ascending, male/female, ...);
+    a grouping whose labels the set does not have is left out."""
+    out = {}
+    for stem, by in GROUPINGS.items():
+        if not all(c in df for c in by):
+            continue
+        t = group_table(df, by).sort_values(by, kind="stable").reset_index(drop=True)
+        for c in by:
+            t[c] = t[c].astype(str)
+        out[stem] = t.rename(columns=RENAME)
+    return out
+
+
+def worst_faces(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Faces with |error| > threshold, worst first (the frame's index kept, for the crops)."""
+    bad = df[df["error"].abs() > threshold]
+    return bad.reindex(bad["error"].abs().sort_values(ascending=False, kind="stable").index)

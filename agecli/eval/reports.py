@@ -1,4 +1,5 @@
-"""What `agecli val` leaves on disk, every file written atomically (temp, then rename):
+"""What `agecli val` leaves on disk (the figures come from `evaluate`, computed without
+writing anything), every file written atomically (temp, then rename):
 
 summary.json          flat headline figures + where they came from (model hash, split, expand)
 predictions.csv       one row per face
@@ -13,7 +14,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -21,20 +22,13 @@ import pandas as pd
 
 from ..atomic import figure_png, write_bytes
 from ..data.records import atomic_write_csv
-from .metrics import group_table
+from .metrics import GROUPINGS, worst_faces
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from .evaluate import Evaluation
 
-GROUPINGS = {  # file stem -> (columns of the prediction frame, their names in the CSV)
-    "by_age_group": ["age_group"],
-    "by_gender": ["gender"],
-    "by_ethnicity": ["race"],
-    "by_gender_age_group": ["gender", "age_group"],
-}
-RENAME = {"race": "ethnicity"}
 WORST_SHEET = 24
 
 
@@ -50,26 +44,6 @@ def write_png(img_bgr: np.ndarray, path: Path) -> None:
 
 
 # ---------------------------------------------------------------- tables
-
-def group_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per-group tables, groups in their natural order (ages ascending, male/female, ...);
-    a grouping whose labels the set does not have is left out."""
-    out = {}
-    for stem, by in GROUPINGS.items():
-        if not all(c in df for c in by):
-            continue
-        t = group_table(df, by).sort_values(by, kind="stable").reset_index(drop=True)
-        for c in by:
-            t[c] = t[c].astype(str)
-        out[stem] = t.rename(columns=RENAME)
-    return out
-
-
-def worst_faces(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Faces with |error| > threshold, worst first (the frame's index kept, for the crops)."""
-    bad = df[df["error"].abs() > threshold]
-    return bad.reindex(bad["error"].abs().sort_values(ascending=False, kind="stable").index)
-
 
 def _rounded(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return df.round({c: digits for c in df.columns if pd.api.types.is_float_dtype(df[c])})
@@ -145,7 +119,12 @@ def plot_mae_by_age(df: pd.DataFrame, title: str) -> bytes:
 
 # ---------------------------------------------------------------- everything
 
-def write_reports(ev: "Evaluation", out_dir: Path, time_start: Optional[float] = None) -> dict[str, Path]:
+def default_output_dir(ev: "Evaluation") -> Path:
+    """val_<dataset>_<split>/ in the current folder."""
+    return Path(f"val_{ev.summary['dataset']}_{ev.summary['split']}")
+
+
+def write_reports(ev: "Evaluation", out_dir: Path) -> dict[str, Path]:
     """Write every report of `ev` into out_dir (summary.json last, with the run's seconds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     df, s = ev.frame, ev.summary
@@ -156,7 +135,6 @@ def write_reports(ev: "Evaluation", out_dir: Path, time_start: Optional[float] =
         return files[name]
 
     atomic_write_csv(_rounded(df), put("predictions.csv"))
-    ev.groups = group_tables(df)
     for stem in GROUPINGS:
         if stem in ev.groups:
             atomic_write_csv(_rounded(ev.groups[stem], 4), put(f"{stem}.csv"))
@@ -172,7 +150,7 @@ def write_reports(ev: "Evaluation", out_dir: Path, time_start: Optional[float] =
     s["n_worst"] = int(len(worst))
     s["output_dir"] = str(out_dir)
     s["warnings"] = list(ev.warnings)
-    s["seconds"] = round(time.perf_counter() - time_start, 2) if time_start is not None else None
+    s["seconds"] = round(time.perf_counter() - ev.started, 2) if ev.started is not None else s.get("seconds")
     write_json(s, put("summary.json"))
     ev.files = files
     return files

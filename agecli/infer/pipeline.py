@@ -43,12 +43,13 @@ class FaceResult:
     age: float
     std: float
     box: np.ndarray  # x1, y1, x2, y2 in the image
-    landmarks: np.ndarray  # (5, 2)
+    landmarks: np.ndarray = field(repr=False)  # (5, 2)
     score: float
     gender: str | None = None
     gender_prob: float | None = None
     ethnicity: str | None = None
     ethnicity_prob: float | None = None
+    distribution: np.ndarray | None = field(default=None, repr=False)  # per age bin (distribution heads)
 
 
 @dataclass
@@ -133,6 +134,8 @@ class AgePipeline:
                 k = start + j
                 fr = FaceResult(age=float(out["age"][k]), std=float(out["std"][k]), box=np.asarray(f.box, float),
                                 landmarks=np.asarray(f.landmarks, float), score=float(f.score))
+                if "probs" in out:
+                    fr.distribution = out["probs"][k]
                 if "gender_probs" in out:
                     fr.gender, fr.gender_prob = _label(out["gender_probs"][k], GENDERS)
                 if "race_probs" in out:

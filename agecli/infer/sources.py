@@ -6,6 +6,7 @@ skip an image without reading it.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -17,12 +18,14 @@ import cv2
 import numpy as np
 
 from ..data.images import ImageError, load_rgb
+from ..errors import UsageError
 
+logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 GLOB_CHARS = frozenset("*?[")
 
 
-class SourceError(Exception):
+class SourceError(UsageError):
     """Inputs that cannot be used at all (bad combination, no video, no webcam)."""
 
 
@@ -163,20 +166,44 @@ def webcam_source(every: int = 1, index: int = 0) -> Source:
     cap = cv2.VideoCapture(index)
     if not cap.isOpened():
         cap.release()
-        raise SourceError("no input given (files, --img-dir, --img-list or --video) and no webcam could be opened")
+        raise SourceError("--webcam: no webcam could be opened")
     return Source(_frames(cap, "webcam", every), None, live=True)
 
 
+def sample_image() -> Path:
+    """The photo `demo` runs on when given no input: matplotlib's public-domain portrait
+    of Grace Hopper (`grace_hopper.jpg` in its sample data), so a fresh install shows
+    its job without the user finding a photo first; nothing third-party ships with agecli."""
+    import matplotlib
+    from matplotlib import cbook
+
+    try:
+        return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    except (OSError, ValueError):
+        path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        if not path.is_file():
+            raise SourceError("no input given and matplotlib's sample photo is missing; "
+                              "pass image files, --img-dir, --img-list, --video or --webcam") from None
+        return path
+
+
 def open_source(inputs: list[str], img_dir: Path | None = None, img_list: str | None = None,
-                video: Path | None = None, every: int = 1, exclude: Path | None = None) -> Source:
-    """The one source a demo run reads; raises SourceError for unusable combinations."""
+                video: Path | None = None, every: int = 1, exclude: Path | None = None,
+                webcam: bool = False) -> Source:
+    """The one source a demo run reads; raises SourceError for unusable combinations.
+    With no input at all it is the sample photo (`sample_image`)."""
     if every < 1:
         raise SourceError("--every must be 1 or more")
     files_given = bool(inputs) or img_dir is not None or img_list is not None
+    if sum((files_given, video is not None, webcam)) > 1:
+        raise SourceError("choose one kind of input: image files/folders/lists, --video or --webcam")
     if video is not None:
-        if files_given:
-            raise SourceError("--video cannot be combined with image inputs")
         return video_source(video, every)
+    if webcam:
+        return webcam_source(every)
     if files_given:
         return file_source(inputs, img_dir, img_list, exclude)
-    return webcam_source(every)
+    sample = sample_image()
+    logger.info("no input given: running on the sample photo %s (matplotlib's public-domain portrait "
+                "of Grace Hopper); pass files, --img-dir, --img-list, --video or --webcam", sample.name)
+    return file_source([str(sample)])

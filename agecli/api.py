@@ -1,0 +1,203 @@
+"""The Python API: the ages of the faces in an image, without the command line.
+
+    from agecli import AgeEstimator, draw
+    est = AgeEstimator()                       # the shipped model, ONNX Runtime on CPU
+    faces = est.predict("group.jpg")           # or an RGB/BGR numpy array, or a PIL image
+    for f in faces:
+        print(f.age, f.std, f.box, f.score)
+    annotated = draw("group.jpg", faces)       # RGB array with a box and "34 ±4" per face
+
+`AgeEstimator` only wires the pieces (model runner, face detector, the one crop
+function) the way `agecli demo` and `agecli val` use them: the commands are thin users
+of this module. Nothing here imports torch unless a .pth model is asked for; errors are
+the typed ones in `agecli.errors`; messages go to the `logging` module, never stdout.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from .data.images import load_rgb
+from .errors import UsageError
+from .face.detector import FaceDetector
+from .infer.default_model import default_model_path
+from .infer.pipeline import AgePipeline, FaceResult, StageTimer
+from .infer.runners import RUNNERS, open_runner, runner_kind
+from .infer.sources import Item
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from .eval.evaluate import Evaluation
+
+logger = logging.getLogger(__name__)
+COLORS = ("rgb", "bgr")
+ImageLike = Union[str, Path, np.ndarray, "Image"]
+__all__ = ["AgeEstimator", "FaceResult", "draw", "evaluate", "to_rgb"]
+
+
+def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
+    """Any supported image as an RGB uint8 (H, W, 3) array.
+
+    A path is decoded (EXIF orientation applied; raises ImageError when unreadable); a
+    PIL image is converted to RGB; a uint8 numpy array is read in `color` order ("rgb",
+    or "bgr" as OpenCV gives it), gray (H, W) and 4-channel arrays are accepted."""
+    if color not in COLORS:
+        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+    if isinstance(image, (str, Path)):
+        return load_rgb(image)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        return np.array(image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a path, a numpy array or a PIL image, not {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image arrays must be uint8 (0-255), not {image.dtype}")
+    arr = image[:, :, None] if image.ndim == 2 else image
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
+        raise ValueError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), not {image.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr[:, :, ::-1] if color == "bgr" else arr)
+
+
+class AgeEstimator:
+    """Face detector + aligned crop + age model, ready to run.
+
+    model: a .onnx (ONNX Runtime, no torch) or .pth checkpoint (needs the `train` extra);
+    default: the shipped model. providers / threads: passed to ONNX Runtime (default: CPU,
+    or CUDA first with device="cuda" where this onnxruntime has it). expand: override the
+    model's crop expansion (changes accuracy; logged). det_threshold / max_side: the
+    face detector's score threshold and the side large photos are scaled to for detection.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, providers: Sequence[str] | None = None,
+                 threads: int = 0, device: str = "cpu", runner: str = "auto", det_threshold: float = 0.8,
+                 max_side: int = 1280, expand: float | None = None, batch_size: int = 64) -> None:
+        _check_options(runner, device, det_threshold, max_side, expand, batch_size, threads)
+        self.model_path = Path(model) if model is not None else default_model_path()
+        kind = runner_kind(self.model_path, runner, device)
+        if device.startswith("cuda"):
+            _check_cuda(kind, device)
+        try:
+            self.runner = open_runner(self.model_path, runner, device, batch_size, threads, providers)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        self.meta: dict[str, Any] = self.runner.meta
+        self.img_size = int(self.meta["img_size"])
+        self.expand = float(self.meta["expand"] if expand is None else expand)
+        if expand is not None and abs(expand - float(self.meta["expand"])) > 1e-9:
+            logger.warning("--expand %s differs from the model's %s: the crops differ from training, "
+                           "expect less accurate ages", expand, self.meta["expand"])
+        self.det_threshold, self.max_side, self.threads = det_threshold, max_side, threads
+        self.batch_size = batch_size
+        self._detector: FaceDetector | None = None
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector, created on first use (evaluating aligned crops needs none)."""
+        if self._detector is None:
+            self._detector = FaceDetector(score_threshold=self.det_threshold, max_side=self.max_side,
+                                          threads=self.threads)
+        return self._detector
+
+    def pipeline(self, keep_images: bool = False, keep_crops: bool = False,
+                 timer: StageTimer | None = None) -> AgePipeline:
+        """The batched image -> faces -> ages pipeline `predict` and `agecli demo` run."""
+        return AgePipeline(self.runner, self.detector, self.expand, batch_faces=self.batch_size,
+                           keep_images=keep_images, keep_crops=keep_crops, timer=timer)
+
+    def predict(self, image: ImageLike, color: str = "rgb") -> list[FaceResult]:
+        """One result per face found (highest detector score first): box (x1, y1, x2, y2),
+        landmarks (5, 2), score (the detector's), age, std, distribution (probability of
+        each age, for distribution models), gender / ethnicity and their probabilities
+        (multi-task models). `color` says how to read a numpy array: "rgb" or "bgr"."""
+        rgb = to_rgb(image, color)
+        result = next(self.pipeline().run([Item("image", lambda: rgb)]))
+        return result.faces
+
+    def predict_many(self, images: Sequence[ImageLike], color: str = "rgb") -> list[list[FaceResult]]:
+        """`predict` for several images, their faces batched together into the model."""
+        items = [Item(str(i), lambda im=im: to_rgb(im, color)) for i, im in enumerate(images)]
+        return [r.faces for r in self.pipeline().run(items)]
+
+    def predict_crops(self, crops: np.ndarray, color: str = "rgb") -> dict[str, np.ndarray]:
+        """Ages of already-aligned face crops, uint8 (N, S, S, 3) or one (S, S, 3), S the
+        model's img_size, cut by the model card's recipe. Returns arrays `age`, `std` and,
+        where the model has them, `probs`, `gender_probs`, `race_probs`."""
+        if color not in COLORS:
+            raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+        arr = np.asarray(crops)
+        if arr.ndim == 3:
+            arr = arr[None]
+        s = self.img_size
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (s, s, 3):
+            raise ValueError(f"crops must be uint8 (N, {s}, {s}, 3), not {arr.dtype} {arr.shape}")
+        if color == "bgr":
+            arr = arr[..., ::-1]
+        return self.runner.predict(np.ascontiguousarray(arr))
+
+
+def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb") -> np.ndarray:
+    """A copy of `image` with a box and an "age ±std" label per face, in the colour
+    order asked for (`color` also says how a numpy input is to be read)."""
+    from .infer.drawing import annotate
+
+    out = annotate(to_rgb(image, color), faces)
+    return np.ascontiguousarray(out[:, :, ::-1]) if color == "bgr" else out
+
+
+def evaluate(model: str | Path | None = None, data_dir: str | Path | None = None, dataset: str | None = None,
+             split: str = "test", *, ldl: bool = False, expand: float | None = None, runner: str = "auto",
+             device: str = "cpu", batch_size: int = 64, tta: str = "none", baseline: bool = False,
+             worst_threshold: float = 10.0, cache: bool = False, cache_dir: str | Path | None = None,
+             workers: int = 2, progress: Callable[[int, int], None] | None = None) -> "Evaluation":
+    """Accuracy of a model on an aligned split made by `agecli prepare`, without writing
+    report files: `ev.summary` (mae, ca3/ca5/ca7, n, ...), `ev.frame` (one row per face),
+    `ev.groups` (per age group, gender, ethnicity). The crops are cached (the cache
+    training uses, <data-dir>/.agecli_cache, unless `cache_dir` says where) only with
+    `cache=True`, as `agecli val` does."""
+    from .eval.evaluate import ValOptions, check_options, evaluate_split
+
+    opts = ValOptions(None if model is None else Path(model), None if data_dir is None else Path(data_dir),
+                      dataset, split, ldl, expand, None, runner, device, batch_size, tta, baseline,
+                      worst_threshold, None if cache_dir is None else Path(cache_dir), workers, cache)
+    check_options(opts)
+    est = AgeEstimator(opts.model, runner=runner, device=device, batch_size=batch_size)
+    return evaluate_split(est, opts, progress=progress)
+
+
+def _check_options(runner: str, device: str, det_threshold: float, max_side: int, expand: float | None,
+                   batch_size: int, threads: int) -> None:
+    if runner not in RUNNERS:
+        raise UsageError(f"--runner must be auto, torch or onnx, not {runner!r}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise UsageError(f"--device must be cpu, cuda or cuda:N, not {device!r}")
+    if not 0.0 < det_threshold < 1.0:
+        raise UsageError("--threshold must be between 0 and 1")
+    if max_side < 64 or batch_size < 1 or threads < 0:
+        raise UsageError("--max-side must be at least 64, --batch-size at least 1, threads 0 or more")
+    if expand is not None and expand < 0:
+        raise UsageError("--expand must be 0 or more")
+
+
+def _check_cuda(kind: str, device: str) -> None:
+    """torch must see a GPU for a torch runner; ONNX Runtime without CUDA falls back to CPU."""
+    if kind == "torch":
+        from .errors import require_torch
+
+        require_torch(f"--device {device} with a .pth model")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
+        return
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        logger.warning("ONNX Runtime has no CUDA provider here; running on CPU")

@@ -1,0 +1,84 @@
+"""The rows `demo` writes, one per face (or one per image without a face): the columns,
+their CSV / JSON Lines writers, and reading them back for a resumed run."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from .pipeline import ImageResult
+
+COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "gender", "gender_prob",
+           "ethnicity", "ethnicity_prob", "error"]
+INT_COLUMNS = {"face"}
+TEXT_COLUMNS = {"file", "gender", "ethnicity", "error"}
+
+
+def face_rows(result: ImageResult) -> list[dict[str, Any]]:
+    """Output rows of one image: one per face, or one carrying the error."""
+    if not result.faces:
+        return [{**dict.fromkeys(COLUMNS), "file": result.name, "error": result.error or "no_face"}]
+    rows = []
+    for i, f in enumerate(result.faces):
+        x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
+        rows.append({"file": result.name, "face": i, "age": round(f.age, 1), "std": round(f.std, 2),
+                     "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(f.score, 3),
+                     "gender": f.gender, "gender_prob": None if f.gender_prob is None else round(f.gender_prob, 3),
+                     "ethnicity": f.ethnicity,
+                     "ethnicity_prob": None if f.ethnicity_prob is None else round(f.ethnicity_prob, 3),
+                     "error": None})
+    return rows
+
+
+def csv_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as CSV cells: None becomes an empty cell."""
+    return {k: "" if row[k] is None else row[k] for k in COLUMNS}
+
+
+def parse_row(row: dict[str, str]) -> dict[str, Any]:
+    """A row read back from CSV, with its numbers and empty fields typed again."""
+    out: dict[str, Any] = {}
+    for k in COLUMNS:
+        v = row.get(k) or None
+        if v is not None and k not in TEXT_COLUMNS:
+            v = int(v) if k in INT_COLUMNS else float(v)
+        out[k] = v
+    return out
+
+
+class RowWriter:
+    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image."""
+
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self.stream, self.fmt = stream, fmt
+        if fmt == "csv":
+            self.writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+            self.writer.writeheader()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if self.fmt == "csv":
+                self.writer.writerow(csv_cells(row))
+            else:
+                self.stream.write(json.dumps({k: row[k] for k in COLUMNS}, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+
+def read_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Rows of a predictions file grouped by image; a later block for the same image
+    (a re-processed one) replaces the earlier."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if not path.is_file():
+        return groups
+    prev = None
+    with open(path, newline="", encoding="utf-8") as fh:
+        for raw in csv.DictReader(fh):
+            if not raw.get("file") or None in raw.values():
+                continue  # a line cut short by an interruption
+            row = parse_row(raw)
+            if row["file"] != prev:
+                groups[row["file"]] = []
+                prev = row["file"]
+            groups[row["file"]].append(row)
+    return groups
