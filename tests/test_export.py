@@ -17,7 +17,8 @@ from agecli.data.images import load_rgb
 from agecli.face.detector import FaceDetector
 from agecli.infer.pipeline import face_crops
 from agecli.infer.onnx_meta import ONNX_META_KEY
-from agecli.infer.runners import OnnxRunner, normalise
+from agecli.infer.batches import normalise
+from agecli.infer.runners import OnnxRunner
 from agecli.infer.torch_runner import predict_torch
 from agecli.model.checkpoint import model_from_checkpoint
 

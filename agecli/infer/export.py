@@ -17,7 +17,8 @@ from ..errors import AgecliError
 from ..model.checkpoint import model_from_checkpoint
 from ..model.heads import Predictor
 from .onnx_build import DEFAULT_OPSET, onnx_bytes_for_checkpoint
-from .runners import OnnxRunner, normalise
+from .batches import normalise
+from .runners import OnnxRunner
 from .torch_runner import predict_torch
 
 logger = logging.getLogger(__name__)

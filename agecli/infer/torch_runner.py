@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..model.checkpoint import model_from_checkpoint
-from .runners import batched, normalise
+from .batches import batched, normalise
 
 
 @torch.inference_mode()
