@@ -1,7 +1,13 @@
-"""Shared fixtures: real UTKFace chips and photos from ../shared when present (tests
-that need them skip cleanly otherwise), a tiny aligned set, a briefly trained model."""
+"""Shared fixtures: real UTKFace chips and photos from ../shared when present, else a
+labelled set and group photos built from a licence-clean sample (tests/synth.py), so
+every pipeline runs anywhere; a tiny aligned set, a briefly trained model.
+
+AGECLI_TEST_SHARED=DIR reads the shared data from DIR instead of ../shared; point it at
+an empty folder to run the suite as a fresh machine would.
+"""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,12 +15,30 @@ import cv2
 import numpy as np
 import pytest
 
+from . import synth
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("AGECLI_TEST_SHARED") or REPO.parent / "shared")
 UTK_DIR = SHARED / "data" / "utkface" / "UTKFace"
 PHOTOS_DIR = SHARED / "photos"
 # names the reader tests use
 PHOTOS, UTKFACE = PHOTOS_DIR, UTK_DIR
+
+
+def utk_dir() -> Path:
+    """The real UTKFace chips, else the synthetic labelled set (same file naming)."""
+    return UTK_DIR if UTK_DIR.is_dir() else synth.faces_dir()
+
+
+def photos_path() -> Path:
+    """The real group photos, else synthetic ones (group_1.jpg holds 8 faces)."""
+    return PHOTOS_DIR if PHOTOS_DIR.is_dir() else synth.photos_dir()
+
+
+def utk_chip_bytes(name: str) -> bytes:
+    """A chip under a given UTKFace file name: the real file, else a synthetic face."""
+    real = UTK_DIR / name
+    return real.read_bytes() if real.is_file() else synth.chip_bytes_for(name)
 
 _JPEG = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()
 
@@ -32,24 +56,29 @@ def jpeg():
 
 
 def utk_files(n: int, offset: int = 0) -> list[Path]:
-    if not UTK_DIR.is_dir():
-        pytest.skip("UTKFace not present at ../shared/data/utkface/UTKFace")
-    files = sorted(p for p in UTK_DIR.iterdir() if p.name.endswith(".jpg") and " " not in p.name)
+    """n labelled chips spread over the ages (real UTKFace when present, else synthetic)."""
+    files = sorted(p for p in utk_dir().iterdir() if p.name.endswith(".jpg") and " " not in p.name)
     # spread over ages: take every k-th file of the sorted listing
     step = max(1, len(files) // (n + offset))
     return files[offset * step::step][:n]
 
 
+def real_utk_files(n: int) -> list[Path]:
+    """Real UTKFace chips, for the tests that measure accuracy (skip without them)."""
+    if not UTK_DIR.is_dir():
+        pytest.skip(f"UTKFace not present at {UTK_DIR}: accuracy needs real faces")
+    return utk_files(n)
+
+
 @pytest.fixture(scope="session")
 def photos_dir() -> Path:
-    if not PHOTOS_DIR.is_dir():
-        pytest.skip("group photos not present at ../shared/photos")
-    return PHOTOS_DIR
+    return photos_path()
 
 
 @pytest.fixture(scope="session")
 def tiny_aligned(tmp_path_factory) -> Path:
-    """~90 real UTKFace chips, prepared (detected + aligned) into train/valid/test CSVs."""
+    """~90 labelled chips (real UTKFace, else synthetic), prepared (detected + aligned)
+    into train/valid/test CSVs."""
     from agecli.data.prepare import prepare
 
     root = tmp_path_factory.mktemp("utk_tiny")

@@ -13,7 +13,7 @@ from agecli.cli import app
 from agecli.infer.default_model import default_model_path
 from agecli.infer.runners import OnnxRunner
 
-from .conftest import utk_files
+from .conftest import real_utk_files
 
 
 def test_default_model_ships_with_its_metadata():
@@ -25,7 +25,7 @@ def test_default_model_ships_with_its_metadata():
 
 def test_default_model_estimates_real_test_faces(tmp_path):
     # faces from the benchmark's test folds (8-9), which the model never saw in training
-    files = [f for f in utk_files(400) if int(hashlib.md5(f.name.encode()).hexdigest(), 16) % 10 >= 8][:30]
+    files = [f for f in real_utk_files(400) if int(hashlib.md5(f.name.encode()).hexdigest(), 16) % 10 >= 8][:30]
     for f in files:
         shutil.copy(f, tmp_path / f.name)
     res = CliRunner().invoke(app, ["demo", "--img-dir", str(tmp_path)])

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from .conftest import UTKFACE
+from .conftest import utk_chip_bytes
 
 from agecli.data.prepare import prepare
 from agecli.data.records import resolve_image_root
@@ -36,15 +35,13 @@ def rule(path: str) -> str:
 
 @pytest.fixture
 def utk_root(tmp_path) -> Path:
-    if not UTKFACE.is_dir() or not all((UTKFACE / n).is_file() for n in CHIPS):
-        pytest.skip(f"UTKFace chips not found at {UTKFACE}")
     root = tmp_path / "utk"
     root.mkdir()
     for n in CHIPS:
-        shutil.copyfile(UTKFACE / n, root / n)
+        (root / n).write_bytes(utk_chip_bytes(n))
     (root / NESTED).parent.mkdir()
-    shutil.copyfile(UTKFACE / Path(NESTED).name, root / NESTED)
-    good = (UTKFACE / CHIPS[0]).read_bytes()
+    (root / NESTED).write_bytes(utk_chip_bytes(Path(NESTED).name))
+    good = utk_chip_bytes(CHIPS[0])
     (root / "40_0_0_corrupt.jpg").write_bytes(good[:200])  # a JPEG cut short
     (root / "41_1_0_empty.jpg").write_bytes(b"")
     (root / "42_0_1_gray.jpg").write_bytes(cv2.imencode(".jpg", np.full((200, 200, 3), 128, np.uint8))[1].tobytes())
