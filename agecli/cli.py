@@ -20,7 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n"
-         "Exit codes: 0 success, 1 some inputs failed (reported), 2 bad usage or missing model.",
+         "Exit codes: 0 success, 1 some inputs failed (reported), 2 bad usage, missing model, or a command "
+         "that needs the train extra (torch) on the light install.",
 )
 
 

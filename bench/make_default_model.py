@@ -7,7 +7,8 @@ Steps (each an ordinary agecli command, printed before it runs):
 2. train-ldl: EfficientNet-Lite0 (ImageNet init), 112 px, DLDL-v2, augmentation,
    into runs/default; an interrupted run resumes from runs/default/last.pth;
 3. ship: best.pth (chosen on the valid folds) -> weights/agecli_default.pth (fp16
-   weights, no optimizer) and weights/agecli_default.onnx (fp16 storage, fp32 compute);
+   weights, no optimizer) and, exported from that file, weights/agecli_default.onnx
+   (uint8 RGB crop input, fp16 storage, fp32 compute; verified on --photos);
 4. val: the shipped ONNX model on the test folds -> val_default/ (the card's figures).
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data/utkface"))
     ap.add_argument("--run", type=Path, default=Path("runs/default"))
     ap.add_argument("--weights", type=Path, default=Path("weights"))
+    ap.add_argument("--photos", type=Path, default=Path("../shared/photos"), help="faces that verify the export")
     args = ap.parse_args()
     agecli = [sys.executable, "-m", "agecli"]
     if not (args.data / "utkface_test_align.csv").exists():
@@ -45,7 +47,8 @@ def main() -> None:
     pth, onnx = args.weights / "agecli_default.pth", args.weights / "agecli_default.onnx"
     slim_checkpoint(args.run / "best.pth", pth)
     print(f"wrote {pth}")
-    run(agecli + ["export", "--resume", str(args.run / "best.pth"), "--format", "onnx", "--fp16", "--output", str(onnx)])
+    run(agecli + ["export", "--resume", str(pth), "--format", "onnx", "--fp16", "--images", str(args.photos),
+                  "--output", str(onnx)])
     run(agecli + ["val", "--resume", str(onnx), "--data-dir", str(args.data), "--dataset", "utkface",
                   "--split", "test", "--baseline", "--tta", "flip", "--output-dir", "val_default"])
 
