@@ -1,7 +1,8 @@
 """The `agecli` command: one thin function per subcommand, no logic here.
 
-Exit codes: 0 success; 1 some inputs failed (reported on stderr and in the output);
-2 bad usage, missing model or a subcommand that is not built yet.
+Exit codes (agecli/exits.py, the same for every subcommand): 0 done; 1 some inputs
+failed (reported); 2 bad usage; 3 an output or the environment failed; 130
+interrupted; 141 stdout closed by the reader.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .exits import INPUTS_FAILED, TABLE, USAGE, guard
+
 err = Console(stderr=True)
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n"
-         "Exit codes: 0 success, 1 some inputs failed (reported), 2 bad usage or missing model.",
+    help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n" + TABLE,
 )
 
 
@@ -28,14 +30,15 @@ def log(msg: str) -> None:
     err.print(msg, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(msg: str, code: int = 2) -> None:
+def fail(msg: str, code: int = USAGE) -> None:
     err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 @app.command(epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
                     "  agecli prepare --dataset fgnet --data-dir FGNET/images --split subject --folds 82\n\n"
-                    "  agecli prepare --dataset csv --data-dir photos --out aligned")
+                    "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
+@guard(fail, "run the same command again to resume")
 def prepare(
     dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
@@ -59,7 +62,8 @@ def prepare(
         try:
             summary = run_prepare(dataset, data_dir, out, split=split, folds=folds, workers=workers,
                                   score_threshold=threshold, name=name,
-                                  progress=lambda d, t: bar.update(task, completed=d, total=t))
+                                  progress=lambda d, t: bar.update(task, completed=d, total=t),
+                                  log=lambda m: bar.console.print(m, markup=False, highlight=False))
         except ValueError as e:
             fail(str(e))
     err.print(f"{summary['accepted']}/{summary['total']} faces aligned, {summary['rejected']} rejected "
@@ -67,6 +71,9 @@ def prepare(
     for part, n in summary["splits"].items():
         err.print(f"  {part}: {n}  {summary['files'][part]}")
     err.print(f"report: {summary['report']}")
+    if summary.get("failed"):
+        err.print(f"{summary['failed']} images unreadable or with bad labels (listed in {summary['rejected_file']})")
+        raise typer.Exit(INPUTS_FAILED)
 
 
 def _not_built(name: str) -> None:
@@ -77,31 +84,50 @@ TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset u
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
                 "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --resume runs/utkface/last.pth\n\n"
-                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py).")
+                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py). Each run gets its own "
+                "folder (runs/x, runs/x2, ...) with its config.json, unless it resumes or --exist-ok is given.")
 TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
 def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, dataset: str, aug: bool,
            expand: Optional[float], resume: Optional[Path], checkpoint: Optional[Path], multi_gpu: bool,
-           pretrained: Optional[str], lr_find: bool, folds: int) -> None:
+           pretrained: Optional[str], lr_find: bool, folds: int, exist_ok: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .config import apply_overrides, default_config
+    from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .train.trainer import TrainingError, TrainJob
+    from .runs import check_names, check_pretrained, run_dir, start_run
+    from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
         cfg = apply_overrides(default_config(), list(ctx.args))
+        cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+        if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+            raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+        if cmd == "train-mt":
+            cfg["TRAIN"]["LOSS"] = "mt"
+        if expand is not None:
+            cfg["DATA"]["EXPAND"] = expand
+        validate(cfg)
+        check_names(cfg)
+        if folds < 1:
+            raise ValueError(f"--folds must be 1 or more, not {folds}")
+        if pretrained:
+            check_pretrained(pretrained)
+        if resume is not None and not resume.is_file():
+            raise ValueError(f"--resume {resume}: no such checkpoint file")
     except ValueError as e:
         fail(str(e))
-    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
-    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
-        fail("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
-    if cmd == "train-mt":
-        cfg["TRAIN"]["LOSS"] = "mt"
-    if expand is not None:
-        cfg["DATA"]["EXPAND"] = expand
-    ckdir = checkpoint or Path("runs") / f"{dataset}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+    if resume is not None and checkpoint is None:
+        ckdir = resume.parent  # a resumed run goes on in its own folder
+    else:
+        base = checkpoint or Path("runs") / f"{dataset}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+        ckdir = run_dir(base, exist_ok or resume is not None)
+        if ckdir != base:
+            log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
+    start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": str(data_dir), "dataset": dataset, "aug": aug,
+                           "resume": str(resume) if resume else None, "pretrained": pretrained,
+                           "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
         task = bar.add_task("loading", total=None, stats="")
@@ -132,8 +158,10 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, data
                 best = run_train(job)
                 err.print(f"best validation: MAE {best.get('mae', float('nan')):.3f} at epoch {best.get('epoch')}  "
                           f"checkpoints in {ckdir}")
+        except DivergedError as e:
+            fail(str(e), INPUTS_FAILED)
         except (TrainingError, CheckpointError, ValueError) as e:
-            fail(str(e), 1)
+            fail(str(e))
 
 
 def _train_options(cmd: str, default_loss: str, help_text: str):
@@ -149,12 +177,16 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         pretrained: Optional[str] = typer.Option(None, help="Backbone state dict to start from (default: ImageNet for efficientnet_lite0)."),
         lr_find: bool = typer.Option(False, "--lr-find", help="Sweep the learning rate, save the plot, suggest one."),
         folds: int = typer.Option(1, help="K-fold cross-validation over train+valid; reports mean and std MAE."),
+        exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into --checkpoint even when it holds an "
+                                      "earlier run (default: a new numbered folder, runs/x2)."),
     ) -> None:
         _train(cmd, default_loss, ctx, data_dir, dataset, aug, expand, resume, checkpoint, multi_gpu,
-               pretrained, lr_find, folds)
+               pretrained, lr_find, folds, exist_ok)
 
     command.__doc__ = help_text
-    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd))(command)
+    hint = "continue with --resume <run folder>/last.pth"
+    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd) + "\n\n" + TABLE)(
+        guard(fail, hint)(command))
 
 
 _train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
@@ -166,7 +198,9 @@ _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi
 @app.command(epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
                     "--dataset utkface\n\n"
                     "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
-                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline")
+                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
+                    "\n\n" + TABLE)
+@guard(fail)
 def val(
     resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
     data_dir: Optional[Path] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is)."),
@@ -220,12 +254,15 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotat
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
                "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
-               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable); "
-               "2 bad usage, missing or invalid model, unwritable --output-dir, no input and no webcam; "
-               "130 interrupted (run again with --skip-existing to finish).")
+               "With --output-dir, a file agecli did not write there is never replaced.\n\n"
+               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
+               "video that ended early; 2 bad usage, missing or invalid model, an output folder holding the inputs "
+               "or other files, no input and no webcam; 3 an output cannot be written (read-only, disk full); "
+               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader.")
 
 
 @app.command(epilog=DEMO_EPILOG)
+@guard(fail, "run again with --skip-existing to finish")
 def demo(
     inputs: Optional[list[str]] = typer.Argument(None, help="Image files, folders or quoted globs ('photos/**/*.jpg')."),
     img_dir: Optional[Path] = typer.Option(None, help="Folder of images, read recursively."),
@@ -258,14 +295,10 @@ def demo(
             s = run_demo(opts, sys.stdout, log=log, progress=lambda d, t: bar.update(task, completed=d, total=t))
         except DemoError as e:
             fail(str(e))
-        except KeyboardInterrupt:
-            fail("interrupted; run again with --skip-existing to finish the rest", 130)
-        except OSError as e:
-            fail(f"cannot write the output: {e}", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
-    if s.unreadable:
-        raise typer.Exit(1)
+    if s.unreadable or s.ended_early:
+        raise typer.Exit(INPUTS_FAILED)
 
 
 @app.command(epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
@@ -274,7 +307,8 @@ def demo(
                     "The file is written (atomically) only when the exported model's ages agree with the "
                     "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16).\n\n"
                     "Exit codes: 0 written and verified; 1 verification failed (nothing written); "
-                    "2 bad usage or not a checkpoint.")
+                    "2 bad usage or not a checkpoint; 3 the output cannot be written.")
+@guard(fail)
 def export(
     resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),

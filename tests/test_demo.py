@@ -54,7 +54,8 @@ def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
     rows = csv_rows(res.stdout)
     per_file: dict[str, list[dict]] = {}
     for r in rows:
-        per_file.setdefault(r["file"], []).append(r)
+        per_file.setdefault(r["output"], []).append(r)
+        assert r["file"] == str(inputs / r["output"])  # the input as given: the folder joined with its name
     images = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*.jpg"))
     assert sorted(per_file) == images
     for name in images:
@@ -81,9 +82,9 @@ def test_demo_jsonl_corrupt_input_gives_exit_1(inputs, tiny_onnx, tmp_path):
     assert res.exit_code == 1, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert all(list(r) == COLUMNS for r in rows)
-    by_file = {r["file"]: r for r in rows}
-    assert by_file["corrupt.jpg"]["error"] == "unreadable" and by_file["corrupt.jpg"]["age"] is None
-    assert by_file[output_name(chip)]["age"] > 0 and by_file[output_name(chip)]["error"] is None
+    by_file = {r["file"]: r for r in rows}  # the inputs exactly as given (absolute here)
+    assert by_file[str(bad)]["error"] == "unreadable" and by_file[str(bad)]["age"] is None
+    assert by_file[str(chip)]["age"] > 0 and by_file[str(chip)]["error"] is None
     assert "corrupt.jpg" in res.stderr
 
 
@@ -111,7 +112,7 @@ def test_demo_img_list_from_stdin_subprocess(inputs, tiny_onnx):
                           env=env, cwd=inputs, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = csv_rows(proc.stdout)
-    assert sorted({r["file"] for r in rows}) == sorted(c.name for c in chips)  # absolute paths -> file names
+    assert sorted({r["file"] for r in rows}) == sorted(str(c) for c in chips)  # the paths as given
     assert all(r["age"] for r in rows)
 
 
@@ -129,14 +130,14 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
     assert first.exit_code == 0, first.output
     full = csv_rows((out / PREDICTIONS).read_text())
     # an interruption at ~75%: rows so far only in the partial file, the last copy missing
-    last = full[-1]["file"]
+    last = full[-1]["output"]
     (out / PREDICTIONS).rename(out / PARTIAL)
-    kept = [r for r in full if r["file"] != last]
+    kept = [r for r in full if r["output"] != last]
     with open(out / PARTIAL, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(kept)
-        fh.write(last + ",0,3")  # killed in the middle of writing a row
+        fh.write(str(inputs / last) + ",0,3")  # killed in the middle of writing a row
     (out / last).unlink()
     res = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out, "--skip-existing")
     assert res.exit_code == 0, res.output
@@ -177,6 +178,7 @@ def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
     res = cli("--resume", tiny_onnx)
     assert res.exit_code == 2 and "no webcam could be opened" in res.stderr
     monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "nowhere.onnx"])
+    shutil.copy(utk_files(1)[0], tmp_path / "face.jpg")
     res = cli(tmp_path)
     assert res.exit_code == 2 and "no model: pass --resume or install the default model" in res.stderr
     for args in (["--format", "xml"], ["--device", "gpu"], ["--runner", "tf"], ["--save-crops"],

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import pandas as pd
 
+from ..atomic import check_writable_dir
 from ..data.records import GENDERS, RACES, csv_name, read_align_csv, resolve_image_root
 from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, mae,
                       std_error_correlation)
@@ -309,6 +310,8 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
         raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
     if opts.worst_threshold < 0:
         raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
+    if opts.workers < 1:
+        raise ValError(f"--workers must be at least 1, not {opts.workers}")
     path = resolve_model_path(opts.model)
     runner = open_model(path, opts.runner, opts.device, opts.batch_size, log=warn)
     meta = runner.meta
@@ -324,6 +327,7 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
              "the crops differ from training, so expect worse accuracy")
     if meta.get("dataset") and meta["dataset"] != dataset:
         log(f"note: the model was trained on {meta['dataset']!r}; evaluating on {dataset!r}")
+    out_dir = check_writable_dir(opts.output_dir or Path(f"val_{dataset}_{opts.split}"), "--output-dir")
 
     csv_rows = len(read_align_csv(csv))
     faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), opts.cache_dir,
@@ -344,9 +348,8 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
         if median is None:
             warn(f"--baseline: no {csv_name(dataset, 'train')} in {data_dir}, so no training median to compare with")
         summary.update(baseline_figures(median, df["age"].to_numpy(float)))
-    out_dir = opts.output_dir or Path(f"val_{dataset}_{opts.split}")
     ev = Evaluation(df, faces.images, summary, warnings=warnings)
-    reports.write_reports(ev, Path(out_dir), time_start=start)
+    reports.write_reports(ev, out_dir, time_start=start)
     return ev
 
 

@@ -8,6 +8,7 @@ uninterrupted run would.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
@@ -20,7 +21,7 @@ import torch
 
 from ..data.dataset import AlignedFaces, batch_tensor
 from ..data.records import csv_name, resolve_image_root
-from ..atomic import figure_png, write_bytes
+from ..atomic import OutputError, figure_png, write_bytes
 from ..eval.metrics import age_metrics
 from ..infer.runners import predict_torch
 from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
@@ -31,7 +32,12 @@ LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7"
 
 
 class TrainingError(Exception):
-    """A run that cannot go on (NaN loss, bad data); the message says what to do."""
+    """A run that cannot start (bad data, a checkpoint that does not fit); the message
+    says what to do."""
+
+
+class DivergedError(TrainingError):
+    """The loss became NaN or infinite: the run stopped, its last good checkpoint kept."""
 
 
 @dataclass
@@ -89,6 +95,23 @@ def _write_log_row(path: Path, row: dict) -> None:
         w.writerow({k: row.get(k) for k in LOG_COLUMNS})
 
 
+def _trim_log(path: Path, start_epoch: int) -> None:
+    """Keep only the log rows of epochs before `start_epoch`: a fresh run (or one resumed
+    from an earlier checkpoint) never appends to another run's rows."""
+    if not path.exists():
+        return
+    if start_epoch == 0:
+        path.unlink()
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= start_epoch]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_bytes(path, buf.getvalue().encode())
+
+
 def plot_curve(log_csv: Path, out_png: Path) -> None:
     import matplotlib
 
@@ -133,6 +156,11 @@ def train(job: TrainJob) -> dict:
     val_data = load_split(job, "valid", size, expand)
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainingError("the train or valid split is empty")
+    if loss_name == "mt":  # a head without labels would train on nothing and still answer
+        for col, what in (("gender", train_data.genders), ("race", train_data.races)):
+            if not (what >= 0).any():
+                raise TrainingError(f"train-mt: {csv_name(job.dataset, 'train')} has no {col} labels, so the "
+                                    f"{col} head would learn nothing; use train or train-ldl for age only")
     meta = {**model_meta(cfg, head, loss_name), "dataset": job.dataset, **job.extra_meta}
     select_by_ca3 = job.dataset.startswith("megaage")
 
@@ -141,8 +169,8 @@ def train(job: TrainJob) -> dict:
     if job.resume:
         resume_state = load_checkpoint(job.resume)
         old = resume_state["meta"]
-        for k in ("arch", "head", "img_size", "age_min", "age_max"):
-            if old[k] != meta[k]:
+        for k in ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max"):
+            if old.get(k) != meta[k]:
                 raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
     torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
     model = build_model(meta, pretrained=False if resume_state else job.pretrained).to(device)
@@ -169,6 +197,8 @@ def train(job: TrainJob) -> dict:
     if rank == 0:
         ckdir.mkdir(parents=True, exist_ok=True)
     log_csv = ckdir / "log.csv"
+    if rank == 0:
+        _trim_log(log_csv, start_epoch)  # rows of epochs this run (re)does go
     ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
     board = tensorboard_writer(ckdir) if rank == 0 else None
 
@@ -192,7 +222,7 @@ def train(job: TrainJob) -> dict:
                 out = net(x)
             loss = total_loss(loss_name, out, batch, bins, cfg)
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
+                raise DivergedError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
                                     f"The last good checkpoint is {ckdir / 'last.pth'}. Try a lower TRAIN.LR.")
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -229,9 +259,13 @@ def train(job: TrainJob) -> dict:
         state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
                      best_metrics=history_best)
         meta_now = {**meta, "metrics": {**metrics, "epoch": epoch + 1}}
-        save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
-        if improved:
-            save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
+        try:
+            save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
+            if improved:
+                save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
+        except OutputError as e:  # the old file stays whole: the write went to a temporary
+            kept = f"the last good checkpoint is {ckdir / 'last.pth'}" if epoch > 0 else "no checkpoint was saved"
+            raise OutputError(f"{e}; stopped at epoch {epoch + 1}, {kept}") from None
         plot_curve(log_csv, ckdir / "learning_curve.png")
         job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}  "
                 f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
