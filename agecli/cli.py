@@ -307,7 +307,7 @@ def demo(
                     "The file is written (atomically) only when the exported model's ages agree with the "
                     "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16).\n\n"
                     "Exit codes: 0 written and verified; 1 verification failed (nothing written); "
-                    "2 bad usage or not a checkpoint; 3 the output cannot be written.")
+                    "2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
 @guard(fail)
 def export(
     resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),

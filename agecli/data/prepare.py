@@ -21,12 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import check_writable_dir, write_text
-from .images import ImageError, load_rgb
+from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
 from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
                       hash_split, image_root_file, is_prepare_output, subject_folds)
 
-PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error"]
+PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error",
+                   "md5"]
 
 _detector = None
 
@@ -58,7 +59,9 @@ def align_one(root: str, rec: Record) -> dict:
     if rec.error:
         return row
     try:
-        img = load_rgb(os.path.join(root, rec.path))
+        data = read_regular(os.path.join(root, rec.path))
+        row["md5"] = hashlib.md5(data).hexdigest()  # the same photo under two names shares one split
+        img = decode_rgb(data)
     except ImageError as e:
         row["error"] = str(e)
         return row
@@ -79,6 +82,28 @@ def _align_chunk(args: tuple[str, list[Record]]) -> list[dict]:
     return [align_one(root, r) for r in recs]
 
 
+def split_keys(df: pd.DataFrame) -> pd.Series:
+    """What each row is split by: its subject when every row has one, else its bare file
+    name; rows holding the exact same image (same md5) are joined, with everything linked
+    to them, under the smallest key, so one photo under two names never crosses splits."""
+    known = "subject" in df and len(df) > 0 and df["subject"].notna().all()
+    key = df["subject"].astype(str) if known else df["photo"].map(os.path.basename)
+    if "md5" not in df or not df["md5"].notna().any():
+        return key
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for _, keys in key.groupby(df["md5"]):
+        roots = sorted({find(k) for k in keys})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    return key.map(find)
+
+
 def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.DataFrame]:
     """Split accepted rows: the dataset's official split, the hash rule (on the subject
     when every row has one, else on the file name), or subject folds."""
@@ -87,7 +112,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
         if missing:
             raise ValueError(f"--split subject needs a subject for every image; {missing} have none "
                              "(this dataset has no subjects? use --split hash)")
-        subj = df["subject"].astype(str)
+        subj = split_keys(df)
         fold_of = subject_folds(subj.tolist(), folds)
         f = subj.map(fold_of)
         return {f"fold{k}": df[f == k] for k in range(folds)}
@@ -96,9 +121,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
             raise ValueError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
                              "use --split hash or subject")
         return {s: df[df["split"] == s] for s in SPLITS}
-    # one person, one split: with a subject on every row the hash rule applies to the subject
-    known = "subject" in df and len(df) and df["subject"].notna().all()
-    s = df["subject"].astype(str).map(hash_split) if known else df["photo"].map(hash_split)
+    s = split_keys(df).map(hash_split)
     return {name: df[s == name] for name in SPLITS}
 
 
@@ -175,7 +198,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     if _resume_matches(partial, key, log):
         _drop_cut_row(partial)
     if partial.exists():
-        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str},
+        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
                            keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
         done = {r["photo"]: r for r in prev.to_dict("records")}
     todo = [r for r in records if r.path not in done]

@@ -191,7 +191,10 @@ def training_median(data_dir: Path, dataset: str) -> Optional[float]:
     path = Path(data_dir) / csv_name(dataset, "train")
     if not path.is_file():
         return None
-    ages = read_align_csv(path)["age"].to_numpy(float)
+    try:
+        ages = read_align_csv(path)["age"].to_numpy(float)
+    except ValueError as e:
+        raise ValError(str(e)) from None
     return float(np.median(ages)) if len(ages) else None
 
 
@@ -329,7 +332,10 @@ def run_val(opts: ValOptions, log: Log = print, progress: Optional[Progress] = N
         log(f"note: the model was trained on {meta['dataset']!r}; evaluating on {dataset!r}")
     out_dir = check_writable_dir(opts.output_dir or Path(f"val_{dataset}_{opts.split}"), "--output-dir")
 
-    csv_rows = len(read_align_csv(csv))
+    try:
+        csv_rows = len(read_align_csv(csv))
+    except ValueError as e:
+        raise ValError(str(e)) from None
     faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), opts.cache_dir,
                        opts.workers, log)
     preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)
