@@ -31,30 +31,33 @@ def prepared_folds(data_dir: Path, dataset: str) -> list[Path]:
 
 
 def cross_validate(job: TrainJob, k: int) -> dict:
-    prepared = prepared_folds(job.data_dir, job.dataset)
+    sets = job.sets()
+    if len(sets) != 1:
+        raise TrainingError("--folds cross-validates one dataset; give a single --dataset")
+    (dataset, data_dir), = sets
+    prepared = prepared_folds(data_dir, dataset)
     if prepared:
         if len(prepared) != k:
-            raise TrainingError(f"{job.data_dir} holds {len(prepared)} prepared folds "
+            raise TrainingError(f"{data_dir} holds {len(prepared)} prepared folds "
                                 f"({prepared[0].name} ...); use --folds {len(prepared)}")
         frames = [read_align_csv(p) for p in prepared]
         df = pd.concat(frames, ignore_index=True)
         fold = pd.Series(np.repeat(np.arange(k), [len(f) for f in frames]))
         job.log(f"using the {k} folds prepare wrote ({prepared[0].name} ...)")
     else:
-        missing = [csv_name(job.dataset, s) for s in ("train", "valid")
-                   if not (job.data_dir / csv_name(job.dataset, s)).is_file()]
+        missing = [csv_name(dataset, s) for s in ("train", "valid") if not (data_dir / csv_name(dataset, s)).is_file()]
         if missing:
-            raise TrainingError(f"{job.data_dir}: no {' or '.join(missing)} and no prepared folds; "
-                                f"run `agecli prepare --dataset {job.dataset} ...` first")
-        frames = [read_align_csv(job.data_dir / csv_name(job.dataset, s)) for s in ("train", "valid")]
+            raise TrainingError(f"{data_dir}: no {' or '.join(missing)} and no prepared folds; "
+                                f"run `agecli prepare --dataset {dataset} ...` first")
+        frames = [read_align_csv(data_dir / csv_name(dataset, s)) for s in ("train", "valid")]
         df = pd.concat(frames, ignore_index=True)
         key = df["subject"].astype(str) if "subject" in df else df["photo"].map(lambda p: os.path.basename(p))
         fold = key.map(lambda s: hash_fold(s, k))
-    root = resolve_image_root(job.data_dir, job.dataset)
+    root = resolve_image_root(data_dir, dataset)
     results = []
     for i in range(k):
         fdir = job.checkpoint_dir / f"fold{i}"
-        name = f"{job.dataset}_fold{i}"
+        name = f"{dataset}_fold{i}"
         atomic_write_csv(df[fold != i], fdir / csv_name(name, "train"))
         atomic_write_csv(df[fold == i], fdir / csv_name(name, "valid"))
         write_text(image_root_file(fdir, name), str(root) + "\n")
