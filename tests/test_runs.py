@@ -227,3 +227,11 @@ def test_a_failed_checkpoint_write_keeps_the_last_good_one(tiny_aligned, tmp_pat
     assert res.exit_code == 3, res.output
     assert "the last good checkpoint is" in res.stderr and "last.pth" in res.stderr
     assert (ck / "last.pth").read_bytes() == good
+
+
+def test_model_dropout_reaches_the_model():
+    from agecli.config import apply_overrides, default_config
+    from agecli.model.checkpoint import build_model, model_meta
+
+    cfg = apply_overrides(default_config(), ["MODEL.DROPOUT", "0.5", "MODEL.ARCH", "tiny_age"])
+    assert build_model(model_meta(cfg, "dist", "ldl")).dropout.p == 0.5

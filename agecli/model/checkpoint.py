@@ -29,7 +29,7 @@ def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
     m = cfg["MODEL"]
     return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
             "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
-            "range_width": m["RANGE_WIDTH"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+            "range_width": m["RANGE_WIDTH"], "dropout": m["DROPOUT"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
 
 
 def save_checkpoint(path: str | Path, model: AgeNet, meta: dict, cfg: dict, **state: Any) -> None:
@@ -59,7 +59,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
     model = AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
-                   pretrained=pretrained)
+                   dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained)
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     return model
 
