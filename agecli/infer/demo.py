@@ -14,8 +14,9 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+import functools
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from ..model.checkpoint import CheckpointError
+from ..parallel import default_workers
 from .default_model import MissingModelError, default_model_path
 from .pipeline import AgePipeline, ImageResult, StageTimer
 from .sources import IMAGE_EXTENSIONS, SourceError, open_source
@@ -60,6 +62,8 @@ class DemoOptions:
     max_side: int = 1280
     expand: float | None = None
     batch_size: int = 64
+    workers: int | None = None  # processes for decode, detect and align; None: one per core
+    ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
 
 
 @dataclass
@@ -155,15 +159,30 @@ def annotated_path(out_dir: Path, name: str) -> Path:
     return out_dir / (name if Path(name).suffix.lower() in IMAGE_EXTENSIONS else name + ".jpg")
 
 
+def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
+    """The image encoded by file extension (JPEG quality 95)."""
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise OSError(f"cannot encode an image as {suffix}")
+    return buf.tobytes()
+
+
 def write_image(rgb: np.ndarray, path: Path) -> None:
     """Encode by extension and write atomically."""
     from ..atomic import write_bytes
 
-    ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    write_bytes(path, buf.tobytes())
+    write_bytes(path, encode_image(rgb, path.suffix))
+
+
+def encode_outputs(res: ImageResult, name: str, save_crops: bool) -> None:
+    """Draw and encode the annotated copy (and the crops) into `res`, dropping the pixels:
+    what a Ray actor sends back instead of the image."""
+    from .drawing import annotate
+
+    res.encoded = encode_image(annotate(res.image, res.faces), annotated_path(Path(), name).suffix)
+    if save_crops and res.crops is not None:
+        res.encoded_crops = [encode_image(c, ".jpg") for c in res.crops]
+    res.image = res.crops = None
 
 
 def _check_options(o: DemoOptions) -> None:
@@ -182,16 +201,21 @@ def _check_options(o: DemoOptions) -> None:
         raise DemoError("--max-side must be at least 64 and --batch-size at least 1")
     if o.expand is not None and o.expand < 0:
         raise DemoError("--expand must be 0 or more")
+    if o.workers is not None and o.workers < 1:
+        raise DemoError("--workers must be 1 or more")
+    if o.ray and Path(o.ray).exists():
+        raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
+                        "put inputs before --ray or write --ray=ADDRESS")
     if (o.save_crops or o.skip_existing) and o.output_dir is None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
 
-def _open_runner(o: DemoOptions, log: Callable[[str], None]):
+def _open_runner(o: DemoOptions, log: Callable[[str], None], threads: int = 0):
     from .runners import open_runner
 
     try:
         path = o.model if o.model is not None else default_model_path()
-        runner = open_runner(path, o.runner, o.device, o.batch_size)
+        runner = open_runner(path, o.runner, o.device, o.batch_size, threads)
     except (MissingModelError, CheckpointError, ValueError) as e:
         raise DemoError(str(e)) from None
     if o.expand is not None and abs(o.expand - float(runner.meta["expand"])) > 1e-9:
@@ -214,11 +238,15 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir)
     except SourceError as e:
         raise DemoError(str(e)) from None
-    runner = _open_runner(o, log)
+    if o.ray is not None and source.live:
+        raise DemoError("--ray reads files or a video, not the webcam")
+    # With workers, each worker's detector runs on one thread and the age model here on the cores left.
+    cores, workers = default_workers(), (default_workers() if o.workers is None else o.workers)
+    runner = _open_runner(o, log, threads=0 if workers == 1 else max(1, cores - workers))
     timer = timer or StageTimer()
-    pipe = AgePipeline(runner, FaceDetector(score_threshold=o.threshold, max_side=o.max_side), o.expand,
-                       batch_faces=o.batch_size, keep_images=out_dir is not None, keep_crops=o.save_crops,
-                       timer=timer)
+    detector = functools.partial(FaceDetector, score_threshold=o.threshold, max_side=o.max_side, threads=int(workers > 1))
+    pipe = AgePipeline(runner, detector, o.expand, batch_faces=o.batch_size, keep_images=out_dir is not None,
+                       keep_crops=o.save_crops, timer=timer, workers=workers)
 
     prior: dict[str, list[dict[str, Any]]] = {}
     if out_dir is not None and o.skip_existing:
@@ -228,6 +256,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     def skip(name: str) -> bool:
         return name in prior and annotated_path(out_dir, name).exists()
 
+    results = _results(o, pipe, source, skip if o.skip_existing else None, log)  # connects to Ray first
     rows_out = RowWriter(stdout, o.fmt)
     partial_fh = partial = None
     if out_dir is not None:
@@ -241,7 +270,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     summary, order, new_rows = DemoSummary(), [], {}
     start = time.perf_counter()
     try:
-        for res in pipe.run(source.items, skip=skip if o.skip_existing else None, live=source.live):
+        for res in results:
             order.append(res.name)
             if res.skipped:
                 summary.skipped += 1
@@ -255,7 +284,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
                         partial.writerows({k: "" if r[k] is None else r[k] for k in COLUMNS} for r in rows)
                         partial_fh.flush()
                 # the copy comes after the rows: an existing copy means its rows were saved
-                if out_dir is not None and res.image is not None:
+                if out_dir is not None and (res.image is not None or res.encoded is not None):
                     _write_outputs(res, out_dir, o.save_crops, timer)
                 new_rows[res.name] = rows
             if progress:
@@ -272,6 +301,23 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     summary.seconds = time.perf_counter() - start
     summary.stages = dict(timer.seconds)
     return summary
+
+
+def _results(o: DemoOptions, pipe: AgePipeline, source, skip: Callable[[str], bool] | None,
+             log: Callable[[str], None]) -> Iterator[ImageResult]:
+    """The results in input order: from this machine's pipeline, or from a Ray cluster."""
+    if o.ray is None:
+        return pipe.run(source.items, skip=skip, live=source.live)
+    from .ray_backend import RayError, connect, ray_results
+
+    try:
+        connect(o.ray, log)
+    except RayError as e:
+        raise DemoError(str(e)) from None
+    return ray_results(source.items, o.model if o.model is not None else default_model_path(), runner=o.runner,
+                       device=o.device, batch_size=o.batch_size, threshold=o.threshold, max_side=o.max_side,
+                       expand=o.expand, keep_images=pipe.keep_images, save_crops=o.save_crops, skip=skip,
+                       actors=o.workers)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -294,17 +340,17 @@ def _record(res: ImageResult, summary: DemoSummary, log: Callable[[str], None]) 
 
 
 def _write_outputs(res: ImageResult, out_dir: Path, save_crops: bool, timer: StageTimer) -> None:
-    from .drawing import annotate
+    from ..atomic import write_bytes
 
-    with timer("draw"):
-        img = annotate(res.image, res.faces)
+    if res.encoded is None:
+        with timer("draw"):
+            encode_outputs(res, res.name, save_crops)
     with timer("write"):
-        write_image(img, annotated_path(out_dir, res.name))
-        if save_crops and res.crops is not None:
-            stem = str(Path(res.name).with_suffix(""))
-            for i, crop in enumerate(res.crops):
-                write_image(crop, out_dir / CROPS_DIR / f"{stem}_face{i}.jpg")
-    res.image = res.crops = None
+        write_bytes(annotated_path(out_dir, res.name), res.encoded)
+        stem = str(Path(res.name).with_suffix(""))
+        for i, data in enumerate(res.encoded_crops or []):
+            write_bytes(out_dir / CROPS_DIR / f"{stem}_face{i}.jpg", data)
+    res.encoded = res.encoded_crops = None
 
 
 def _merge_predictions(out_dir: Path, order: list[str], new_rows: dict[str, list[dict[str, Any]]],

@@ -142,7 +142,8 @@ def _frames(cap: cv2.VideoCapture, prefix: str, every: int) -> Iterator[Item]:
                 if not ok or frame is None:
                     return
                 rgb = np.ascontiguousarray(frame[:, :, ::-1])
-                yield Item(f"{prefix}/frame_{index:06d}.jpg", lambda rgb=rgb: rgb)
+                # np.asarray(rgb) is rgb; a partial, unlike a lambda, pickles to a worker process
+                yield Item(f"{prefix}/frame_{index:06d}.jpg", partial(np.asarray, rgb))
             index += 1
     finally:
         cap.release()
