@@ -7,7 +7,9 @@ Runs the real demo (decode, detect, align, age model, draw, write annotated copi
 predictions.csv into a temporary folder) once per `--workers` value (default: 1, 2 and
 the machine's cores), each `--repeat` times, runs interleaved so that a change in the
 machine's load hits every setting alike. Prints photos/s and faces/s (the median run),
-the time in each stage (decode, detect and align summed over the workers), the load
+the CPU seconds of the main process and of the workers (on a busy machine the wall
+time says more about the other jobs than about agecli; the CPU seconds do not), the
+time in each stage (decode, detect and align summed over the workers), the load
 average before and after, and checks that every setting found the same faces. Without
 --model it uses the shipped default model.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -42,6 +45,12 @@ def faces_found(out_dir: Path) -> list[tuple]:
     """Every face row of a run (file, face, box), to check that runs agree."""
     return [(name, r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
             for name, rows in sorted(read_rows(out_dir / "predictions.csv").items()) for r in rows]
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by this process and by its finished children (the workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -71,17 +80,20 @@ def main() -> None:
                 out = Path(tmp) / f"out_{w}_{rep}"
                 opts = DemoOptions(img_dir=photos, model=args.model, runner=args.runner, device=args.device,
                                    output_dir=out, workers=w)
+                before = cpu_seconds()
                 try:
-                    runs[w].append(run_demo(opts, io.StringIO()))
+                    s = run_demo(opts, io.StringIO())
                 except DemoError as e:
                     ap.error(str(e))
+                s.cpu = tuple(b - a for a, b in zip(before, cpu_seconds()))
+                runs[w].append(s)
                 faces.setdefault(w, faces_found(out))
     load_after = os.getloadavg()
     print(f"{default_workers()} cores; load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     base = None
-    print("| workers | photos | faces | s (median) | photos/s | faces/s | vs 1 worker |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workers | photos | faces | s (median) | photos/s | faces/s | vs 1 worker | CPU s: main + workers |")
+    print("|---|---|---|---|---|---|---|---|")
     for w in counts:
         s = sorted(runs[w], key=lambda r: r.seconds)[len(runs[w]) // 2]
         n = s.images + s.unreadable
@@ -90,7 +102,7 @@ def main() -> None:
         ratio = f"{rate / base:.2f}x" if base else ""
         spread = f" ({min(r.seconds for r in runs[w]):.2f}-{max(r.seconds for r in runs[w]):.2f})" if args.repeat > 1 else ""
         print(f"| {w} | {n} | {s.faces} | {statistics.median(r.seconds for r in runs[w]):.2f}{spread} | "
-              f"{rate:.2f} | {s.faces / s.seconds:.1f} | {ratio} |")
+              f"{rate:.2f} | {s.faces / s.seconds:.1f} | {ratio} | {s.cpu[0]:.2f} + {s.cpu[1]:.2f} |")
     same = all(f == faces[counts[0]] for f in faces.values())
     print(f"same faces found (file, face, box) for every worker count: {'yes' if same else 'NO'}")
     for w in counts:
