@@ -9,6 +9,7 @@ already there, so an interrupted run finishes only the rest.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import re
@@ -16,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-import functools
 from pathlib import Path
 from typing import Any, TextIO
 
