@@ -46,13 +46,14 @@ def prepare(
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
     folds: int = typer.Option(5, help="Number of folds for --split subject."),
     name: Optional[str] = typer.Option(None, help="Prefix of the output files (default: the dataset name)."),
-    workers: int = typer.Option(2, help="Processes running the detector."),
+    workers: Optional[int] = typer.Option(None, help="Processes running the detector (default: one per core)."),
     threshold: float = typer.Option(0.8, help="Detector score threshold."),
 ) -> None:
     """Detect and align every face of a labelled set; write <name>_{train,valid,test}_align.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .data.prepare import prepare as run_prepare
+    from .parallel import WorkerError
 
     if split not in ("auto", "official", "hash", "subject"):
         fail(f"--split must be auto, official, hash or subject, not {split!r}")
@@ -66,6 +67,8 @@ def prepare(
                                   log=lambda m: bar.console.print(m, markup=False, highlight=False))
         except ValueError as e:
             fail(str(e))
+        except WorkerError as e:
+            fail(f"{e}; run again to go on from where it stopped", 1)
     err.print(f"{summary['accepted']}/{summary['total']} faces aligned, {summary['rejected']} rejected "
               f"({summary['rejected_file']})")
     for part, n in summary["splits"].items():
@@ -255,6 +258,7 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --img-dir photos --output-dir annotat
                "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
                "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
+               "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
                "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
                "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
                "With --output-dir, a file agecli did not write there is never replaced.\n\n"
@@ -283,14 +287,21 @@ def demo(
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
+    workers: Optional[int] = typer.Option(None, help="Processes that decode, detect and align (default: one per core; 1: all in this process). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
+                                           "ray://head:10001 or auto; alone (or 'local'), RAY_ADDRESS, this machine's "
+                                           "cluster or a new one. Every node reads the inputs at the same paths; "
+                                           "outputs are written here."),
 ) -> None:
     """Estimate the age of every face in images, a video or the webcam."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .infer.demo import DemoError, DemoOptions, run_demo
+    from .parallel import WorkerError
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
-                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size)
+                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, workers, ray)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("images", total=None)
@@ -298,6 +309,8 @@ def demo(
             s = run_demo(opts, sys.stdout, log=log, progress=lambda d, t: bar.update(task, completed=d, total=t))
         except DemoError as e:
             fail(str(e))
+        except WorkerError as e:
+            fail(f"{e}; run again with --skip-existing to finish the rest", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
     if s.unreadable or s.ended_early:
@@ -342,8 +355,19 @@ def export(
     print(f"wrote {r.path} ({r.size_bytes / 1e6:.1f} MB)")
 
 
+def _bare_ray(args: list[str]) -> list[str]:
+    """`--ray` without an address (last, or before another option) means `--ray local`:
+    Typer has no option with an optional value."""
+    out = []
+    for i, a in enumerate(args):
+        out.append(a)
+        if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=_bare_ray(sys.argv[1:]))
 
 
 if __name__ == "__main__":

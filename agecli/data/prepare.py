@@ -11,16 +11,16 @@ import csv
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from ..atomic import check_writable_dir, write_text
+from ..parallel import default_workers, ordered_map
 from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
 from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
@@ -40,13 +40,6 @@ def _init_worker(score_threshold: float) -> None:
 
     cv2.setNumThreads(1)
     _detector = FaceDetector(score_threshold=score_threshold, threads=1)
-
-
-def _init_pool_worker(score_threshold: float) -> None:
-    from ..exits import ignore_sigint
-
-    ignore_sigint()
-    _init_worker(score_threshold)
 
 
 def align_one(root: str, rec: Record) -> dict:
@@ -177,10 +170,12 @@ def _resume_matches(partial: Path, key: dict, log: Callable[[str], None]) -> boo
 
 
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
-            folds: int = 5, workers: int = 2, score_threshold: float = 0.8, name: str | None = None,
+            folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
             progress: Callable[[int, int], None] | None = None,
             log: Callable[[str], None] = lambda m: None) -> dict:
-    """Run the whole prepare step; returns a summary dict (counts, file paths)."""
+    """Run the whole prepare step; returns a summary dict (counts, file paths).
+    `workers` processes run the detector (default: one per core)."""
+    workers = default_workers() if workers is None else workers
     check_options(split, folds, workers, score_threshold)
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
@@ -214,16 +209,13 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         total, finished = len(records), len(records) - len(todo)
         if progress:
             progress(finished, total)
-        results: Iterable[list[dict]]
         if workers > 1 and len(chunks) > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_init_pool_worker, initargs=(score_threshold,),
-                                       mp_context=multiprocessing.get_context("spawn"))  # see dataset.py
-            results = pool.map(_align_chunk, [(str(root), c) for c in chunks])
+            results = ordered_map(_align_chunk, [(str(root), c) for c in chunks], workers,
+                                  _init_worker, (score_threshold,))
         else:
-            pool = None
             _init_worker(score_threshold)
             results = (_align_chunk((str(root), c)) for c in chunks)
-        try:
+        with closing(results):  # an interruption stops the workers at once
             for rows in results:
                 for row in rows:
                     writer.writerow({k: row.get(k) for k in PARTIAL_COLUMNS})
@@ -232,9 +224,6 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                 finished += len(rows)
                 if progress:
                     progress(finished, total)
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
 
     keep = {r.path for r in records}
     df = pd.DataFrame([done[p] for p in sorted(done) if p in keep], columns=PARTIAL_COLUMNS)

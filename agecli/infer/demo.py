@@ -14,6 +14,7 @@ settings that produced the rows, so `--skip-existing` never mixes two models' ag
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..atomic import OutputError, check_writable_dir, write_bytes, write_text
 from ..model.checkpoint import CheckpointError
+from ..parallel import default_workers
 from .default_model import MissingModelError, default_model_path
 from .pipeline import AgePipeline, ImageResult, StageTimer
 from .sources import IMAGE_EXTENSIONS, Source, SourceError, open_source
@@ -71,6 +73,8 @@ class DemoOptions:
     max_side: int = 1280
     expand: float | None = None
     batch_size: int = 64
+    workers: int | None = None  # processes for decode, detect and align; None: one per core
+    ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
 
 
 @dataclass
@@ -230,13 +234,28 @@ def annotated_path(out_dir: Path, name: str) -> Path:
     return out_dir / (name if Path(name).suffix.lower() in IMAGE_EXTENSIONS else name + ".jpg")
 
 
+def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
+    """The image encoded by file extension (JPEG quality 95)."""
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise OSError(f"cannot encode an image as {suffix}")
+    return buf.tobytes()
+
+
 def write_image(rgb: np.ndarray, path: Path) -> None:
     """Encode by extension and write atomically."""
-    ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    write_bytes(path, buf.tobytes())
+    write_bytes(path, encode_image(rgb, path.suffix))
+
+
+def encode_outputs(res: ImageResult, name: str, save_crops: bool) -> None:
+    """Draw and encode the annotated copy (and the crops) into `res`, dropping the pixels:
+    what a Ray actor sends back instead of the image."""
+    from .drawing import annotate
+
+    res.encoded = encode_image(annotate(res.image, res.faces), annotated_path(Path(), name).suffix)
+    if save_crops and res.crops is not None:
+        res.encoded_crops = [encode_image(c, ".jpg") for c in res.crops]
+    res.image = res.crops = None
 
 
 def _check_options(o: DemoOptions) -> None:
@@ -255,16 +274,21 @@ def _check_options(o: DemoOptions) -> None:
         raise DemoError("--max-side must be at least 64 and --batch-size at least 1")
     if o.expand is not None and not 0 <= o.expand <= 3:
         raise DemoError(f"--expand must be between 0 and 3, not {o.expand}")
+    if o.workers is not None and o.workers < 1:
+        raise DemoError("--workers must be 1 or more")
+    if o.ray and Path(o.ray).exists():
+        raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
+                        "put inputs before --ray or write --ray=ADDRESS")
     if (o.save_crops or o.skip_existing) and o.output_dir is None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
 
-def _open_runner(o: DemoOptions, log: Callable[[str], None]):
+def _open_runner(o: DemoOptions, log: Callable[[str], None], threads: int = 0):
     from .runners import open_runner
 
     try:
         path = o.model if o.model is not None else default_model_path()
-        runner = open_runner(path, o.runner, o.device, o.batch_size)
+        runner = open_runner(path, o.runner, o.device, o.batch_size, threads)
     except (MissingModelError, CheckpointError, ValueError) as e:
         raise DemoError(str(e)) from None
     if o.expand is not None and abs(o.expand - float(runner.meta["expand"])) > 1e-9:
@@ -302,16 +326,20 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir)
     except SourceError as e:
         raise DemoError(str(e)) from None
+    if o.ray is not None and source.live:
+        raise DemoError("--ray reads files or a video, not the webcam")
     items = source.items
     if folder is not None and source.total is not None and not source.live and source.paths:
         listed = list(items)  # names only: nothing is decoded yet
         check_no_overwrite(folder, source, [i.name for i in listed])
         items = iter(listed)
-    runner, model_path = _open_runner(o, log)
+    # With workers, each worker's detector runs on one thread and the age model here on the cores left.
+    cores, workers = default_workers(), (default_workers() if o.workers is None else o.workers)
+    runner, model_path = _open_runner(o, log, threads=0 if workers == 1 else max(1, cores - workers))
     timer = timer or StageTimer()
-    pipe = AgePipeline(runner, FaceDetector(score_threshold=o.threshold, max_side=o.max_side), o.expand,
-                       batch_faces=o.batch_size, keep_images=out_dir is not None, keep_crops=o.save_crops,
-                       timer=timer)
+    detector = functools.partial(FaceDetector, score_threshold=o.threshold, max_side=o.max_side, threads=int(workers > 1))
+    pipe = AgePipeline(runner, detector, o.expand, batch_faces=o.batch_size, keep_images=out_dir is not None,
+                       keep_crops=o.save_crops, timer=timer, workers=workers)
 
     prior: dict[str, list[dict[str, Any]]] = {}
     if folder is not None:
@@ -332,6 +360,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
             given[item.name] = item.given
             yield item
 
+    results = _results(o, pipe, remember(items), source.live, skip if prior else None, log)  # connects to Ray first
     rows_out = RowWriter(stdout, o.fmt)
     partial_fh = partial = None
     if out_dir is not None:
@@ -345,14 +374,15 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     summary, order, new_rows = DemoSummary(), [], {}
     start = time.perf_counter()
     try:
-        for res in pipe.run(remember(items), skip=skip if prior else None, live=source.live):
+        for res in results:
             order.append(res.name)
             if res.skipped:
                 summary.skipped += 1
                 rows_out.write(prior[res.name])
             else:
                 _record(res, summary, log)
-                copy = annotated_path(out_dir, res.name) if out_dir is not None and res.image is not None else None
+                copy = (annotated_path(out_dir, res.name)
+                        if out_dir is not None and (res.image is not None or res.encoded is not None) else None)
                 rows = face_rows(res, given.get(res.name), folder.rel(copy) if copy else None)
                 with timer("write"):
                     rows_out.write(rows)
@@ -382,6 +412,23 @@ def run_demo(o: DemoOptions, stdout: TextIO, log: Callable[[str], None] = lambda
     return summary
 
 
+def _results(o: DemoOptions, pipe: AgePipeline, items, live: bool, skip: Callable[[str], bool] | None,
+             log: Callable[[str], None]) -> Iterator[ImageResult]:
+    """The results in input order: from this machine's pipeline, or from a Ray cluster."""
+    if o.ray is None:
+        return pipe.run(items, skip=skip, live=live)
+    from .ray_backend import RayError, connect, ray_results
+
+    try:
+        connect(o.ray, log)
+    except RayError as e:
+        raise DemoError(str(e)) from None
+    return ray_results(items, o.model if o.model is not None else default_model_path(), runner=o.runner,
+                       device=o.device, batch_size=o.batch_size, threshold=o.threshold, max_side=o.max_side,
+                       expand=o.expand, keep_images=pipe.keep_images, save_crops=o.save_crops, skip=skip,
+                       actors=o.workers)
+
+
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
@@ -402,17 +449,16 @@ def _record(res: ImageResult, summary: DemoSummary, log: Callable[[str], None]) 
 
 
 def _write_outputs(res: ImageResult, folder: OutputFolder, copy: Path, save_crops: bool, timer: StageTimer) -> None:
-    from .drawing import annotate
 
-    with timer("draw"):
-        img = annotate(res.image, res.faces)
+    if res.encoded is None:
+        with timer("draw"):
+            encode_outputs(res, res.name, save_crops)
     with timer("write"):
-        write_image(img, folder.claim(copy))
-        if save_crops and res.crops is not None:
-            stem = str(Path(res.name).with_suffix(""))
-            for i, crop in enumerate(res.crops):
-                write_image(crop, folder.claim(folder.path / CROPS_DIR / f"{stem}_face{i}.jpg"))
-    res.image = res.crops = None
+        write_bytes(folder.claim(copy), res.encoded)
+        stem = str(Path(res.name).with_suffix(""))
+        for i, data in enumerate(res.encoded_crops or []):
+            write_bytes(folder.claim(folder.path / CROPS_DIR / f"{stem}_face{i}.jpg"), data)
+    res.encoded = res.encoded_crops = None
 
 
 def _merge_predictions(folder: OutputFolder, order: list[str], new_rows: dict[str, list[dict[str, Any]]],

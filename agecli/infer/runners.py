@@ -93,21 +93,22 @@ class OnnxRunner:
         return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64):
+def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu", batch_size: int = 64,
+                threads: int = 0):
     """A runner for a checkpoint (.pth) or an exported model (.onnx).
 
     auto: ONNX Runtime on CPU, torch on CUDA. A .pth asked to run on ONNX Runtime is
-    exported in memory first."""
+    exported in memory first. `threads` caps ONNX Runtime's threads (0: one per core)."""
     path = Path(model_path)
     if runner not in ("auto", "torch", "onnx"):
         raise ValueError(f"--runner must be auto, torch or onnx, not {runner!r}")
     if path.suffix.lower() == ".onnx":
         if runner == "torch":
             raise ValueError(f"{path}: an .onnx model runs on ONNX Runtime; use --runner onnx or auto")
-        return OnnxRunner(path, device, batch_size)
+        return OnnxRunner(path, device, batch_size, threads)
     use_onnx = runner == "onnx" or (runner == "auto" and not device.startswith("cuda"))
     if use_onnx:
         from .export import onnx_bytes_for_checkpoint
 
-        return OnnxRunner(onnx_bytes_for_checkpoint(path), device, batch_size)
+        return OnnxRunner(onnx_bytes_for_checkpoint(path), device, batch_size, threads)
     return TorchRunner(path, device, batch_size)

@@ -163,7 +163,8 @@ def _frames(cap: cv2.VideoCapture, prefix: str, every: int, expected: int = 0,
                 return
             if not index % every:
                 rgb = np.ascontiguousarray(frame[:, :, ::-1])
-                yield Item(f"{prefix}/frame_{index:06d}.jpg", lambda rgb=rgb: rgb)
+                # np.asarray(rgb) is rgb; a partial, unlike a lambda, pickles to a worker process
+                yield Item(f"{prefix}/frame_{index:06d}.jpg", partial(np.asarray, rgb))
             index += 1
     finally:
         cap.release()
