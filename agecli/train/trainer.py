@@ -68,12 +68,20 @@ def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
     return (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")), 0, 1
 
 
-def load_split(job: TrainJob, split: str, size: int, expand: float) -> AlignedFaces:
+def load_split(job: TrainJob, split: str, size: int, expand: float, rank: int = 0,
+               distributed: bool = False) -> AlignedFaces:
     path = job.data_dir / csv_name(job.dataset, split)
     if not path.exists():
         raise TrainingError(f"{path} not found: run `agecli prepare --dataset {job.dataset} ...` first")
     cache = job.cfg["DATA"]["CACHE_DIR"] or job.data_dir / ".agecli_cache"
-    return AlignedFaces.load(path, resolve_image_root(job.data_dir, job.dataset), size, expand, cache, log=job.log)
+    # DDP: rank 0 builds the crop cache while the others wait, then they read its file
+    # (every rank writing the same file at once raced on the temporary file).
+    if distributed and rank != 0:
+        torch.distributed.barrier()
+    data = AlignedFaces.load(path, resolve_image_root(job.data_dir, job.dataset), size, expand, cache, log=job.log)
+    if distributed and rank == 0:
+        torch.distributed.barrier()
+    return data
 
 
 def evaluate(model: torch.nn.Module, data: AlignedFaces, meta: dict, device: torch.device) -> dict[str, float]:
@@ -120,17 +128,43 @@ def set_backbone_trainable(model: torch.nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
+def trainable_net(model: torch.nn.Module, trainable: bool, distributed: bool, device: torch.device) -> torch.nn.Module:
+    """The module to train with the backbone (un)frozen. Under DDP a fresh wrapper: DDP
+    registers the parameters that require grad when it is built, so flipping
+    requires_grad under a built one leaves its reducer waiting for gradients that never come."""
+    set_backbone_trainable(model, trainable)
+    if not distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def broadcast_from_rank0(obj):
+    """Rank 0's `obj` on every rank (small picklable values: the validation figures)."""
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def rank_order(order: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's share of an epoch's sample order. The order is padded (wrapping round)
+    to a multiple of `world`, so every rank runs the same number of batches: a rank with
+    one batch more would wait forever for the others in its gradient all-reduce."""
+    pad = -len(order) % world
+    return np.concatenate([order, order[:pad]])[rank::world]
+
+
 def train(job: TrainJob) -> dict:
     """Run (or resume) one training; returns the best validation metrics."""
     cfg, t = job.cfg, job.cfg["TRAIN"]
     loss_name = t["LOSS"]
     head = head_for(loss_name)
     device, rank, world = select_device(job.multi_gpu)
+    distributed = job.multi_gpu  # under torchrun, even with one process (exercises DDP on one GPU)
     if t["THREADS"]:
         torch.set_num_threads(t["THREADS"])
     size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
-    train_data = load_split(job, "train", size, expand)
-    val_data = load_split(job, "valid", size, expand)
+    train_data = load_split(job, "train", size, expand, rank, distributed)
+    val_data = load_split(job, "valid", size, expand, rank, distributed)
     if len(train_data) == 0 or len(val_data) == 0:
         raise TrainingError("the train or valid split is empty")
     meta = {**model_meta(cfg, head, loss_name), "dataset": job.dataset, **job.extra_meta}
@@ -160,9 +194,7 @@ def train(job: TrainJob) -> dict:
         best = float(resume_state["best"])
         history_best = dict(resume_state.get("best_metrics", {}))
         job.log(f"resumed from {job.resume} at epoch {start_epoch}")
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    net, net_trainable = model, None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     bins = model.bins
     ckdir = job.checkpoint_dir
@@ -176,9 +208,11 @@ def train(job: TrainJob) -> dict:
         rng = np.random.default_rng([t["SEED"], epoch])
         gen = torch.Generator().manual_seed(t["SEED"] * 100003 + epoch)
         torch.manual_seed(t["SEED"] * 7919 + epoch)
-        set_backbone_trainable(model, epoch >= t["FREEZE_EPOCHS"])
+        if net_trainable != (epoch >= t["FREEZE_EPOCHS"]):
+            net_trainable = epoch >= t["FREEZE_EPOCHS"]
+            net = trainable_net(model, net_trainable, distributed, device)
         model.train()
-        order = rng.permutation(len(train_data))[rank::world]
+        order = rank_order(rng.permutation(len(train_data)), rank, world)
         t0, seen, loss_sum = time.time(), 0, 0.0
         for step in range(steps):
             idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
@@ -206,19 +240,26 @@ def train(job: TrainJob) -> dict:
                 job.progress(f"epoch {epoch + 1}/{t['EPOCHS']}", step + 1, steps,
                              {"loss": loss_sum / seen, "img/s": seen * world / (time.time() - t0)})
         train_time = time.time() - t0
-        if world > 1:
-            torch.distributed.barrier()
-        if rank != 0:
-            continue
-        metrics = evaluate(model, val_data, meta, device)
+        train_loss = loss_sum / max(seen, 1)
+        if distributed:  # log the mean over every rank's samples, not rank 0's share alone
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            train_loss = float(totals[0] / totals[1].clamp_min(1))
+        # Rank 0 evaluates and every rank gets its figures, so the plateau step, the best
+        # score and early stopping are decided alike everywhere (decided on rank 0 alone,
+        # the others drifted or hung in the next all-reduce). Only rank 0 writes files.
+        metrics = evaluate(model, val_data, meta, device) if rank == 0 else None
+        if distributed:
+            metrics = broadcast_from_rank0(metrics)
         score = -metrics["ca3"] if select_by_ca3 else metrics["mae"]
         if not per_batch:
             sched.step(score)
-        row = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(seen, 1), 5),
+        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                "val_mae": round(metrics["mae"], 4), **{f"val_ca{n}": round(metrics[f"ca{n}"], 4) for n in (3, 5, 7)},
                "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
                "seconds": round(time.time() - t0, 1)}
-        _write_log_row(log_csv, row)
+        if rank == 0:
+            _write_log_row(log_csv, row)
         if board:
             for k in ("train_loss", "val_mae", "val_ca3", "val_ca5", "lr", "images_per_s"):
                 board.add_scalar(k, row[k], epoch + 1)
@@ -229,16 +270,17 @@ def train(job: TrainJob) -> dict:
         state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
                      best_metrics=history_best)
         meta_now = {**meta, "metrics": {**metrics, "epoch": epoch + 1}}
-        save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
-        if improved:
-            save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
-        plot_curve(log_csv, ckdir / "learning_curve.png")
-        job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}  "
-                f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
-                + ("  (best)" if improved else ""))
+        if rank == 0:
+            save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
+            if improved:
+                save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
+            plot_curve(log_csv, ckdir / "learning_curve.png")
+            job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}  "
+                    f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
+                    + ("  (best)" if improved else ""))
         if t["PATIENCE"] and history_best and epoch + 1 - history_best["epoch"] >= t["PATIENCE"]:
             job.log(f"no improvement for {t['PATIENCE']} epochs: stopping")
             break
-    if world > 1:
+    if distributed:
         torch.distributed.destroy_process_group()
     return history_best
