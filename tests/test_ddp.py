@@ -25,7 +25,8 @@ COMMON = ["MODEL.IMG_SIZE", "64", "TRAIN.MAX_STEPS", "3", "TRAIN.WARMUP_EPOCHS",
 MAE_NOISE = 2.0
 
 
-def torchrun(data_dir: Path, ckdir: Path, cache: Path, extra: list[str], opts: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def torchrun(data_dir: Path, ckdir: Path, cache: Path, extra: list[str],
+             opts: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "agecli", "train-ldl", "--multi-gpu", "--aug", "--data-dir", str(data_dir), "--dataset", "utkface",
