@@ -77,11 +77,12 @@ TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset u
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
                 "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --resume runs/utkface/last.pth\n\n"
+                "  agecli {cmd} --dataset utkface,aaf --data-dir data/utkface --data-dir data/aaf --aug\n\n"
                 "Trailing KEY VALUE pairs override the defaults (see agecli/config.py).")
 TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
-def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, dataset: str, aug: bool,
+def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path], dataset: str, aug: bool,
            expand: Optional[float], resume: Optional[Path], checkpoint: Optional[Path], multi_gpu: bool,
            pretrained: Optional[str], lr_find: bool, folds: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,7 +102,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, data
         cfg["TRAIN"]["LOSS"] = "mt"
     if expand is not None:
         cfg["DATA"]["EXPAND"] = expand
-    ckdir = checkpoint or Path("runs") / f"{dataset}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+    ckdir = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
         task = bar.add_task("loading", total=None, stats="")
@@ -139,8 +140,10 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: Path, data
 def _train_options(cmd: str, default_loss: str, help_text: str):
     def command(
         ctx: typer.Context,
-        data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with the aligned CSVs."),
-        dataset: str = typer.Option(..., help="Dataset name: the CSV prefix (<dataset>_train_align.csv)."),
+        data_dir: list[Path] = typer.Option(..., exists=True, file_okay=False,
+                                            help="Folder with the aligned CSVs; once per --dataset set, or once for all."),
+        dataset: str = typer.Option(..., help="Dataset name: the CSV prefix (<dataset>_train_align.csv); several train "
+                                              "together: utkface,aaf."),
         aug: bool = typer.Option(False, "--aug", help="Augment: flip, rotation, scale, shift, colour, gamma."),
         expand: Optional[float] = typer.Option(None, help="Box expansion around the face (default 0.25)."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),

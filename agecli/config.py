@@ -16,6 +16,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "DATA": {
         "EXPAND": 0.25,
         "CACHE_DIR": "",  # default: <data-dir>/.agecli_cache
+        "AUG": "photo",  # with --aug: basic (flip, rotation, scale, shift, colour) or photo (+ grayscale,
+                         # colour cast, blur, low resolution, JPEG, noise, occlusion, frame edge)
     },
     "TRAIN": {
         "LOSS": "",  # default per command: ce (train), ldl (train-ldl), mt (train-mt)

@@ -183,18 +183,53 @@ def test_large_downscale_is_not_shifted(size):
 
 
 def test_expand_grows_the_box():
-    canvas = (1000, 1000)
-    assert crop_box((100, 100, 150, 150), 0.0, canvas) == pytest.approx((100, 100, 150, 150))
-    assert crop_box((100, 100, 150, 150), 0.2, canvas) == pytest.approx((95, 95, 155, 155))
+    assert crop_box((100, 100, 150, 150), 0.0) == pytest.approx((100, 100, 150, 150))
+    assert crop_box((100, 100, 150, 150), 0.2) == pytest.approx((95, 95, 155, 155))
     # a non-square box becomes a square on its longer side, same centre
-    assert crop_box((100, 100, 140, 200), 0.5, canvas) == pytest.approx((45, 75, 195, 225))
+    assert crop_box((100, 100, 140, 200), 0.5) == pytest.approx((45, 75, 195, 225))
 
 
-def test_crop_box_is_clipped_at_the_image_edges():
-    x1, y1, x2, y2 = crop_box((0, 10, 50, 60), 1.0, (120, 80))
-    assert (x1, y1, x2, y2) == pytest.approx((0, 0, 75, 80))
-    x1, y1, x2, y2 = crop_box((90, 50, 130, 90), 0.5, (120, 80))
-    assert x2 == pytest.approx(120) and y2 == pytest.approx(80) and x1 == pytest.approx(80) and y1 == pytest.approx(40)
+def test_crop_box_is_not_clipped_at_the_image_edges():
+    # a face at the corner keeps its square; crop_face pads the part outside the image
+    assert crop_box((0, 10, 50, 60), 1.0) == pytest.approx((-25, -15, 75, 85))
+
+
+def _sample_face() -> np.ndarray:
+    """A real photo (matplotlib's public-domain sample of Grace Hopper), RGB."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_a_face_at_the_edge_gets_the_same_square_as_in_the_middle(detector):
+    """Cut the photo so the face touches the frame edge: the crop shows the same pixels
+    where both have image, black where the cut one has none, and no stretching."""
+    photo = _sample_face()
+    h, w = photo.shape[:2]  # tilt the head, so the crop's rotation is exercised too
+    photo = cv2.warpAffine(photo, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h))
+    faces = detector.detect(photo)
+    assert faces, "the detector finds the sample face"
+    f = max(faces, key=lambda f: f.width * f.height)
+    size, expand = 192, 0.4  # no pre-downscale at this size: one warp, comparable pixel for pixel
+    # the face in the middle of its photo
+    p = align_face(f, *photo.shape[:2])
+    full = crop_face(photo, p.deg, p.box, expand, size)
+    # the same photo cut just left of the face's centre: the face sits at the left edge
+    cut_x = int(round((f.box[0] + f.box[2]) / 2)) - 10
+    cut = photo[:, cut_x:]
+    box = (f.box[0] - cut_x, f.box[1], f.box[2] - cut_x, f.box[3])
+    q = align_face(Face(box=np.array(box), score=f.score, landmarks=f.landmarks - [cut_x, 0]), *cut.shape[:2])
+    edge = crop_face(cut, q.deg, q.box, expand, size)
+    # where the cut photo still has image, the two crops agree (bilinear weights identical)
+    present = crop_face(np.full(cut.shape[:2], 255, np.uint8), q.deg, q.box, expand, size) == 255
+    assert 0.2 < present.mean() < 0.8
+    diff = np.abs(full.astype(int) - edge.astype(int))[present]
+    assert diff.max() <= 1
+    # where it has none, black padding, not stretched face
+    outside = crop_face(np.full(cut.shape[:2], 255, np.uint8), q.deg, q.box, expand, size) == 0
+    assert outside.mean() > 0.2 and edge[outside].max() == 0
+    assert abs(p.deg) > 5
 
 
 @pytest.mark.parametrize("size", [32, 64, 113])

@@ -24,7 +24,7 @@ from ..face.align import crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
 
-CROP_VERSION = 2  # bump when crop_face changes, so old caches are not reused
+CROP_VERSION = 3  # bump when crop_face changes, so old caches are not reused
 
 
 def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, list[str]]:
@@ -95,9 +95,20 @@ class AlignedFaces:
             return df[col].fillna(-1).astype(np.int64).to_numpy()
         return cls(images, df["age"].to_numpy(np.float32), labels("gender"), labels("race"), df.reset_index(drop=True))
 
+    @classmethod
+    def concat(cls, parts: list["AlignedFaces"]) -> "AlignedFaces":
+        """Several sets pooled for one training run (a single set is returned as is)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([p.images for p in parts]), np.concatenate([p.ages for p in parts]),
+                   np.concatenate([p.genders for p in parts]), np.concatenate([p.races for p in parts]),
+                   pd.concat([p.frame for p in parts], ignore_index=True))
 
-def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Geometric augmentation on uint8 crops: flip, small rotation, scale and shift."""
+
+def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -> np.ndarray:
+    """Augmentation on uint8 crops: flip, small rotation, scale and shift; with `photo`,
+    also how real photos differ from a curated set: low resolution, blur, JPEG artefacts,
+    an occluding patch, and a face at the frame edge (a black band, as `crop_face` pads)."""
     n, s = images.shape[:2]
     out = np.empty_like(images)
     flips = rng.random(n) < 0.5
@@ -109,30 +120,75 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         m[:, 2] += shifts[i]
         img = images[i][:, ::-1] if flips[i] else images[i]
         out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), borderMode=cv2.BORDER_REPLICATE)
+        if photo:
+            out[i] = _photo_effects(out[i], rng)
     return out
 
 
-def color_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch."""
+def _photo_effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One crop through a random subset of the ways a real photo degrades a face."""
+    s = img.shape[0]
+    u = rng.random(5)
+    if u[0] < 0.2:  # low resolution: a small face upscaled by the crop
+        small = max(8, int(s * rng.uniform(0.2, 0.6)))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (s, s),
+                         interpolation=cv2.INTER_LINEAR)
+    elif u[0] < 0.35:  # focus or motion blur
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.6))
+    if u[1] < 0.25:  # JPEG artefacts of a compressed or re-saved photo
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 60))])
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+    img = img.copy()
+    if u[2] < 0.15:  # an occluder: a hand, a cup, another head
+        w, h = (rng.uniform(0.15, 0.4, 2) * s).astype(int)
+        x, y = rng.integers(0, s - w), rng.integers(0, s - h)
+        img[y:y + h, x:x + w] = rng.integers(0, 256, 3, dtype=np.uint8)
+    if u[3] < 0.1:  # the face at the frame edge: the crop's square runs off the photo
+        band = int(s * rng.uniform(0.08, 0.3))
+        side = rng.integers(4)
+        if side == 0:
+            img[:, :band] = 0
+        elif side == 1:
+            img[:, s - band:] = 0
+        elif side == 2:
+            img[:band] = 0
+        else:
+            img[s - band:] = 0
+    return img
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator, photo: bool = False) -> torch.Tensor:
+    """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch; with
+    `photo`, also grayscale and colour-cast scans and sensor noise."""
     n = x.shape[0]
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(n, 1, 1, 1, generator=gen) * (hi - lo) + lo)
+    def u(lo: float, hi: float, shape=(n, 1, 1, 1)) -> torch.Tensor:
+        return (torch.rand(shape, generator=gen) * (hi - lo) + lo)
     x = x * u(0.8, 1.2)
+    if photo:  # a colour cast (old prints, tungsten light) on a third of the faces
+        cast = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.3, u(0.85, 1.15, (n, 3, 1, 1)), 1.0)
+        x = x * cast
     mean = x.mean((1, 2, 3), keepdim=True)
     x = (x - mean) * u(0.8, 1.2) + mean
     gray = x.mean(1, keepdim=True)
-    x = (x - gray) * u(0.7, 1.3) + gray
+    sat = u(0.7, 1.3)
+    if photo:  # black-and-white photos and scans
+        sat = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.15, 0.0, sat)
+    x = (x - gray) * sat + gray
+    if photo:
+        noisy = (torch.rand(n, 1, 1, 1, generator=gen) < 0.2) * u(0.0, 0.04)
+        x = x + torch.randn(x.shape, generator=gen) * noisy
     return x.clamp_(0, 1).pow_(u(0.8, 1.25))
 
 
 def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Generator | None,
-                 gen: torch.Generator | None) -> torch.Tensor:
-    """A model-ready batch: optional augmentation, then normalisation, channels_last."""
+                 gen: torch.Generator | None, photo: bool = False) -> torch.Tensor:
+    """A model-ready batch: optional augmentation (`photo`: the photographic kind too),
+    then normalisation, channels_last."""
     if aug:
-        images = augment(images, rng)
+        images = augment(images, rng, photo)
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
     if aug:
-        x = color_jitter(x, gen)
+        x = color_jitter(x, gen, photo)
     m = torch.tensor(mean).view(1, 3, 1, 1)
     sd = torch.tensor(std).view(1, 3, 1, 1)
     return ((x - m) / sd).contiguous(memory_format=torch.channels_last)

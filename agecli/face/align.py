@@ -3,7 +3,8 @@
 `deg` is the angle of the line between the eyes. The image is rotated by `deg` about
 its centre on an enlarged canvas so the eyes become level; the face box is then taken
 in that rotated frame. `crop_face` turns (image, deg, box, expand, size) into the model
-input with a single affine warp, so prepare, train, val and demo see identical crops.
+input with a single affine warp (one scale for both axes; black beyond the image), so
+prepare, train, val and demo see identical crops of the same face-relative square.
 """
 from __future__ import annotations
 
@@ -59,17 +60,17 @@ def align_face(face: Face, height: int, width: int) -> AlignParams:
     return AlignParams(deg=float(deg), box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
 
 
-def crop_box(box: tuple[float, float, float, float], expand: float, canvas: tuple[int, int]) -> tuple[float, float, float, float]:
-    """Square box around the face, grown by `expand` (0.2 = 20% larger), clipped to the canvas."""
+def crop_box(box: tuple[float, float, float, float], expand: float) -> tuple[float, float, float, float]:
+    """Square box around the face, grown by `expand` (0.2 = 20% larger).
+
+    Never clipped to the image: the crop covers the same face-relative square wherever
+    the face sits, and `crop_face` pads what lies outside the image. Clipping and then
+    resizing would stretch faces at the frame edge (and every tight chip) per axis.
+    """
     x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * (1.0 + expand)
-    cw, ch = canvas
-    nx1, ny1 = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
-    nx2, ny2 = min(float(cw), cx + side / 2), min(float(ch), cy + side / 2)
-    if nx2 - nx1 < 1 or ny2 - ny1 < 1:  # face box wholly outside: fall back to the unclipped square
-        return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-    return nx1, ny1, nx2, ny2
+    half = max(x2 - x1, y2 - y1) * (1.0 + expand) / 2
+    return cx - half, cy - half, cx + half, cy + half
 
 
 def crop_matrix(height: int, width: int, deg: float, box, expand: float, size: int) -> np.ndarray:
@@ -79,15 +80,17 @@ def crop_matrix(height: int, width: int, deg: float, box, expand: float, size: i
     so `transform_points(crop_matrix(...), landmarks)` places landmarks in the crop and
     the crop box's edges map exactly onto the crop's edges 0 and `size`.
     """
-    m, canvas = rotation_matrix(height, width, deg)
-    x1, y1, x2, y2 = crop_box(tuple(box), expand, canvas)
-    sx, sy = size / (x2 - x1), size / (y2 - y1)
-    a = np.array([[sx, 0, -x1 * sx], [0, sy, -y1 * sy], [0, 0, 1]], dtype=np.float64)
+    m, _ = rotation_matrix(height, width, deg)
+    x1, y1, x2, _ = crop_box(tuple(box), expand)
+    sc = size / (x2 - x1)
+    a = np.array([[sc, 0, -x1 * sc], [0, sc, -y1 * sc], [0, 0, 1]], dtype=np.float64)
     return (a @ np.vstack([m, [0, 0, 1]]))[:2]
 
 
 def crop_face(image: np.ndarray, deg: float, box, expand: float, size: int) -> np.ndarray:
-    """The model input: the aligned face, `size` x `size`, same dtype/channels as `image`."""
+    """The model input: the aligned face, `size` x `size`, same dtype/channels as `image`.
+
+    Parts of the square outside the image are black (0), never stretched."""
     h, w = image.shape[:2]
     m = crop_matrix(h, w, deg, box, expand, size)
     # INTER_AREA has no affine form; downscaling by a large factor first keeps the crop sharp.

@@ -58,8 +58,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
-    return AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
-                  pretrained=pretrained)
+    model = AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
+                   pretrained=pretrained)
+    model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
+    return model
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:

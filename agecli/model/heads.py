@@ -5,6 +5,7 @@ age / std / distribution (+ gender / ethnicity probabilities) for every runner.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,6 +49,9 @@ class AgeNet(nn.Module):
             self.gender_fc = nn.Linear(nf, N_GENDER)
             self.race_fc = nn.Linear(nf, N_RACE)
         self.register_buffer("bins", bins, persistent=False)
+        # Calibrates the distribution's spread into an honest +-1 std (see calibrate_std);
+        # set from the checkpoint's meta, so it lives in the exported graph too.
+        self.register_buffer("std_scale", torch.ones(()), persistent=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}."""
@@ -68,7 +72,7 @@ class AgeNet(nn.Module):
         probs = out["logits"].float().softmax(1)
         age = probs @ self.bins
         var = probs @ (self.bins ** 2) - age ** 2
-        res = {"age": age, "std": var.clamp_min(0).sqrt(), "probs": probs}
+        res = {"age": age, "std": var.clamp_min(0).sqrt() * self.std_scale, "probs": probs}
         if "gender_logits" in out:
             res["gender_probs"] = out["gender_logits"].float().softmax(1)
             res["race_probs"] = out["race_logits"].float().softmax(1)
@@ -76,6 +80,16 @@ class AgeNet(nn.Module):
 
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self(x))
+
+
+def calibrate_std(pred: np.ndarray, std: np.ndarray, true: np.ndarray, coverage: float = 0.683) -> float:
+    """The factor that makes +-1 std cover `coverage` of the true ages (a normal's 68.3%).
+
+    A label-distribution head's spread reflects its training targets (sigma 2 years),
+    not its error; one factor fitted on the validation faces makes "31 +-6" mean that
+    the true age lies in 25-37 about two times in three."""
+    ratio = np.abs(pred - true) / np.maximum(std, 1e-3)
+    return float(np.quantile(ratio, coverage)) if len(ratio) else 1.0
 
 
 class Predictor(nn.Module):

@@ -14,19 +14,23 @@ import numpy as np
 import pandas as pd
 
 from ..data.records import atomic_write_csv, csv_name, hash_fold, image_root_file, read_align_csv, resolve_image_root
-from .trainer import TrainJob, train
+from .trainer import TrainingError, TrainJob, train
 
 
 def cross_validate(job: TrainJob, k: int) -> dict:
-    frames = [read_align_csv(job.data_dir / csv_name(job.dataset, s)) for s in ("train", "valid")]
+    sets = job.sets()
+    if len(sets) != 1:
+        raise TrainingError("--folds cross-validates one dataset; give a single --dataset")
+    (dataset, data_dir), = sets
+    frames = [read_align_csv(data_dir / csv_name(dataset, s)) for s in ("train", "valid")]
     df = pd.concat(frames, ignore_index=True)
     key = df["subject"].astype(str) if "subject" in df else df["photo"].map(lambda p: os.path.basename(p))
     fold = key.map(lambda s: hash_fold(s, k))
-    root = resolve_image_root(job.data_dir, job.dataset)
+    root = resolve_image_root(data_dir, dataset)
     results = []
     for i in range(k):
         fdir = job.checkpoint_dir / f"fold{i}"
-        name = f"{job.dataset}_fold{i}"
+        name = f"{dataset}_fold{i}"
         atomic_write_csv(df[fold != i], fdir / csv_name(name, "train"))
         atomic_write_csv(df[fold == i], fdir / csv_name(name, "valid"))
         image_root_file(fdir, name).write_text(str(root) + "\n")

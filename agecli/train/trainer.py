@@ -1,5 +1,10 @@
 """The one trainer behind `train`, `train-ldl` and `train-mt`; they differ in TRAIN.LOSS.
 
+Several prepared sets can train together (`--dataset utkface,aaf`): their train splits
+are pooled, each valid split is scored on its own every epoch (`val_mae_<set>` in
+`log.csv`), and `best.pth` is chosen on the mean of the per-set MAEs, so the smaller
+collection counts as much as the larger one.
+
 Every epoch writes `last.pth` (and `best.pth` when validation improves) atomically, a
 row of `log.csv` and the learning-curve PNG. Randomness is seeded per epoch from
 (TRAIN.SEED, epoch), so `--resume` from `last.pth` continues exactly as an
@@ -23,6 +28,7 @@ from ..data.records import csv_name, resolve_image_root
 from ..atomic import figure_png, write_bytes
 from ..eval.metrics import age_metrics
 from ..infer.runners import predict_torch
+from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
 from ..model.losses import head_for, total_loss
 from .schedules import build_optimizer, build_scheduler
@@ -39,8 +45,8 @@ class TrainJob:
     """Everything one training run needs, as the CLI collected it."""
 
     cfg: dict
-    data_dir: Path
-    dataset: str
+    data_dir: Path | list[Path]  # one folder for all sets, or one per set
+    dataset: str  # a CSV prefix, or several joined by commas: "utkface,aaf"
     checkpoint_dir: Path
     aug: bool = False
     resume: Path | None = None
@@ -49,6 +55,17 @@ class TrainJob:
     log: Callable[[str], None] = print
     progress: Callable[[str, int, int, dict], None] | None = None  # (phase, done, total, stats)
     extra_meta: dict = field(default_factory=dict)
+
+    def sets(self) -> list[tuple[str, Path]]:
+        """(dataset, data folder) pairs: `data_dir` is shared or given once per set."""
+        names = [n.strip() for n in self.dataset.split(",") if n.strip()]
+        dirs = list(self.data_dir) if isinstance(self.data_dir, (list, tuple)) else [self.data_dir]
+        if len(dirs) == 1:
+            dirs = dirs * len(names)
+        if not names or len(dirs) != len(names):
+            raise TrainingError(f"--dataset {self.dataset!r} names {len(names)} sets but {len(dirs)} "
+                                "--data-dir folders were given: give one folder, or one per set")
+        return [(n, Path(d)) for n, d in zip(names, dirs)]
 
 
 def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
@@ -68,33 +85,46 @@ def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
     return (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")), 0, 1
 
 
-def load_split(job: TrainJob, split: str, size: int, expand: float, rank: int = 0,
-               distributed: bool = False) -> AlignedFaces:
-    path = job.data_dir / csv_name(job.dataset, split)
+def load_split(job: TrainJob, dataset: str, data_dir: Path, split: str, size: int, expand: float,
+               rank: int = 0, distributed: bool = False) -> AlignedFaces:
+    path = data_dir / csv_name(dataset, split)
     if not path.exists():
-        raise TrainingError(f"{path} not found: run `agecli prepare --dataset {job.dataset} ...` first")
-    cache = job.cfg["DATA"]["CACHE_DIR"] or job.data_dir / ".agecli_cache"
+        raise TrainingError(f"{path} not found: run `agecli prepare --dataset {dataset} ...` first")
+    cache = job.cfg["DATA"]["CACHE_DIR"] or data_dir / ".agecli_cache"
     # DDP: rank 0 builds the crop cache while the others wait, then they read its file
     # (every rank writing the same file at once raced on the temporary file).
     if distributed and rank != 0:
         torch.distributed.barrier()
-    data = AlignedFaces.load(path, resolve_image_root(job.data_dir, job.dataset), size, expand, cache, log=job.log)
+    data = AlignedFaces.load(path, resolve_image_root(data_dir, dataset), size, expand, cache, log=job.log)
     if distributed and rank == 0:
         torch.distributed.barrier()
     return data
 
 
-def evaluate(model: torch.nn.Module, data: AlignedFaces, meta: dict, device: torch.device) -> dict[str, float]:
-    return age_metrics(predict_torch(model, data.images, meta, 128, device)["age"], data.ages)
+def evaluate_sets(model: torch.nn.Module, sets: dict[str, AlignedFaces], meta: dict,
+                  device: torch.device) -> dict[str, float]:
+    """Metrics of each valid set (`mae_<set>`...), their unweighted means (`mae`...), and
+    `std_scale`, the factor that makes +-1 std cover 68% of the pooled valid faces."""
+    per, pooled = {}, []
+    for name, data in sets.items():
+        out = predict_torch(model, data.images, meta, 128, device)
+        per[name] = age_metrics(out["age"], data.ages)
+        pooled.append((out["age"], out["std"], data.ages))
+    res = {k: float(np.mean([m[k] for m in per.values()])) for k in next(iter(per.values()))}
+    if len(per) > 1:
+        res.update({f"{k}_{name}": v for name, m in per.items() for k, v in m.items()})
+    if meta["head"] != "reg":
+        res["std_scale"] = calibrate_std(*(np.concatenate(c) for c in zip(*pooled)))
+    return res
 
 
-def _write_log_row(path: Path, row: dict) -> None:
+def _write_log_row(path: Path, row: dict, columns: list[str]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         if new:
             w.writeheader()
-        w.writerow({k: row.get(k) for k in LOG_COLUMNS})
+        w.writerow({k: row.get(k) for k in columns})
 
 
 def plot_curve(log_csv: Path, out_png: Path) -> None:
@@ -108,7 +138,11 @@ def plot_curve(log_csv: Path, out_png: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].plot(df["epoch"], df["train_loss"], marker="o")
     ax[0].set(xlabel="epoch", ylabel="train loss")
-    ax[1].plot(df["epoch"], df["val_mae"], marker="o", color="C1")
+    ax[1].plot(df["epoch"], df["val_mae"], marker="o", color="C1", label="mean")
+    for i, col in enumerate(c for c in df.columns if c.startswith("val_mae_")):
+        ax[1].plot(df["epoch"], df[col], marker=".", color=f"C{i + 2}", label=col[len("val_mae_"):])
+    if len(ax[1].lines) > 1:
+        ax[1].legend()
     ax[1].set(xlabel="epoch", ylabel="validation MAE (years)")
     fig.tight_layout()
     write_bytes(out_png, figure_png(fig))
@@ -163,12 +197,18 @@ def train(job: TrainJob) -> dict:
     if t["THREADS"]:
         torch.set_num_threads(t["THREADS"])
     size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
-    train_data = load_split(job, "train", size, expand, rank, distributed)
-    val_data = load_split(job, "valid", size, expand, rank, distributed)
-    if len(train_data) == 0 or len(val_data) == 0:
-        raise TrainingError("the train or valid split is empty")
-    meta = {**model_meta(cfg, head, loss_name), "dataset": job.dataset, **job.extra_meta}
-    select_by_ca3 = job.dataset.startswith("megaage")
+    sets = job.sets()
+    train_data = AlignedFaces.concat([load_split(job, n, d, "train", size, expand, rank, distributed)
+                                      for n, d in sets])
+    val_sets = {n: load_split(job, n, d, "valid", size, expand, rank, distributed) for n, d in sets}
+    if len(train_data) == 0 or not all(len(v) for v in val_sets.values()):
+        raise TrainingError("a train or valid split is empty")
+    meta = {**model_meta(cfg, head, loss_name), "dataset": ",".join(n for n, _ in sets), **job.extra_meta}
+    select_by_ca3 = all(n.startswith("megaage") for n, _ in sets)
+    if cfg["DATA"]["AUG"] not in ("basic", "photo"):
+        raise TrainingError(f"DATA.AUG must be basic or photo, not {cfg['DATA']['AUG']!r}")
+    photo_aug = cfg["DATA"]["AUG"] == "photo"
+    log_columns = LOG_COLUMNS + ([f"val_mae_{n}" for n, _ in sets] if len(sets) > 1 else [])
 
     start_epoch, best, history_best = 0, math.inf, {}
     resume_state = None
@@ -218,7 +258,7 @@ def train(job: TrainJob) -> dict:
             idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
             if len(idx) == 0:
                 break
-            x = batch_tensor(train_data.images[idx], meta["mean"], meta["std"], job.aug, rng, gen).to(device)
+            x = batch_tensor(train_data.images[idx], meta["mean"], meta["std"], job.aug, rng, gen, photo_aug).to(device)
             batch = {"age": torch.from_numpy(ages[idx]).to(device),
                      "gender": torch.from_numpy(train_data.genders[idx]).to(device),
                      "race": torch.from_numpy(train_data.races[idx]).to(device)}
@@ -248,7 +288,7 @@ def train(job: TrainJob) -> dict:
         # Rank 0 evaluates and every rank gets its figures, so the plateau step, the best
         # score and early stopping are decided alike everywhere (decided on rank 0 alone,
         # the others drifted or hung in the next all-reduce). Only rank 0 writes files.
-        metrics = evaluate(model, val_data, meta, device) if rank == 0 else None
+        metrics = evaluate_sets(model, val_sets, meta, device) if rank == 0 else None
         if distributed:
             metrics = broadcast_from_rank0(metrics)
         score = -metrics["ca3"] if select_by_ca3 else metrics["mae"]
@@ -257,9 +297,10 @@ def train(job: TrainJob) -> dict:
         row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                "val_mae": round(metrics["mae"], 4), **{f"val_ca{n}": round(metrics[f"ca{n}"], 4) for n in (3, 5, 7)},
                "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
-               "seconds": round(time.time() - t0, 1)}
+               "seconds": round(time.time() - t0, 1),
+               **{f"val_mae_{n}": round(metrics[f"mae_{n}"], 4) for n, _ in sets if len(sets) > 1}}
         if rank == 0:
-            _write_log_row(log_csv, row)
+            _write_log_row(log_csv, row, log_columns)
         if board:
             for k in ("train_loss", "val_mae", "val_ca3", "val_ca5", "lr", "images_per_s"):
                 board.add_scalar(k, row[k], epoch + 1)
@@ -269,13 +310,14 @@ def train(job: TrainJob) -> dict:
             best, history_best = score, {**metrics, "epoch": epoch + 1}
         state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
                      best_metrics=history_best)
-        meta_now = {**meta, "metrics": {**metrics, "epoch": epoch + 1}}
+        meta_now = {**meta, "std_scale": metrics.get("std_scale", 1.0), "metrics": {**metrics, "epoch": epoch + 1}}
         if rank == 0:
             save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
             if improved:
                 save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
             plot_curve(log_csv, ckdir / "learning_curve.png")
-            job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}  "
+            per_set = "".join(f" ({n} {metrics[f'mae_{n}']:.3f})" for n, _ in sets if len(sets) > 1)
+            job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}{per_set}  "
                     f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
                     + ("  (best)" if improved else ""))
         if t["PATIENCE"] and history_best and epoch + 1 - history_best["epoch"] >= t["PATIENCE"]:
