@@ -32,7 +32,8 @@ def torchrun(data_dir: Path, ckdir: Path, cache: Path, extra: list[str],
            "-m", "agecli", "train-ldl", "--multi-gpu", "--aug", "--data-dir", str(data_dir), "--dataset", "utkface",
            "--checkpoint", str(ckdir), *opts, *COMMON, "TRAIN.BATCH_SIZE", "8", "DATA.CACHE_DIR", str(cache), *extra]
     # a rank left waiting in a collective would hang: the timeout turns that into a failure
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    # (generous: on a 2-core machine shared with other jobs one run has taken ~10 minutes)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")
