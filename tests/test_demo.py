@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agecli.cli import app
+from agecli.face.detector import SMALL_FACE_PX
 from agecli.infer.demo import COLUMNS, PARTIAL, PREDICTIONS
 from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
 from agecli.infer.pipeline import AgePipeline, FaceResult
@@ -66,6 +67,8 @@ def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
         for r in face_rows:
             assert 0 <= float(r["age"]) <= 120 and float(r["std"]) >= 0 and 0 < float(r["score"]) <= 1
             assert float(r["x2"]) > float(r["x1"]) and float(r["y2"]) > float(r["y1"])
+            side = min(float(r["x2"]) - float(r["x1"]), float(r["y2"]) - float(r["y1"]))
+            assert r["small_face"] == str(int(side < SMALL_FACE_PX))
     assert len(per_file["groups/group_1.jpg"]) > 5
     assert [r["face"] for r in per_file["groups/group_1.jpg"]][:3] == ["0", "1", "2"]
     # predictions.csv holds the same rows; no partial file is left behind
@@ -86,6 +89,17 @@ def test_demo_jsonl_corrupt_input_gives_exit_1(inputs, tiny_onnx, tmp_path):
     assert by_file[str(bad)]["error"] == "unreadable" and by_file[str(bad)]["age"] is None
     assert by_file[str(chip)]["age"] > 0 and by_file[str(chip)]["error"] is None
     assert "corrupt.jpg" in res.stderr
+
+
+def test_demo_flags_faces_too_small_to_age(photos_dir, tiny_onnx):
+    """group_25's faces (8-30 px) come with an age and small_face=1; a portrait's with 0."""
+    res = cli(photos_dir / "group_25.jpg", utk_files(1)[0], "--resume", tiny_onnx, "--format", "jsonl")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    flags = {r["small_face"] for r in rows}
+    assert flags == {0, 1} and all(r["age"] is not None for r in rows)
+    for r in rows:
+        assert r["small_face"] == int(min(r["x2"] - r["x1"], r["y2"] - r["y1"]) < SMALL_FACE_PX)
 
 
 def test_demo_torch_checkpoint_no_face_and_save_crops(inputs, tiny_checkpoint, tmp_path):

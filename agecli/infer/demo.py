@@ -37,9 +37,9 @@ from .default_model import MissingModelError, default_model_path
 from .pipeline import AgePipeline, ImageResult, StageTimer
 from .sources import IMAGE_EXTENSIONS, Source, SourceError, open_source
 
-COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "gender", "gender_prob",
+COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
            "ethnicity", "ethnicity_prob", "error", "output"]
-INT_COLUMNS = {"face"}
+INT_COLUMNS = {"face", "small_face"}
 TEXT_COLUMNS = {"file", "gender", "ethnicity", "error", "output"}
 PREDICTIONS = "predictions.csv"
 PARTIAL = PREDICTIONS + ".partial"
@@ -102,6 +102,7 @@ def face_rows(result: ImageResult, given: str | None = None, output: str | None 
         x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
         rows.append({"file": file, "output": output, "face": i, "age": round(f.age, 1), "std": round(f.std, 2),
                      "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(f.score, 3),
+                     "small_face": int(f.small_face),
                      "gender": f.gender, "gender_prob": None if f.gender_prob is None else round(f.gender_prob, 3),
                      "ethnicity": f.ethnicity,
                      "ethnicity_prob": None if f.ethnicity_prob is None else round(f.ethnicity_prob, 3),

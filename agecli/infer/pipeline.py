@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.images import ImageError, load_rgb
 from ..face.align import align_face, crop_face
-from ..face.detector import Face, FaceDetector
+from ..face.detector import Face, FaceDetector, is_small_face
 from .sources import Item
 
 STAGES = ("decode", "detect", "align", "age", "draw", "write")
@@ -48,6 +48,11 @@ class FaceResult:
     gender_prob: float | None = None
     ethnicity: str | None = None
     ethnicity_prob: float | None = None
+
+    @property
+    def small_face(self) -> bool:
+        """Too small (box under SMALL_FACE_PX) for a reliable age: reported, but flagged."""
+        return is_small_face(self.box)
 
 
 @dataclass
