@@ -49,7 +49,7 @@ def ddp_run(tiny_aligned, tmp_path_factory) -> Path:
 def test_two_ranks_write_one_checkpoint_and_match_one_process(ddp_run, tiny_aligned, tmp_path):
     run = ddp_run / "run"
     names = {p.name for p in run.iterdir()} - {"tensorboard"}
-    assert names == {"best.pth", "last.pth", "log.csv", "learning_curve.png"}
+    assert names == {"best.pth", "last.pth", "log.csv", "learning_curve.png", "config.json"}
     assert not list(ddp_run.rglob("*.tmp*"))
     # the crop cache was built once per split (by rank 0) and read by rank 1
     assert len(list((ddp_run / "cache").glob("*.npy"))) == 2
