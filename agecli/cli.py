@@ -209,8 +209,8 @@ _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi
 @guard(fail)
 def val(
     resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is)."),
-    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset the model was trained on)."),
+    data_dir: Optional[list[Path]] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is); once per --dataset set, or once for all."),
+    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset(s) the model was trained on); several are reported one by one: utkface,aaf."),
     split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
     ldl: bool = typer.Option(False, "--ldl", help="The model outputs an age distribution; take its expectation (checked against the model's head)."),
     expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
@@ -225,13 +225,26 @@ def val(
     workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
 ) -> None:
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
+    from .eval.evaluate import ValError, ValOptions, val_sets
+
+    try:
+        sets = val_sets(resume, dataset, data_dir or [])
+    except ValError as e:
+        fail(str(e))
+    for name, folder in sets:
+        out = output_dir / name if output_dir is not None and len(sets) > 1 else output_dir
+        if len(sets) > 1:
+            err.print(f"== {name}")
+        _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size, tta,
+                            baseline, worst_threshold, cache_dir, workers))
+
+
+def _val_one(opts) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from .eval.evaluate import ValError, ValOptions, run_val
+    from .eval.evaluate import ValError, run_val
     from .eval.reports import terminal_tables
 
-    opts = ValOptions(resume, data_dir, dataset, split, ldl, expand, output_dir, runner, device, batch_size, tta,
-                      baseline, worst_threshold, cache_dir, workers)
     problem = ""
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:

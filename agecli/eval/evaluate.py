@@ -143,6 +143,25 @@ def available_splits(data_dir: Path, dataset: str) -> list[str]:
     return sorted(p.name[len(prefix):-len(suffix)] for p in Path(data_dir).glob(f"{prefix}*{suffix}"))
 
 
+def val_sets(model: Optional[Path], dataset: Optional[str],
+             data_dirs: list[Path]) -> list[tuple[Optional[str], Optional[Path]]]:
+    """(dataset, data dir) pairs to report one by one: `dataset` may name several sets
+    (utkface,aaf), as may the model's record of what it was trained on when it is None."""
+    if dataset is None and not data_dirs:
+        path = resolve_model_path(model)
+        try:
+            trained = open_model(path, log=lambda m: None).meta.get("dataset") or ""
+        except ValError:
+            trained = ""  # run_val reports the problem with the model itself
+        if "," in trained:
+            dataset = trained
+    names = [n.strip() for n in dataset.split(",") if n.strip()] if dataset else [None]
+    if len(data_dirs) > 1 and len(data_dirs) != len(names):
+        raise ValError(f"{len(names)} dataset(s) but {len(data_dirs)} --data-dir folders: give one per set, or one")
+    dirs = data_dirs if len(data_dirs) == len(names) else (data_dirs or [None]) * len(names)
+    return list(zip(names, dirs))
+
+
 def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, meta: dict) -> tuple[Path, str, Path]:
     """(data dir, dataset name, split CSV). The dataset defaults to the one the model was
     trained on; the data dir to data/<dataset>/ or the current folder, where the CSV is."""
@@ -150,6 +169,8 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, m
         dataset = meta.get("dataset")
         if not dataset:
             raise ValError("--dataset is required (the model does not record the dataset it was trained on)")
+        if "," in dataset:
+            raise ValError(f"the model was trained on {dataset}: name the set(s) with --dataset")
     name = csv_name(dataset, split)
     if data_dir is None:
         candidates = [Path(p) for p in (meta.get("data_dir"), Path("data") / dataset, Path(".")) if p]
