@@ -6,6 +6,7 @@ interrupted; 141 stdout closed by the reader.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -126,12 +127,16 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
         ckdir = resume.parent  # a resumed run goes on in its own folder
     else:
         base = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
-        ckdir = run_dir(base, exist_ok or resume is not None)
+        # every rank of a torchrun job must write to one folder, and they start at once:
+        # there the folder is used as given (only rank 0 writes in it)
+        distributed = multi_gpu and "RANK" in os.environ
+        ckdir = run_dir(base, exist_ok or resume is not None or distributed)
         if ckdir != base:
             log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
-    start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
-                           "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
-                           "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
+    if os.environ.get("RANK", "0") == "0" or not multi_gpu:
+        start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
+                               "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
+                               "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
         task = bar.add_task("loading", total=None, stats="")

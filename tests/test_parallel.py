@@ -93,7 +93,7 @@ def test_workers_below_one_is_a_usage_error(cmd, inputs, tiny_onnx, tmp_path):
             else ["prepare", "--dataset", "utkface", "--data-dir", str(inputs), "--out", str(tmp_path / "o")])
     res = CliRunner().invoke(app, [*args, "--workers", "0"])
     assert res.exit_code == 2
-    assert "--workers must be 1 or more" in res.output
+    assert "--workers must be" in res.output
 
 
 def test_ray_given_an_input_instead_of_an_address(inputs, tiny_onnx):
