@@ -1,21 +1,61 @@
 """Atomic writes: every file agecli produces appears whole or not at all.
 
 The bytes go to `<name>.tmp` beside the target and are renamed over it, so an
-interrupted run never leaves a half-written checkpoint, CSV, model or image.
+interrupted run never leaves a half-written checkpoint, CSV, model or image; a write
+that fails (full disk, read-only folder) removes its temporary file and raises
+OutputError naming the file.
 """
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
+
+
+class OutputError(Exception):
+    """An output that cannot be written (read-only, full disk, a file where a folder
+    should be); the CLI exits with code 3."""
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """Create the folder and prove a file can be written there, before any work starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".agecli-write-test-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"{what} {path}: cannot write there ({_reason(e)})") from None
+    return path
+
+
+def check_writable_file(path: str | Path, what: str) -> Path:
+    """A file path that can be (re)written: not a folder, its folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path}: is a folder, not a file name")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), what)
+    return path
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write {path}: {_reason(e)}") from None
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -1,11 +1,14 @@
 """The `agecli` command: one thin function per subcommand, no logic here.
 
-Exit codes: 0 success; 1 some inputs failed (reported on stderr and in the output);
-2 bad usage, missing model, or a command that needs the `train` extra (torch).
+Exit codes (agecli/exits.py, the same for every subcommand): 0 done; 1 some inputs
+failed (reported); 2 bad usage; 3 an output or the environment failed; 130
+interrupted; 141 stdout closed by the reader. A command that needs the `train` extra
+(torch) on the light install exits 2.
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -14,14 +17,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .exits import INPUTS_FAILED, TABLE, USAGE, guard
+
 err = Console(stderr=True)
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n"
-         "Exit codes: 0 success, 1 some inputs failed (reported), 2 bad usage, missing model, or a command "
-         "that needs the train extra (torch) on the light install.",
+    help="Facial age estimation: prepare face sets, train, validate, run and export age models.\n\n" + TABLE,
 )
 
 
@@ -30,7 +33,7 @@ def log(msg: str) -> None:
     err.print(msg, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(msg: str, code: int = 2) -> None:
+def fail(msg: str, code: int = USAGE) -> None:
     err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -66,7 +69,8 @@ def needs_torch(what: str) -> None:
 
 @app.command(epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
                     "  agecli prepare --dataset fgnet --data-dir FGNET/images --split subject --folds 82\n\n"
-                    "  agecli prepare --dataset csv --data-dir photos --out aligned")
+                    "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
+@guard(fail, "run the same command again to resume")
 def prepare(
     dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
@@ -74,13 +78,14 @@ def prepare(
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
     folds: int = typer.Option(5, help="Number of folds for --split subject."),
     name: Optional[str] = typer.Option(None, help="Prefix of the output files (default: the dataset name)."),
-    workers: int = typer.Option(2, help="Processes running the detector."),
+    workers: Optional[int] = typer.Option(None, help="Processes running the detector (default: one per core)."),
     threshold: float = typer.Option(0.8, help="Detector score threshold."),
 ) -> None:
     """Detect and align every face of a labelled set; write <name>_{train,valid,test}_align.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .data.prepare import prepare as run_prepare
+    from .parallel import WorkerError
 
     if split not in ("auto", "official", "hash", "subject"):
         fail(f"--split must be auto, official, hash or subject, not {split!r}")
@@ -90,14 +95,20 @@ def prepare(
         try:
             summary = run_prepare(dataset, data_dir, out, split=split, folds=folds, workers=workers,
                                   score_threshold=threshold, name=name,
-                                  progress=lambda d, t: bar.update(task, completed=d, total=t))
+                                  progress=lambda d, t: bar.update(task, completed=d, total=t),
+                                  log=lambda m: bar.console.print(m, markup=False, highlight=False))
         except ValueError as e:
             fail(str(e))
+        except WorkerError as e:
+            fail(f"{e}; run again to go on from where it stopped", 1)
     err.print(f"{summary['accepted']}/{summary['total']} faces aligned, {summary['rejected']} rejected "
               f"({summary['rejected_file']})")
     for part, n in summary["splits"].items():
         err.print(f"  {part}: {n}  {summary['files'][part]}")
     err.print(f"report: {summary['report']}")
+    if summary.get("failed"):
+        err.print(f"{summary['failed']} images unreadable or with bad labels (listed in {summary['rejected_file']})")
+        raise typer.Exit(INPUTS_FAILED)
 
 
 def _not_built(name: str) -> None:
@@ -109,32 +120,55 @@ TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset u
                 "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --resume runs/utkface/last.pth\n\n"
                 "  agecli {cmd} --dataset utkface,aaf --data-dir data/utkface --data-dir data/aaf --aug\n\n"
-                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py).")
+                "Trailing KEY VALUE pairs override the defaults (see agecli/config.py). Each run gets its own "
+                "folder (runs/x, runs/x2, ...) with its config.json, unless it resumes or --exist-ok is given.")
 TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
 def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path], dataset: str, aug: bool,
            expand: Optional[float], resume: Optional[Path], checkpoint: Optional[Path], multi_gpu: bool,
-           pretrained: Optional[str], lr_find: bool, folds: int) -> None:
+           pretrained: Optional[str], lr_find: bool, folds: int, exist_ok: bool = False) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     needs_torch(f"`agecli {cmd}`")
-    from .config import apply_overrides, default_config
+    from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .train.trainer import TrainingError, TrainJob
+    from .runs import check_names, check_pretrained, run_dir, start_run
+    from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
         cfg = apply_overrides(default_config(), list(ctx.args))
+        cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+        if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+            raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+        if cmd == "train-mt":
+            cfg["TRAIN"]["LOSS"] = "mt"
+        if expand is not None:
+            cfg["DATA"]["EXPAND"] = expand
+        validate(cfg)
+        check_names(cfg)
+        if folds < 1:
+            raise ValueError(f"--folds must be 1 or more, not {folds}")
+        if pretrained:
+            check_pretrained(pretrained)
+        if resume is not None and not resume.is_file():
+            raise ValueError(f"--resume {resume}: no such checkpoint file")
     except ValueError as e:
         fail(str(e))
-    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
-    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
-        fail("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
-    if cmd == "train-mt":
-        cfg["TRAIN"]["LOSS"] = "mt"
-    if expand is not None:
-        cfg["DATA"]["EXPAND"] = expand
-    ckdir = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+    if resume is not None and checkpoint is None:
+        ckdir = resume.parent  # a resumed run goes on in its own folder
+    else:
+        base = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+        # every rank of a torchrun job must write to one folder, and they start at once:
+        # there the folder is used as given (only rank 0 writes in it)
+        distributed = multi_gpu and "RANK" in os.environ
+        ckdir = run_dir(base, exist_ok or resume is not None or distributed)
+        if ckdir != base:
+            log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
+    if os.environ.get("RANK", "0") == "0" or not multi_gpu:
+        start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
+                               "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
+                               "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[stats]}"), console=err, transient=True) as bar:
         task = bar.add_task("loading", total=None, stats="")
@@ -165,8 +199,10 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
                 best = run_train(job)
                 err.print(f"best validation: MAE {best.get('mae', float('nan')):.3f} at epoch {best.get('epoch')}  "
                           f"checkpoints in {ckdir}")
+        except DivergedError as e:
+            fail(str(e), INPUTS_FAILED)
         except (TrainingError, CheckpointError, ValueError) as e:
-            fail(str(e), 1)
+            fail(str(e))
 
 
 def _train_options(cmd: str, default_loss: str, help_text: str):
@@ -184,12 +220,16 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         pretrained: Optional[str] = typer.Option(None, help="Backbone state dict to start from (default: ImageNet for efficientnet_lite0)."),
         lr_find: bool = typer.Option(False, "--lr-find", help="Sweep the learning rate, save the plot, suggest one."),
         folds: int = typer.Option(1, help="K-fold cross-validation over train+valid; reports mean and std MAE."),
+        exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into --checkpoint even when it holds an "
+                                      "earlier run (default: a new numbered folder, runs/x2)."),
     ) -> None:
         _train(cmd, default_loss, ctx, data_dir, dataset, aug, expand, resume, checkpoint, multi_gpu,
-               pretrained, lr_find, folds)
+               pretrained, lr_find, folds, exist_ok)
 
     command.__doc__ = help_text
-    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd))(command)
+    hint = "continue with --resume <run folder>/last.pth"
+    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd) + "\n\n" + TABLE)(
+        guard(fail, hint)(command))
 
 
 _train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
@@ -201,11 +241,13 @@ _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi
 @app.command(epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
                     "--dataset utkface\n\n"
                     "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
-                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline")
+                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
+                    "\n\n" + TABLE)
+@guard(fail)
 def val(
     resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is)."),
-    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset the model was trained on)."),
+    data_dir: Optional[list[Path]] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is); once per --dataset set, or once for all."),
+    dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset(s) the model was trained on); several are reported one by one: utkface,aaf."),
     split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
     ldl: bool = typer.Option(False, "--ldl", help="The model outputs an age distribution; take its expectation (checked against the model's head)."),
     expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
@@ -220,10 +262,27 @@ def val(
     workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
 ) -> None:
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
+    from .eval.evaluate import ValError, ValOptions, val_sets
+
+    try:
+        sets = val_sets(resume, dataset, data_dir or [])
+    except ValError as e:
+        fail(str(e))
+    for name, folder in sets:
+        out = output_dir / name if output_dir is not None and len(sets) > 1 else output_dir
+        if len(sets) > 1:
+            err.print(f"== {name}")
+        _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size, tta,
+                            baseline, worst_threshold, cache_dir, workers))
+
+
+def _val_one(opts) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from .api import evaluate
+    from .api import AgeEstimator
+    from .atomic import check_writable_dir
     from .errors import AgecliError
+    from .eval.evaluate import check_options, evaluate_split
     from .eval.reports import default_output_dir, terminal_tables, write_reports
 
     problem = ""
@@ -231,14 +290,16 @@ def val(
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("predicting", total=None)
         try:
-            ev = evaluate(resume, data_dir, dataset, split, ldl=ldl, expand=expand, runner=runner, device=device,
-                          batch_size=batch_size, tta=tta, baseline=baseline, worst_threshold=worst_threshold,
-                          cache_dir=cache_dir, cache=True, workers=workers, progress=lambda d, t: bar.update(task, completed=d, total=t))
+            check_options(opts)
+            est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
+            ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
+                                ready=lambda: opts.output_dir is None or check_writable_dir(opts.output_dir,
+                                                                                            "--output-dir"))
         except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
-    write_reports(ev, output_dir or default_output_dir(ev))
+    write_reports(ev, opts.output_dir or default_output_dir(ev))
     for table in terminal_tables(ev):
         err.print(table)
     s = ev.summary
@@ -255,15 +316,18 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
                "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
+               "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
                "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
                "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
-               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable); "
-               "2 bad usage, missing or invalid model, a .pth model without the train extra (torch), unwritable "
-               "--output-dir, --webcam and no webcam; "
-               "130 interrupted (run again with --skip-existing to finish).")
+               "With --output-dir, a file agecli did not write there is never replaced.\n\n"
+               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
+               "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
+               "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
+               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader.")
 
 
 @app.command(epilog=DEMO_EPILOG)
+@guard(fail, "run again with --skip-existing to finish")
 def demo(
     inputs: Optional[list[str]] = typer.Argument(None, help="Image files, folders or quoted globs ('photos/**/*.jpg')."),
     img_dir: Optional[Path] = typer.Option(None, help="Folder of images, read recursively."),
@@ -282,15 +346,23 @@ def demo(
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
     webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
+    workers: Optional[int] = typer.Option(None, help="Processes that decode, detect and align (default: one per core; 1: all in this process). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
+                                           "ray://head:10001 or auto; alone (or 'local'), RAY_ADDRESS, this machine's "
+                                           "cluster or a new one. Every node reads the inputs at the same paths; "
+                                           "outputs are written here."),
 ) -> None:
     """Estimate the age of every face in images, a video or the webcam (no input: a sample photo)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .errors import AgecliError
     from .infer.demo import DemoOptions, run_demo
+    from .parallel import WorkerError
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
-                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam)
+                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
+                       workers=workers, ray=ray)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("images", total=None)
@@ -298,14 +370,12 @@ def demo(
             s = run_demo(opts, sys.stdout, progress=lambda d, t: bar.update(task, completed=d, total=t))
         except AgecliError as e:
             fail(str(e))
-        except KeyboardInterrupt:
-            fail("interrupted; run again with --skip-existing to finish the rest", 130)
-        except OSError as e:
-            fail(f"cannot write the output: {e}", 1)
+        except WorkerError as e:
+            fail(f"{e}; run again with --skip-existing to finish the rest", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
-    if s.unreadable:
-        raise typer.Exit(1)
+    if s.unreadable or s.ended_early:
+        raise typer.Exit(INPUTS_FAILED)
 
 
 @app.command(epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
@@ -314,7 +384,8 @@ def demo(
                     "The file is written (atomically) only when the exported model's ages agree with the "
                     "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16).\n\n"
                     "Exit codes: 0 written and verified; 1 verification failed (nothing written); "
-                    "2 bad usage or not a checkpoint.")
+                    "2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
+@guard(fail)
 def export(
     resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
@@ -346,8 +417,19 @@ def export(
     print(f"wrote {r.path} ({r.size_bytes / 1e6:.1f} MB)")
 
 
+def _bare_ray(args: list[str]) -> list[str]:
+    """`--ray` without an address (last, or before another option) means `--ray local`:
+    Typer has no option with an optional value."""
+    out = []
+    for i, a in enumerate(args):
+        out.append(a)
+        if a == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append("local")
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=_bare_ray(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""Training defaults and `KEY VALUE` overrides (`MODEL.ARCH resnet50 TRAIN.LR 0.1`)."""
+"""Training defaults and `KEY VALUE` overrides (`MODEL.ARCH resnet50 TRAIN.LR 0.1`).
+
+Every value is checked where it enters (`apply_overrides`, `validate`): a run never
+starts with a setting that would crash it later or train on nothing.
+"""
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -49,6 +54,66 @@ def default_config() -> dict[str, dict[str, Any]]:
     return copy.deepcopy(DEFAULTS)
 
 
+# (low, high) inclusive bounds, or a tuple of allowed words; values not listed here are
+# free or checked against their registry (MODEL.ARCH, TRAIN.LOSS: agecli/runs.py)
+RULES: dict[str, tuple] = {
+    "MODEL.IMG_SIZE": (32, 1024),
+    "MODEL.AGE_MIN": (0, 119),
+    "MODEL.AGE_MAX": (1, 120),
+    "MODEL.DROPOUT": (0.0, 0.95),
+    "MODEL.RANGE_WIDTH": (1, 50),
+    "DATA.EXPAND": (0.0, 3.0),
+    "DATA.AUG": ("basic", "photo"),
+    "TRAIN.EPOCHS": (1, 100_000),
+    "TRAIN.BATCH_SIZE": (1, 65_536),
+    "TRAIN.OPT": ("adam", "adamw", "sgd"),
+    "TRAIN.LR": (1e-12, 10.0),
+    "TRAIN.WD": (0.0, 1.0),
+    "TRAIN.MOMENTUM": (0.0, 1.0),
+    "TRAIN.SCHED": ("cosine", "step", "plateau", "onecycle"),
+    "TRAIN.WARMUP_EPOCHS": (0, 100_000),
+    "TRAIN.STEP_EPOCHS": (1, 100_000),
+    "TRAIN.GAMMA": (1e-6, 1.0),
+    "TRAIN.FREEZE_EPOCHS": (0, 100_000),
+    "TRAIN.LDL_SIGMA": (0.01, 50.0),
+    "TRAIN.LDL_LAMBDA": (0.0, 100.0),
+    "TRAIN.MV_LAMBDA1": (0.0, 100.0),
+    "TRAIN.MV_LAMBDA2": (0.0, 100.0),
+    "TRAIN.FOCAL_GAMMA": (0.0, 20.0),
+    "TRAIN.SEED": (0, 2**31 - 1),
+    "TRAIN.THREADS": (0, 4096),
+    "TRAIN.PATIENCE": (0, 100_000),
+    "TRAIN.MAX_STEPS": (0, 10**9),
+}
+
+
+def check_value(key: str, value: Any) -> None:
+    """Raise ValueError naming the key when `value` is outside what training can use."""
+    rule = RULES.get(key)
+    if rule is None:
+        return
+    if isinstance(rule[0], str):
+        if value not in rule:
+            raise ValueError(f"{key} {value!r}: choose from {', '.join(r for r in rule if r)}")
+        return
+    lo, hi = rule
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key} {value}: not a finite number")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} {value}: must be between {lo:g} and {hi:g}")
+
+
+def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Check every value and the relations between them; ValueError names the key."""
+    for section, values in cfg.items():
+        for name, value in values.items():
+            check_value(f"{section}.{name}", value)
+    m = cfg["MODEL"]
+    if m["AGE_MAX"] <= m["AGE_MIN"]:
+        raise ValueError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
+    return cfg
+
+
 def _coerce(value: str, like: Any) -> Any:
     if isinstance(like, bool):
         if value.lower() in ("1", "true", "yes", "on"):
@@ -64,7 +129,8 @@ def _coerce(value: str, like: Any) -> Any:
 
 
 def apply_overrides(cfg: dict[str, dict[str, Any]], pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """Apply `KEY VALUE` pairs; unknown keys and unparsable values raise ValueError."""
+    """Apply `KEY VALUE` pairs; unknown keys, unparsable or out-of-range values raise
+    ValueError (call `validate` once the command has filled in its own defaults)."""
     if len(pairs) % 2:
         raise ValueError(f"overrides come in KEY VALUE pairs; {pairs[-1]!r} has no value")
     for key, value in zip(pairs[::2], pairs[1::2]):
@@ -76,4 +142,5 @@ def apply_overrides(cfg: dict[str, dict[str, Any]], pairs: list[str]) -> dict[st
             cfg[section][name] = _coerce(value, cfg[section][name])
         except ValueError as e:
             raise ValueError(f"{key}: {e}") from None
+        check_value(key, cfg[section][name])
     return cfg

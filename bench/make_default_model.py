@@ -1,15 +1,18 @@
-"""Regenerate the shipped default model, from the UTKFace images to weights/.
+"""Regenerate the shipped default model, from the UTKFace and All-Age-Faces images to weights/.
 
-    python bench/make_default_model.py --utkface ../shared/data/utkface/UTKFace
+    python bench/make_default_model.py --utkface ../shared/data/utkface/UTKFace --aaf ../shared/data/aaf
 
 Steps (each an ordinary agecli command, printed before it runs):
-1. prepare: detect and align UTKFace into data/utkface (hash split, folds 0-5/6-7/8-9);
-2. train-ldl: EfficientNet-Lite0 (ImageNet init), 112 px, DLDL-v2, augmentation,
-   into runs/default; an interrupted run resumes from runs/default/last.pth;
-3. ship: best.pth (chosen on the valid folds) -> weights/agecli_default.pth (fp16
-   weights, no optimizer) and, exported from that file, weights/agecli_default.onnx
-   (uint8 RGB crop input, fp16 storage, fp32 compute; verified on --photos);
-4. val: the shipped ONNX model on the test folds -> val_default/ (the card's figures).
+1. prepare: detect and align UTKFace into data/utkface (hash split, folds 0-5/6-7/8-9)
+   and All-Age-Faces into data/aaf (official split; valid taken out of the train list);
+2. train-mt: EfficientNet-Lite0 (ImageNet init), 112 px, age (DLDL-v2) + gender +
+   ethnicity, photographic augmentation, both collections pooled, best epoch on the
+   mean of the two valid MAEs, into runs/default_v2; an interrupted run resumes;
+3. ship: best.pth -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+   exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
+   storage, fp32 compute; verified on --photos);
+4. test: the shipped ONNX model on both test sets, side by side
+   (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TRAIN_ARGS = ["TRAIN.EPOCHS", "15"]
+TRAIN_ARGS = ["TRAIN.EPOCHS", "12"]
 
 
 def run(cmd: list[str]) -> None:
@@ -30,17 +33,21 @@ def run(cmd: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--utkface", type=Path, default=Path("../shared/data/utkface/UTKFace"))
-    ap.add_argument("--data", type=Path, default=Path("data/utkface"))
-    ap.add_argument("--run", type=Path, default=Path("runs/default"))
+    ap.add_argument("--aaf", type=Path, default=Path("../shared/data/aaf"))
+    ap.add_argument("--data", type=Path, default=Path("data"), help="prepared sets go to <data>/utkface, <data>/aaf")
+    ap.add_argument("--run", type=Path, default=Path("runs/default_v2"))
     ap.add_argument("--weights", type=Path, default=Path("weights"))
     ap.add_argument("--photos", type=Path, default=Path("../shared/photos"), help="faces that verify the export")
     args = ap.parse_args()
     agecli = [sys.executable, "-m", "agecli"]
-    if not (args.data / "utkface_test_align.csv").exists():
-        run(agecli + ["prepare", "--dataset", "utkface", "--data-dir", str(args.utkface), "--out", str(args.data)])
+    sets = {"utkface": args.utkface, "aaf": args.aaf}
+    for name, source in sets.items():
+        if not (args.data / name / f"{name}_test_align.csv").exists():
+            run(agecli + ["prepare", "--dataset", name, "--data-dir", str(source), "--out", str(args.data / name)])
     resume = ["--resume", str(args.run / "last.pth")] if (args.run / "last.pth").exists() else []
-    run(agecli + ["train-ldl", "--data-dir", str(args.data), "--dataset", "utkface", "--aug",
-                  "--checkpoint", str(args.run), *resume, *TRAIN_ARGS])
+    dirs = [a for name in sets for a in ("--data-dir", str(args.data / name))]
+    run(agecli + ["train-mt", "--dataset", ",".join(sets), *dirs, "--aug", "--checkpoint", str(args.run),
+                  *resume, *TRAIN_ARGS])
 
     from agecli.model.checkpoint import slim_checkpoint
 
@@ -49,8 +56,10 @@ def main() -> None:
     print(f"wrote {pth}")
     run(agecli + ["export", "--resume", str(pth), "--format", "onnx", "--fp16", "--images", str(args.photos),
                   "--output", str(onnx)])
-    run(agecli + ["val", "--resume", str(onnx), "--data-dir", str(args.data), "--dataset", "utkface",
-                  "--split", "test", "--baseline", "--tta", "flip", "--output-dir", "val_default"])
+    run([sys.executable, "bench/cross_dataset.py", "--train-none", "--model", f"shipped={onnx}"])
+    for name in sets:
+        run(agecli + ["val", "--resume", str(onnx), "--data-dir", str(args.data / name), "--dataset", name,
+                      "--split", "test", "--baseline", "--output-dir", f"val_default/{name}"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
@@ -32,5 +33,7 @@ def test_default_model_estimates_real_test_faces(tmp_path):
     assert res.exit_code == 0, res.output
     rows = [r for r in csv.DictReader(io.StringIO(res.stdout)) if r["face"] == "0"]
     assert len(rows) == len(files)
-    err = [abs(float(r["age"]) - int(r["file"].split("_")[0])) for r in rows]
-    assert np.mean(err) < 9.0, err  # the card says 4.8 on 4,776 faces; 30 faces wobble
+    err = [abs(float(r["age"]) - int(Path(r["file"]).name.split("_")[0])) for r in rows]
+    # these 30 faces give 2.42 with the shipped model (4.94 over all 4,776 test faces, the card);
+    # predicting the training median gives ~14: a broken model or crop cannot pass
+    assert np.mean(err) < 4.0, err

@@ -17,10 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agecli.cli import app
-from agecli.infer.resume import PARTIAL, PREDICTIONS
-from agecli.infer.rows import COLUMNS
+from agecli.face.detector import SMALL_FACE_PX
 from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
+from agecli.infer.outputs import PARTIAL, PREDICTIONS
 from agecli.infer.pipeline import AgePipeline, FaceResult
+from agecli.infer.rows import COLUMNS
 from agecli.infer.sources import Item, file_source, output_name
 
 from .conftest import REPO, utk_files
@@ -55,7 +56,8 @@ def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
     rows = csv_rows(res.stdout)
     per_file: dict[str, list[dict]] = {}
     for r in rows:
-        per_file.setdefault(r["file"], []).append(r)
+        per_file.setdefault(r["output"], []).append(r)
+        assert r["file"] == str(inputs / r["output"])  # the input as given: the folder joined with its name
     images = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*.jpg"))
     assert sorted(per_file) == images
     for name in images:
@@ -66,6 +68,8 @@ def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
         for r in face_rows:
             assert 0 <= float(r["age"]) <= 120 and float(r["std"]) >= 0 and 0 < float(r["score"]) <= 1
             assert float(r["x2"]) > float(r["x1"]) and float(r["y2"]) > float(r["y1"])
+            side = min(float(r["x2"]) - float(r["x1"]), float(r["y2"]) - float(r["y1"]))
+            assert r["small_face"] == str(int(side < SMALL_FACE_PX))
     assert len(per_file["groups/group_1.jpg"]) > 5
     assert [r["face"] for r in per_file["groups/group_1.jpg"]][:3] == ["0", "1", "2"]
     # predictions.csv holds the same rows; no partial file is left behind
@@ -82,10 +86,21 @@ def test_demo_jsonl_corrupt_input_gives_exit_1(inputs, tiny_onnx, tmp_path):
     assert res.exit_code == 1, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert all(list(r) == COLUMNS for r in rows)
-    by_file = {r["file"]: r for r in rows}
-    assert by_file["corrupt.jpg"]["error"] == "unreadable" and by_file["corrupt.jpg"]["age"] is None
-    assert by_file[output_name(chip)]["age"] > 0 and by_file[output_name(chip)]["error"] is None
+    by_file = {r["file"]: r for r in rows}  # the inputs exactly as given (absolute here)
+    assert by_file[str(bad)]["error"] == "unreadable" and by_file[str(bad)]["age"] is None
+    assert by_file[str(chip)]["age"] > 0 and by_file[str(chip)]["error"] is None
     assert "corrupt.jpg" in res.stderr
+
+
+def test_demo_flags_faces_too_small_to_age(photos_dir, tiny_onnx):
+    """group_25's faces (8-30 px) come with an age and small_face=1; a portrait's with 0."""
+    res = cli(photos_dir / "group_25.jpg", utk_files(1)[0], "--resume", tiny_onnx, "--format", "jsonl")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    flags = {r["small_face"] for r in rows}
+    assert flags == {0, 1} and all(r["age"] is not None for r in rows)
+    for r in rows:
+        assert r["small_face"] == int(min(r["x2"] - r["x1"], r["y2"] - r["y1"]) < SMALL_FACE_PX)
 
 
 def test_demo_torch_checkpoint_no_face_and_save_crops(inputs, tiny_checkpoint, tmp_path):
@@ -112,7 +127,7 @@ def test_demo_img_list_from_stdin_subprocess(inputs, tiny_onnx):
                           env=env, cwd=inputs, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = csv_rows(proc.stdout)
-    assert sorted({r["file"] for r in rows}) == sorted(c.name for c in chips)  # absolute paths -> file names
+    assert sorted({r["file"] for r in rows}) == sorted(str(c) for c in chips)  # the paths as given
     assert all(r["age"] for r in rows)
 
 
@@ -130,14 +145,14 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
     assert first.exit_code == 0, first.output
     full = csv_rows((out / PREDICTIONS).read_text())
     # an interruption at ~75%: rows so far only in the partial file, the last copy missing
-    last = full[-1]["file"]
+    last = full[-1]["output"]
     (out / PREDICTIONS).rename(out / PARTIAL)
-    kept = [r for r in full if r["file"] != last]
+    kept = [r for r in full if r["output"] != last]
     with open(out / PARTIAL, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(kept)
-        fh.write(last + ",0,3")  # killed in the middle of writing a row
+        fh.write(str(inputs / last) + ",0,3")  # killed in the middle of writing a row
     (out / last).unlink()
     res = cli("--img-dir", inputs, "--resume", tiny_onnx, "--output-dir", out, "--skip-existing")
     assert res.exit_code == 0, res.output
@@ -178,6 +193,7 @@ def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
     res = cli("--webcam", "--resume", tiny_onnx)
     assert res.exit_code == 2 and "no webcam could be opened" in res.stderr
     monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "nowhere.onnx"])
+    shutil.copy(utk_files(1)[0], tmp_path / "face.jpg")
     res = cli(tmp_path)
     assert res.exit_code == 2 and "no model: pass --resume or install the default model" in res.stderr
     for args in (["--format", "xml"], ["--device", "gpu"], ["--runner", "tf"], ["--save-crops"],

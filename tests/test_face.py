@@ -6,7 +6,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from .conftest import photos_path
+from .conftest import PHOTOS, photos_path, utk_files
 
 from agecli.data.images import load_rgb
 from agecli.face.align import (align_face, crop_box, crop_face, crop_matrix, eye_angle, rotation_matrix,
@@ -53,6 +53,50 @@ def test_detector_finds_faces_in_every_photo(detector):
             assert abs(angle(le, re)) < 2.0, f"eyes not level in {p.name}"
             assert le[0] < re[0]  # upright: the image-left eye stays on the left
             assert 0 < le[0] < 112 and 0 < le[1] < 112 and 0 < re[0] < 112 and 0 < re[1] < 112
+
+
+def test_crowd_is_searched_again_enlarged(detector):
+    """group_25: the back rows (faces ~10-20 px) are found by the enlarged second pass,
+    and every face of the first pass is kept."""
+    if not (PHOTOS / "group_25.jpg").is_file():
+        pytest.skip(f"no photos at {PHOTOS}")
+    from agecli.face.detector import FaceDetector, merge
+
+    img = load_rgb(PHOTOS / "group_25.jpg")
+    one = FaceDetector(threads=1, upscale=1.0).detect(img)
+    two = detector.detect(img)
+    assert len(two) > 1.5 * len(one)
+    boxes = np.stack([f.box for f in two])
+    for f in one:
+        assert any(iou(f.box, b) > 0.5 for b in boxes)
+    assert [f.score for f in two] == sorted((f.score for f in two), reverse=True)
+    assert len(merge(two + two, 0.4)) == len(two)  # one box per face
+
+
+def test_photos_of_large_faces_get_one_pass(detector):
+    """No face under RESCAN_BELOW px: the result is the one-pass result (no extra cost)."""
+    from agecli.face.detector import RESCAN_BELOW, FaceDetector
+
+    img = load_rgb(utk_files(1)[0])
+    big = cv2.resize(img, (800, 800))
+    faces = detector.detect(big)
+    assert faces and min(f.width for f in faces) >= RESCAN_BELOW
+    one = FaceDetector(threads=1, upscale=1.0).detect(big)
+    assert [f.box.tolist() for f in faces] == [f.box.tolist() for f in one]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+def test_small_face_flag_follows_the_box():
+    from agecli.face.detector import SMALL_FACE_PX, is_small_face
+
+    assert is_small_face([10, 10, 10 + SMALL_FACE_PX - 1, 40])
+    assert is_small_face([10, 10, 40, 10 + SMALL_FACE_PX - 1])
+    assert not is_small_face([10, 10, 10 + SMALL_FACE_PX, 10 + SMALL_FACE_PX])
 
 
 def test_detector_on_blank_and_tiny_images(detector):

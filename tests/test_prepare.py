@@ -126,7 +126,8 @@ def test_cli_prepare_with_out(utk_root, tmp_path):
     out = tmp_path / "aligned"
     result = CliRunner().invoke(app, ["prepare", "--dataset", "utkface", "--data-dir", str(utk_root),
                                       "--out", str(out), "--workers", "1", "--name", "utk"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # two unreadable files and a bad label: listed, exit 1
+    assert "3 images unreadable or with bad labels" in result.stderr
     check_outputs(out, "utk")
     assert (out / "utk_image_root.txt").is_file()
     assert resolve_image_root(out, "utk") == utk_root.resolve()

@@ -31,9 +31,10 @@ def cli(*args):
 
 
 def rows_by_file(text: str) -> dict[str, list[dict]]:
+    """Rows by file name (the `file` column holds the input path as given)."""
     out: dict[str, list[dict]] = {}
     for r in csv.DictReader(io.StringIO(text)):
-        out.setdefault(r["file"], []).append(r)
+        out.setdefault(Path(r["file"]).name, []).append(r)
     return out
 
 
@@ -103,8 +104,8 @@ def test_demo_over_awkward_files(odd_files, tiny_onnx, tmp_path):
         assert rows[name][0]["error"] == "" and float(rows[name][0]["age"]) > 0, name
         assert (out / name).is_file(), name
     assert rows["tiny.png"][0]["error"] == "no_face"
-    # a truncated JPEG either decodes partially or is reported; it never stops the run
-    assert rows["truncated.jpg"][0]["error"] in ("", "no_face", "unreadable")
+    # a JPEG cut at a third decodes as viewers show it (the top third, grey below)
+    assert rows["truncated.jpg"][0]["error"] != "unreadable"
     assert cv2.imdecode(np.fromfile(out / ODD_NAME, np.uint8), cv2.IMREAD_COLOR) is not None
     for name in UNREADABLE:
         assert name in res.stderr
@@ -124,7 +125,7 @@ def test_unwritable_output_dir_fails_before_work(tiny_onnx, tmp_path):
     blocker = tmp_path / "somefile.txt"
     blocker.write_text("a file, so no folder can be made under it")
     res = cli("demo", chip, "--resume", tiny_onnx, "--output-dir", blocker / "sub")
-    assert res.exit_code == 2 and "cannot write" in res.stderr
+    assert res.exit_code == 3 and "cannot write" in res.stderr  # an output failure, not bad usage
     assert res.stdout == ""
 
 
@@ -136,7 +137,7 @@ def test_read_only_output_dir(tiny_onnx, tmp_path):
         if os.access(ro, os.W_OK):
             pytest.skip("running as root: permissions are not enforced")
         res = cli("demo", utk_files(1)[0], "--resume", tiny_onnx, "--output-dir", ro)
-        assert res.exit_code == 2 and "cannot write" in res.stderr and res.stdout == ""
+        assert res.exit_code == 3 and "cannot write" in res.stderr and res.stdout == ""
     finally:
         ro.chmod(0o700)
 

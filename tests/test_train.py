@@ -84,9 +84,16 @@ def test_resume_continues_exactly(tiny_aligned, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message(tiny_aligned, tmp_path):
+    # the CLI refuses TRAIN.LR 1e12; a library caller can still pass it, and the trainer's
+    # guard must stop the diverging run
+    from agecli.train.trainer import TrainJob, train
+
+    cfg = apply_overrides(default_config(), ["MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "6",
+                                             "TRAIN.BATCH_SIZE", "16", "TRAIN.LOSS", "mse", "TRAIN.OPT", "sgd",
+                                             "TRAIN.WARMUP_EPOCHS", "0"])
+    cfg["TRAIN"]["LR"] = 1e12
     with pytest.raises(TrainingError, match="loss became"):
-        train_tiny(tiny_aligned, tmp_path, loss="mse", epochs=1, steps=6,
-                   extra=["TRAIN.OPT", "sgd", "TRAIN.LR", "1e12"])
+        train(TrainJob(cfg, tiny_aligned, "utkface", tmp_path, aug=True, log=lambda m: None))
 
 
 def test_resume_refuses_a_different_architecture(tiny_aligned, tiny_checkpoint, tmp_path):

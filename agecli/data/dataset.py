@@ -7,6 +7,7 @@ stale cache. Later epochs and runs read the array and do no JPEG work at all.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..exits import ignore_sigint
 from ..face.align import crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
@@ -65,9 +67,11 @@ class AlignedFaces:
         key = hashlib.sha256(csv_path.read_bytes() + f"|{Path(image_root).resolve()}|{size}|{expand}|{CROP_VERSION}".encode())
         cache = Path(cache_dir) if cache_dir else None
         npy = cache / f"{csv_path.stem}_{size}_{key.hexdigest()[:12]}.npy" if cache else None
-        if npy is not None and npy.exists():
-            images = np.load(npy, mmap_mode="r")
-            images = np.ascontiguousarray(images)
+        images = _load_cache(npy, df, size, log) if npy is not None else None
+        if images is not None:
+            skipped = npy.with_suffix(".skip.npy")
+            if skipped.exists():  # rows whose image was unreadable when the cache was built
+                df = df[~np.load(skipped)].reset_index(drop=True)
         else:
             rows = list(df[["photo", "deg", "box1", "box2", "box3", "box4"]].itertuples(index=False, name=None))
             chunk = max(1, math.ceil(len(rows) / (workers * 8)))
@@ -75,8 +79,12 @@ class AlignedFaces:
             if workers > 1 and len(parts) > 1:
                 # spawn, not fork: forking a process whose torch/OpenMP threads have run
                 # (a second training in one process, --folds) leaves the children hung.
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=ignore_sigint)
+                try:
                     done = list(pool.map(_crop_rows, parts))
+                finally:  # on Ctrl-C: no queued chunk starts, the workers exit quietly
+                    pool.shutdown(cancel_futures=True)
             else:
                 done = [_crop_rows(p) for p in parts]
             images = np.concatenate([d[0] for d in done]) if done else np.zeros((0, size, size, 3), np.uint8)
@@ -87,11 +95,8 @@ class AlignedFaces:
                     log(f"{csv_path.name}: {int(bad.sum())} images could not be read and are skipped "
                         f"(first: {df['photo'].iloc[int(np.argmax(bad))]}: {errors[int(np.argmax(bad))]})")
                 images, df = images[~bad], df[~bad].reset_index(drop=True)
-            elif npy is not None:
-                npy.parent.mkdir(parents=True, exist_ok=True)
-                tmp = npy.with_name(npy.stem + ".tmp.npy")
-                np.save(tmp, images)
-                os.replace(tmp, npy)
+            if npy is not None:
+                _save_cache(npy, images, bad, log)
         def labels(col: str) -> np.ndarray:
             if col not in df:
                 return np.full(len(df), -1, np.int64)
@@ -107,6 +112,43 @@ class AlignedFaces:
                    np.concatenate([p.genders for p in parts]), np.concatenate([p.races for p in parts]),
                    pd.concat([p.frame for p in parts], ignore_index=True))
 
+def _load_cache(npy: Path, df: pd.DataFrame, size: int, log) -> np.ndarray | None:
+    """The cached crops, memory-mapped (a set larger than RAM still trains); None when
+    absent, or unusable (cut short, corrupt, wrong shape), which is said and rebuilt."""
+    if not npy.exists():
+        return None
+    try:
+        images = np.load(npy, mmap_mode="r")
+        skipped = npy.with_suffix(".skip.npy")
+        rows = len(df) - (int(np.load(skipped).sum()) if skipped.exists() else 0)
+        if images.dtype != np.uint8 or images.shape != (rows, size, size, 3):
+            raise ValueError(f"shape {images.shape}, expected {(rows, size, size, 3)}")
+        return images
+    except (OSError, ValueError, EOFError) as e:
+        if log:
+            log(f"crop cache {npy.name} is unusable ({str(e).splitlines()[0][:120]}); rebuilding it")
+        return None
+
+
+def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray, log) -> None:
+    """Save the crops (and which rows were unreadable) atomically; a cache that cannot be
+    written (read-only data folder, full disk) only costs the next run the crop work."""
+    tmp = npy.with_name(npy.stem + ".tmp.npy")
+    try:
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        skipped = npy.with_suffix(".skip.npy")
+        if bad.any():
+            np.save(skipped, bad)
+        else:
+            skipped.unlink(missing_ok=True)
+        np.save(tmp, images)
+        os.replace(tmp, npy)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if log:
+            log(f"warning: cannot save the crop cache in {npy.parent} ({e.strerror or e}); "
+                "continuing without it (set DATA.CACHE_DIR or --cache-dir to a writable folder)")
 
 def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -> np.ndarray:
     """Augmentation on uint8 crops: flip, small rotation, scale and shift; with `photo`,

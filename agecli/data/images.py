@@ -1,6 +1,11 @@
-"""Reading user images robustly: EXIF orientation, grayscale, alpha, 16-bit, odd names."""
+"""Reading user images robustly: EXIF orientation, grayscale, alpha, 16-bit, odd names,
+and the inputs that must never hang or exhaust memory (FIFOs, decompression bombs)."""
 from __future__ import annotations
 
+import io
+import os
+import stat
+import warnings
 from pathlib import Path
 
 import cv2
@@ -9,28 +14,71 @@ import numpy as np
 from ..errors import AgecliError
 
 MAX_PIXELS = 120_000_000  # refuse absurd images with a message instead of exhausting memory
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 class ImageError(AgecliError):
     """An image that cannot be used; the message says why in a few words."""
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """The image as RGB uint8 (H, W, 3), EXIF orientation applied.
-
-    Raises ImageError for missing, empty, corrupt or non-image files.
-    """
-    path = Path(path)
+def read_regular(path: str | Path) -> bytes:
+    """The bytes of a regular file; anything else (a FIFO, a device, a folder, a dangling
+    link) raises ImageError at once instead of blocking on a read that never ends."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)  # fromfile: any file name, any encoding
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError("unreadable: not a regular file")
+        # O_NONBLOCK: should a FIFO replace the file after the check, the open does not wait
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ImageError("unreadable: not a regular file")
+            return fh.read()
     except OSError as e:
         raise ImageError(f"unreadable: {e.strerror or e}") from None
-    if data.size == 0:
+
+
+def check_header(data: bytes) -> None:
+    """Refuse an image whose header declares more than MAX_PIXELS, before any pixel is
+    decoded (a 9 MB JPEG can declare 20000x20000). Headers Pillow does not know pass:
+    cv2 decides, and the size is checked again after decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:  # Pillow's own limit is above ours
+        raise ImageError(f"unreadable: the header declares more than {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"unreadable: {w}x{h} exceeds {MAX_PIXELS} pixels")
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decode image bytes to RGB uint8; a JPEG that lacks only its end marker (what many
+    cameras and interrupted copies leave) is decoded as viewers do."""
+    if not data:
         raise ImageError("unreadable: empty file")
+    check_header(data)
+    buf = np.frombuffer(data, np.uint8)
     # IMREAD_COLOR applies EXIF orientation and turns gray/alpha/16-bit into 8-bit BGR.
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None and data.startswith(JPEG_START) and not data.rstrip(b"\0").endswith(JPEG_END):
+        img = cv2.imdecode(np.frombuffer(data + JPEG_END, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ImageError("unreadable: not a decodable image")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         raise ImageError(f"unreadable: {img.shape[1]}x{img.shape[0]} exceeds {MAX_PIXELS} pixels")
     return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """The image as RGB uint8 (H, W, 3), EXIF orientation applied.
+
+    Raises ImageError for missing, empty, corrupt, oversized or non-image files and for
+    anything that is not a regular file.
+    """
+    return decode_rgb(read_regular(path))

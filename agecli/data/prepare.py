@@ -1,27 +1,33 @@
 """`agecli prepare`: detect and align every face of a labelled set, write the aligned CSVs.
 
 Work is checkpointed in `<name>_partial.csv` as it goes, so an interrupted run picks up
-where it stopped; the final CSVs are written atomically at the end.
+where it stopped; `<name>_partial.json` records what produced it (dataset, folders,
+detector threshold, a hash of the labels), and a partial file from other settings is
+discarded with a message rather than mixed in. The final CSVs are written atomically.
 """
 from __future__ import annotations
 
 import csv
-import multiprocessing
+import hashlib
+import json
+import math
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_text
-from .images import ImageError, load_rgb
+from ..atomic import check_writable_dir, write_text
+from ..parallel import default_workers, ordered_map
+from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
 from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
                       hash_split, image_root_file, is_prepare_output, subject_folds)
 
-PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error"]
+PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error",
+                   "md5"]
 
 _detector = None
 
@@ -46,7 +52,9 @@ def align_one(root: str, rec: Record) -> dict:
     if rec.error:
         return row
     try:
-        img = load_rgb(os.path.join(root, rec.path))
+        data = read_regular(os.path.join(root, rec.path))
+        row["md5"] = hashlib.md5(data).hexdigest()  # the same photo under two names shares one split
+        img = decode_rgb(data)
     except ImageError as e:
         row["error"] = str(e)
         return row
@@ -67,14 +75,37 @@ def _align_chunk(args: tuple[str, list[Record]]) -> list[dict]:
     return [align_one(root, r) for r in recs]
 
 
+def split_keys(df: pd.DataFrame) -> pd.Series:
+    """What each row is split by: its subject when every row has one, else its bare file
+    name; rows holding the exact same image (same md5) are joined, with everything linked
+    to them, under the smallest key, so one photo under two names never crosses splits."""
+    known = "subject" in df and len(df) > 0 and df["subject"].notna().all()
+    key = df["subject"].astype(str) if known else df["photo"].map(os.path.basename)
+    if "md5" not in df or not df["md5"].notna().any():
+        return key
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for _, keys in key.groupby(df["md5"]):
+        roots = sorted({find(k) for k in keys})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    return key.map(find)
+
+
 def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.DataFrame]:
-    """Split accepted rows: the dataset's official split, the hash rule, or subject folds."""
+    """Split accepted rows: the dataset's official split, the hash rule (on the subject
+    when every row has one, else on the file name), or subject folds."""
     if split == "subject":
         missing = int(df["subject"].isna().sum()) if "subject" in df else len(df)
         if missing:
             raise ValueError(f"--split subject needs a subject for every image; {missing} have none "
                              "(this dataset has no subjects? use --split hash)")
-        subj = df["subject"].astype(str)
+        subj = split_keys(df)
         fold_of = subject_folds(subj.tolist(), folds)
         f = subj.map(fold_of)
         return {f"fold{k}": df[f == k] for k in range(folds)}
@@ -83,7 +114,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
             raise ValueError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
                              "use --split hash or subject")
         return {s: df[df["split"] == s] for s in SPLITS}
-    s = df["photo"].map(hash_split)
+    s = split_keys(df).map(hash_split)
     return {name: df[s == name] for name in SPLITS}
 
 
@@ -98,13 +129,57 @@ def _drop_cut_row(partial: Path) -> None:
             fh.truncate(end)
 
 
+def check_options(split: str, folds: int, workers: int, score_threshold: float) -> None:
+    """The numbers prepare takes, checked before any image is read."""
+    if not math.isfinite(score_threshold) or not 0.0 < score_threshold < 1.0:
+        raise ValueError(f"--threshold must be between 0 and 1, not {score_threshold}")
+    if not 1 <= workers <= 256:
+        raise ValueError(f"--workers must be between 1 and 256, not {workers}")
+    if split == "subject" and folds < 2:
+        raise ValueError(f"--folds must be 2 or more, not {folds}")
+
+
+def run_key(dataset: str, root: Path, score_threshold: float, records: list[Record]) -> dict:
+    """What a partial file's rows depend on; a resumed run must match it exactly."""
+    labels = hashlib.sha256()
+    for r in records:
+        labels.update(repr((r.path, r.age, r.gender, r.race, r.subject, r.split, r.error)).encode())
+    return {"dataset": dataset, "data_dir": str(root), "threshold": score_threshold,
+            "labels_sha256": labels.hexdigest()[:16], "partial_columns": PARTIAL_COLUMNS}
+
+
+def _resume_matches(partial: Path, key: dict, log: Callable[[str], None]) -> bool:
+    """True when the partial file was made by a run with the same key; otherwise it and
+    its record are removed, with a line saying what changed."""
+    if not partial.exists():
+        return False
+    record = partial.with_suffix(".json")
+    try:
+        before = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = {}
+    changed = [k for k in key if before.get(k) != key[k]]
+    if not changed:
+        return True
+    what = ", ".join(f"{k} {before.get(k)!r} -> {key[k]!r}" for k in changed if k != "partial_columns") \
+        if before else "no record of its settings"
+    log(f"{partial.name} was made with other settings ({what}); starting over")
+    partial.unlink()
+    record.unlink(missing_ok=True)
+    return False
+
+
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
-            folds: int = 5, workers: int = 2, score_threshold: float = 0.8, name: str | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run the whole prepare step; returns a summary dict (counts, file paths)."""
+            folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            log: Callable[[str], None] = lambda m: None) -> dict:
+    """Run the whole prepare step; returns a summary dict (counts, file paths).
+    `workers` processes run the detector (default: one per core)."""
+    workers = default_workers() if workers is None else workers
+    check_options(split, folds, workers, score_threshold)
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out, "--out")
     name = name or dataset
     partial = out / f"{name}_partial.csv"
 
@@ -113,16 +188,19 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                if not ((root / r.path).parent == out and is_prepare_output(r.path))]
     if not records:
         raise ValueError(f"no images found for dataset {dataset!r} under {root}")
+    key = run_key(dataset, root, score_threshold, records)
     done: dict[str, dict] = {}
-    if partial.exists():
+    if _resume_matches(partial, key, log):
         _drop_cut_row(partial)
     if partial.exists():
-        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str},
+        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
                            keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
         done = {r["photo"]: r for r in prev.to_dict("records")}
     todo = [r for r in records if r.path not in done]
 
     new_file = not partial.exists()
+    if new_file:
+        write_text(partial.with_suffix(".json"), json.dumps(key, indent=1) + "\n")
     with open(partial, "a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=PARTIAL_COLUMNS)
         if new_file:
@@ -131,16 +209,13 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         total, finished = len(records), len(records) - len(todo)
         if progress:
             progress(finished, total)
-        results: Iterable[list[dict]]
         if workers > 1 and len(chunks) > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(score_threshold,),
-                                       mp_context=multiprocessing.get_context("spawn"))  # see dataset.py
-            results = pool.map(_align_chunk, [(str(root), c) for c in chunks])
+            results = ordered_map(_align_chunk, [(str(root), c) for c in chunks], workers,
+                                  _init_worker, (score_threshold,))
         else:
-            pool = None
             _init_worker(score_threshold)
             results = (_align_chunk((str(root), c)) for c in chunks)
-        try:
+        with closing(results):  # an interruption stops the workers at once
             for rows in results:
                 for row in rows:
                     writer.writerow({k: row.get(k) for k in PARTIAL_COLUMNS})
@@ -149,9 +224,6 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                 finished += len(rows)
                 if progress:
                     progress(finished, total)
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
 
     keep = {r.path for r in records}
     df = pd.DataFrame([done[p] for p in sorted(done) if p in keep], columns=PARTIAL_COLUMNS)
@@ -173,9 +245,13 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         write_text(image_root_file(out, name), str(root) + "\n")
     from .report import write_report
 
+    reasons = rejected["error"].astype(str)
+    failed = int((~reasons.str.startswith("no_face")).sum())  # unreadable files and bad labels
     summary = {"dataset": name, "total": len(records), "accepted": len(accepted), "rejected": len(rejected),
+               "failed": failed,
                "splits": {k: len(v) for k, v in parts.items()}, "files": files,
                "rejected_file": str(out / f"{name}_rejected.csv")}
     summary["report"] = write_report(name, parts, rejected, out)
     partial.unlink(missing_ok=True)
+    partial.with_suffix(".json").unlink(missing_ok=True)
     return summary

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes
@@ -56,7 +57,7 @@ def csv_name(dataset: str, split: str) -> str:
 
 
 # What prepare writes next to (by default: among) the images; readers and re-runs skip these.
-OUTPUT_SUFFIXES = ("_align.csv", "_rejected.csv", "_partial.csv", "_report.md", "_image_root.txt",
+OUTPUT_SUFFIXES = ("_align.csv", "_rejected.csv", "_partial.csv", "_partial.json", "_report.md", "_image_root.txt",
                    "_age_hist.png")
 
 
@@ -70,15 +71,45 @@ def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
     write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
+MAX_AGE = 120
+NUMERIC_COLUMNS = ("age", "deg", "box1", "box2", "box3", "box4")
+
+
 def read_align_csv(path: str | Path) -> pd.DataFrame:
-    """Read and validate an aligned CSV; raises ValueError naming the problem."""
-    df = pd.read_csv(path)
+    """Read and validate an aligned CSV (it may have been edited by hand); raises
+    ValueError naming the file, the row (as a spreadsheet numbers it) and the value."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = [h.strip() for h in fh.readline().rstrip("\r\n").split(",")]
+        df = pd.read_csv(path, dtype={"photo": str, "subject": str}, keep_default_na=False, na_values=[""])
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (offset {e.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0]})") from None
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ValueError(f"{path}: column {twice[0]!r} appears {header.count(twice[0])} times in the header")
     missing = [c for c in ALIGN_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; expected {ALIGN_COLUMNS}")
-    bad = df[["age", "deg", "box1", "box2", "box3", "box4"]].isna().any(axis=1)
+    for col in NUMERIC_COLUMNS:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise ValueError(f"{path}: row {i + 2}: {col} {df[col].iloc[i]!r} is not a number "
+                             f"({int(bad.sum())} such rows)")
+        df[col] = values.astype(float)
+    bad = (df["age"] < 0) | (df["age"] > MAX_AGE)
     if bad.any():
-        raise ValueError(f"{path}: {int(bad.sum())} rows with empty age/deg/box values")
+        i = int(np.argmax(bad.to_numpy()))
+        raise ValueError(f"{path}: row {i + 2}: age {df['age'].iloc[i]:g} is outside 0-{MAX_AGE} "
+                         f"({int(bad.sum())} such rows)")
+    dup = df["photo"].duplicated(keep=False)
+    if dup.any():
+        rows = df.index[dup & (df["photo"] == df["photo"][dup].iloc[0])].tolist()
+        raise ValueError(f"{path}: photo {df['photo'][dup].iloc[0]!r} appears in rows "
+                         f"{', '.join(str(r + 2) for r in rows)}; each photo once")
     return df
 
 

@@ -78,6 +78,8 @@ def check_options(opts: ValOptions) -> None:
         raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
     if opts.worst_threshold < 0:
         raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
+    if opts.workers < 1:
+        raise ValError(f"--workers must be at least 1, not {opts.workers}")
     if opts.batch_size < 1:
         raise ValError(f"--batch-size must be at least 1, not {opts.batch_size}")
 
@@ -107,6 +109,29 @@ def available_splits(data_dir: Path, dataset: str) -> list[str]:
     return sorted(p.name[len(prefix):-len(suffix)] for p in Path(data_dir).glob(f"{prefix}*{suffix}"))
 
 
+def val_sets(model: Optional[Path], dataset: Optional[str],
+             data_dirs: list[Path]) -> list[tuple[Optional[str], Optional[Path]]]:
+    """(dataset, data dir) pairs to report one by one: `dataset` may name several sets
+    (utkface,aaf), as may the model's record of what it was trained on when it is None."""
+    if dataset is None and not data_dirs:
+        from ..errors import AgecliError
+        from ..infer.default_model import default_model_path
+        from ..infer.runners import open_runner
+
+        try:
+            path = Path(model) if model is not None else default_model_path()
+            trained = open_runner(path).meta.get("dataset") or ""
+        except (AgecliError, ValueError, OSError):
+            trained = ""  # evaluate reports the problem with the model itself
+        if "," in trained:
+            dataset = trained
+    names = [n.strip() for n in dataset.split(",") if n.strip()] if dataset else [None]
+    if len(data_dirs) > 1 and len(data_dirs) != len(names):
+        raise ValError(f"{len(names)} dataset(s) but {len(data_dirs)} --data-dir folders: give one per set, or one")
+    dirs = data_dirs if len(data_dirs) == len(names) else (data_dirs or [None]) * len(names)
+    return list(zip(names, dirs))
+
+
 def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, meta: dict) -> tuple[Path, str, Path]:
     """(data dir, dataset name, split CSV). The dataset defaults to the one the model was
     trained on; the data dir to data/<dataset>/ or the current folder, where the CSV is."""
@@ -114,6 +139,8 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, m
         dataset = meta.get("dataset")
         if not dataset:
             raise ValError("--dataset is required (the model does not record the dataset it was trained on)")
+        if "," in dataset:
+            raise ValError(f"the model was trained on {dataset}: name the set(s) with --dataset")
     name = csv_name(dataset, split)
     if data_dir is None:
         candidates = [Path(p) for p in (meta.get("data_dir"), Path("data") / dataset, Path(".")) if p]
@@ -154,7 +181,10 @@ def training_median(data_dir: Path, dataset: str) -> Optional[float]:
     path = Path(data_dir) / csv_name(dataset, "train")
     if not path.is_file():
         return None
-    ages = read_align_csv(path)["age"].to_numpy(float)
+    try:
+        ages = read_align_csv(path)["age"].to_numpy(float)
+    except ValueError as e:
+        raise ValError(str(e)) from None
     return float(np.median(ages)) if len(ages) else None
 
 
@@ -257,9 +287,12 @@ def baseline_figures(median: Optional[float], true: np.ndarray) -> dict[str, Any
 
 # ---------------------------------------------------------------- the whole run
 
-def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None) -> Evaluation:
+def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
+                   ready: Optional[Callable[[], None]] = None) -> Evaluation:
     """Evaluate an opened model (`est`: an AgeEstimator) on one split: the frame, the
-    figures, the per-group tables and the warnings, no files written."""
+    figures, the per-group tables and the warnings, no files written. `ready` runs once
+    the model and the data are found, before the work (`agecli val` checks its output
+    folder there)."""
     start = time.perf_counter()
     warnings: list[str] = []
 
@@ -282,7 +315,12 @@ def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None) -
     if meta.get("dataset") and meta["dataset"] != dataset:
         logger.info("note: the model was trained on %r; evaluating on %r", meta["dataset"], dataset)
 
-    csv_rows = len(read_align_csv(csv))
+    if ready is not None:
+        ready()
+    try:
+        csv_rows = len(read_align_csv(csv))
+    except ValueError as e:
+        raise ValError(str(e)) from None
     cache_dir = (opts.cache_dir or data_dir / ".agecli_cache") if opts.cache else None
     faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), cache_dir, opts.workers)
     preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)

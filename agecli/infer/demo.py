@@ -1,27 +1,36 @@
 """`agecli demo`: sources -> the AgeEstimator's pipeline -> rows on stdout, annotated
 copies and predictions.csv. The jobs live in their own modules: the model and detector
-in `agecli.api`, rows in `rows`, files in `outputs`, resume bookkeeping in `resume`;
-this module checks the options and runs the loop."""
+in `agecli.api`, rows in `rows`, files and the output folder's safety in `outputs`,
+resume bookkeeping in `resume`; this module checks the options and runs the loop
+(here, or on a Ray cluster through `ray_backend`)."""
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..atomic import write_text
 from ..errors import UsageError
+from ..parallel import default_workers
+from .outputs import (CROPS_DIR, PARTIAL, PREDICTIONS, STATE, WRITTEN, OutputFolder,  # noqa: F401 - re-exported
+                      annotated_path, check_no_overwrite, encode_image, encode_outputs, model_identity, write_image,
+                      write_outputs)
 from .pipeline import ImageResult, StageTimer
-from .rows import RowWriter, face_rows
+from .rows import COLUMNS, INT_COLUMNS, TEXT_COLUMNS, RowWriter, face_rows, parse_row, read_rows  # noqa: F401
 from .sources import SourceError, open_source
 
 logger = logging.getLogger(__name__)
 
 
 class DemoError(UsageError):
-    """A setup problem (bad option, unusable input): exit code 2."""
+    """A setup problem (bad option, unusable input, an output that would replace a user's
+    file): exit code 2."""
 
 
 @dataclass
@@ -45,6 +54,8 @@ class DemoOptions:
     expand: float | None = None
     batch_size: int = 64
     webcam: bool = False
+    workers: int | None = None  # processes for decode, detect and align; None: one per core
+    ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
 
 
 @dataclass
@@ -56,6 +67,7 @@ class DemoSummary:
     no_face: int = 0
     unreadable: int = 0
     skipped: int = 0
+    ended_early: int = 0  # videos that stopped before their declared end
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -65,6 +77,17 @@ def _check_options(o: DemoOptions) -> None:
         raise DemoError(f"--format must be csv or jsonl, not {o.fmt!r}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", o.device):
         raise DemoError(f"--device must be cpu, cuda or cuda:N, not {o.device!r}")
+    if not math.isfinite(o.threshold) or not 0.0 < o.threshold < 1.0:
+        raise DemoError("--threshold must be between 0 and 1")
+    if o.max_side < 64 or o.batch_size < 1:
+        raise DemoError("--max-side must be at least 64 and --batch-size at least 1")
+    if o.expand is not None and not 0 <= o.expand <= 3:
+        raise DemoError(f"--expand must be between 0 and 3, not {o.expand}")
+    if o.workers is not None and o.workers < 1:
+        raise DemoError("--workers must be 1 or more")
+    if o.ray and Path(o.ray).exists():
+        raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
+                        "put inputs before --ray or write --ray=ADDRESS")
     if (o.save_crops or o.skip_existing) and o.output_dir is None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
@@ -73,42 +96,72 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
              timer: StageTimer | None = None) -> DemoSummary:
     """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work."""
     from ..api import AgeEstimator
-    from .outputs import check_output_dir, write_outputs
-    from .resume import PredictionsLog
+    from .resume import PredictionsLog, prior_rows
 
     _check_options(o)
     out_dir = o.output_dir
-    if out_dir is not None:
-        check_output_dir(out_dir)
+    folder = OutputFolder(out_dir) if out_dir is not None else None
     try:
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir, webcam=o.webcam)
     except SourceError as e:
         raise DemoError(str(e)) from None
+    if o.ray is not None and source.live:
+        raise DemoError("--ray reads files or a video, not the webcam")
+    items = source.items
+    if folder is not None and source.total is not None and not source.live and source.paths:
+        listed = list(items)  # names only: nothing is decoded yet
+        check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError)
+        items = iter(listed)
+    # With workers, each worker's detector runs on one thread and the age model here on the cores left.
+    cores, workers = default_workers(), (default_workers() if o.workers is None else o.workers)
+    if source.live:
+        workers = 1
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
-                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size)
+                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size,
+                       threads=0 if workers == 1 else max(1, cores - workers))
     timer = timer or StageTimer()
-    pipe = est.pipeline(keep_images=out_dir is not None, keep_crops=o.save_crops, timer=timer)
-    plog = PredictionsLog(out_dir, o.skip_existing) if out_dir is not None else None
-    skip = plog.done_before if plog is not None and o.skip_existing else None
+    pipe = est.pipeline(keep_images=out_dir is not None, keep_crops=o.save_crops, timer=timer,
+                        workers=1 if o.ray is not None else workers)
+
+    plog = None
+    if folder is not None:
+        settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
+                    "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand}
+        prior = prior_rows(folder, settings) if o.skip_existing else {}
+        folder.claim(out_dir / STATE)
+        write_text(out_dir / STATE, json.dumps(settings, indent=1) + "\n")
+        plog = PredictionsLog(folder, prior)
+    skip = plog.done_before if plog is not None and plog.prior else None
+
+    given: dict[str, str] = {}
+
+    def remember(items):  # the pipeline knows output names; rows show the input as given
+        for item in items:
+            given[item.name] = getattr(item, "given", None) or item.name
+            yield item
+
+    results = _results(o, est, pipe, remember(items), source.live, skip)  # connects to Ray first
     rows_out = RowWriter(stdout, o.fmt)
     summary, done = DemoSummary(), 0
     start = time.perf_counter()
     try:
-        for res in pipe.run(source.items, skip=skip, live=source.live):
+        for res in results:
             done += 1
             if res.skipped:
                 summary.skipped += 1
                 rows_out.write(plog.kept(res.name))
             else:
                 _record(res, summary)
-                rows = face_rows(res)
+                copy = (annotated_path(out_dir, res.name)
+                        if out_dir is not None and (res.image is not None or res.encoded is not None) else None)
+                rows = face_rows(res, given.get(res.name), folder.rel(copy) if copy else None)
                 with timer("write"):
                     rows_out.write(rows)
                     if plog is not None:
                         plog.record(res.name, rows)
                 # the copy comes after the rows: an existing copy means its rows were saved
-                if out_dir is not None and res.image is not None:
-                    write_outputs(res, out_dir, o.save_crops, timer)
+                if copy is not None:
+                    write_outputs(res, folder, copy, o.save_crops, timer)
             if progress:
                 progress(done, source.total)
     except KeyboardInterrupt:
@@ -118,11 +171,31 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
     finally:
         if plog is not None:
             plog.close()
+    for note in source.ended_early:
+        logger.warning("%s", note)
+        summary.ended_early += 1
     if plog is not None:
         plog.merge()
     summary.seconds = time.perf_counter() - start
     summary.stages = dict(timer.seconds)
     return summary
+
+
+def _results(o: DemoOptions, est, pipe, items, live: bool,
+             skip: Callable[[str], bool] | None) -> Iterator[ImageResult]:
+    """The results in input order: from this machine's pipeline, or from a Ray cluster."""
+    if o.ray is None:
+        return pipe.run(items, skip=skip, live=live)
+    from .ray_backend import RayError, connect, ray_results
+
+    try:
+        connect(o.ray, logger.info)
+    except RayError as e:
+        raise DemoError(str(e)) from None
+    return ray_results(items, est.model_path, runner=o.runner,
+                       device=o.device, batch_size=o.batch_size, threshold=o.threshold, max_side=o.max_side,
+                       expand=o.expand, keep_images=pipe.keep_images, save_crops=o.save_crops, skip=skip,
+                       actors=o.workers)
 
 
 def _record(res: ImageResult, summary: DemoSummary) -> None:

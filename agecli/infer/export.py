@@ -12,7 +12,7 @@ import onnx
 import torch
 from onnx import helper
 
-from ..atomic import write_bytes
+from ..atomic import check_writable_file, write_bytes
 from ..errors import AgecliError
 from ..model.checkpoint import model_from_checkpoint
 from ..model.heads import Predictor
@@ -142,9 +142,13 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
         raise ExportError("choose one of --fp16 and --int8")
     if not 11 <= opset <= 20:
         raise ExportError("--opset must be between 11 and 20")
-    out = Path(output) if output else default_output(checkpoint, fmt, fp16, int8)
+    out = check_writable_file(Path(output) if output else default_output(checkpoint, fmt, fp16, int8), "--output")
     model, meta = model_from_checkpoint(checkpoint)
     crops, crops_from, real = verification_crops(meta, images)
+    if int8 and not real:
+        why = f"no face found in {images}" if images is not None else "no --images given"
+        raise ExportError(f"--int8: {why}; the age change of quantization is measured on real faces, "
+                          "so pass --images DIR with photos of faces")
     if not real:
         why = f"no face found in {images}" if images is not None else "no --images given"
         logger.warning("%s: verifying on random inputs, not faces (pass --images DIR of photos to check on "

@@ -1,29 +1,104 @@
 """What `demo` writes beside the rows: annotated copies under the inputs' relative
-names and, when asked, the aligned crops; every file atomically."""
+names and, when asked, the aligned crops; every file atomically.
+
+The output folder never loses a file agecli did not write: every file a run writes is
+listed in `.agecli-demo-files` first, and a copy that would replace an input or any
+unlisted file is refused before work starts (`OutputFolder`, `check_no_overwrite`)."""
 from __future__ import annotations
 
-import tempfile
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..atomic import write_bytes
+from ..atomic import OutputError, check_writable_dir, write_bytes
 from ..errors import UsageError
 from .pipeline import ImageResult, StageTimer
-from .sources import IMAGE_EXTENSIONS
+from .sources import IMAGE_EXTENSIONS, Source
 
 CROPS_DIR = "crops"
+PREDICTIONS = "predictions.csv"
+PARTIAL = PREDICTIONS + ".partial"
+WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
+STATE = ".agecli-demo.json"  # the model and settings behind the rows
 
 
-def check_output_dir(path: Path) -> None:
-    """Create the folder and prove it is writable, before any work starts."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".agecli-write-test-"):
-            pass
-    except OSError as e:
-        raise UsageError(f"--output-dir {path}: cannot write there ({e.strerror or e})") from None
+class OutputFolderError(UsageError):
+    """An output folder whose use would replace a user's file: exit code 2."""
+
+
+class OutputFolder:
+    """The --output-dir of a run: which files in it agecli wrote (so that it replaces
+    only those), and the record of the model and settings behind its rows."""
+
+    def __init__(self, path: Path) -> None:
+        check_writable_dir(path, "--output-dir")
+        self.path = path
+        self.written: set[str] = set()
+        f = path / WRITTEN
+        if f.is_file():
+            self.written = set(f.read_text(encoding="utf-8").splitlines())
+        elif (path / PREDICTIONS).is_file() and _is_ours(path / PREDICTIONS):
+            self.written = {PREDICTIONS}
+        self.written.update((WRITTEN, STATE, PARTIAL, PREDICTIONS + ".tmp"))
+
+    def rel(self, target: Path) -> str:
+        return target.relative_to(self.path).as_posix()
+
+    def foreign(self, target: Path) -> bool:
+        """True when `target` exists and agecli did not write it (a user's file)."""
+        return os.path.lexists(target) and self.rel(target) not in self.written
+
+    def claim(self, target: Path) -> Path:
+        """List `target` as written by agecli (before writing it); refuse a user's file."""
+        if self.foreign(target):
+            raise OutputError(f"{target} exists and was not written by agecli; not replacing it")
+        rel = self.rel(target)
+        if rel not in self.written:
+            self.written.add(rel)
+            with open(self.path / WRITTEN, "a", encoding="utf-8") as fh:
+                fh.write(rel + "\n")
+        return target
+
+    def state(self) -> dict | None:
+        try:
+            return json.loads((self.path / STATE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+
+def _is_ours(predictions: Path) -> bool:
+    with open(predictions, encoding="utf-8", errors="replace") as fh:
+        return fh.readline().startswith("file,face,age,std,")
+
+
+def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], error=OutputFolderError) -> None:
+    """Refuse, before any work, a run whose annotated copies would replace one of its
+    inputs or a file in the output folder that agecli did not write."""
+    inputs = {os.path.realpath(p) for p in source.paths if p is not None}
+    for name in names:
+        target = annotated_path(folder.path, name)
+        if os.path.realpath(target) in inputs:
+            raise error(f"--output-dir {folder.path}: the annotated copy of {name} would replace the input "
+                        f"{target}; choose an output folder outside the inputs")
+        if folder.foreign(target):
+            raise error(f"--output-dir {folder.path}: {target} exists and was not written by agecli; "
+                        "choose an empty or new output folder")
+    for f in (PREDICTIONS, PARTIAL):
+        if folder.foreign(folder.path / f):
+            raise error(f"--output-dir {folder.path}: {folder.path / f} exists and was not written by agecli")
+
+
+def model_identity(path: Path) -> str:
+    """A short sha256 of the model file: what --skip-existing compares."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def annotated_path(out_dir: Path, name: str) -> Path:
@@ -32,25 +107,39 @@ def annotated_path(out_dir: Path, name: str) -> Path:
     return out_dir / (name if Path(name).suffix.lower() in IMAGE_EXTENSIONS else name + ".jpg")
 
 
+def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
+    """The image encoded by file extension (JPEG quality 95)."""
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise OSError(f"cannot encode an image as {suffix}")
+    return buf.tobytes()
+
+
 def write_image(rgb: np.ndarray, path: Path) -> None:
     """Encode by extension and write atomically."""
-    ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    write_bytes(path, buf.tobytes())
+    write_bytes(path, encode_image(rgb, path.suffix))
 
 
-def write_outputs(res: ImageResult, out_dir: Path, save_crops: bool, timer: StageTimer) -> None:
-    """The annotated copy of one image (and its crops); the image is released after."""
+def encode_outputs(res: ImageResult, name: str, save_crops: bool) -> None:
+    """Draw and encode the annotated copy (and the crops) into `res`, dropping the pixels:
+    what a Ray actor sends back instead of the image."""
     from .drawing import annotate
 
-    with timer("draw"):
-        img = annotate(res.image, res.faces)
-    with timer("write"):
-        write_image(img, annotated_path(out_dir, res.name))
-        if save_crops and res.crops is not None:
-            stem = str(Path(res.name).with_suffix(""))
-            for i, crop in enumerate(res.crops):
-                write_image(crop, out_dir / CROPS_DIR / f"{stem}_face{i}.jpg")
+    res.encoded = encode_image(annotate(res.image, res.faces), annotated_path(Path(), name).suffix)
+    if save_crops and res.crops is not None:
+        res.encoded_crops = [encode_image(c, ".jpg") for c in res.crops]
     res.image = res.crops = None
+
+
+def write_outputs(res: ImageResult, folder: OutputFolder, copy: Path, save_crops: bool, timer: StageTimer) -> None:
+    """The annotated copy of one image (and its crops), each file claimed first; the
+    image is released after."""
+    if res.encoded is None:
+        with timer("draw"):
+            encode_outputs(res, res.name, save_crops)
+    with timer("write"):
+        write_bytes(folder.claim(copy), res.encoded)
+        stem = str(Path(res.name).with_suffix(""))
+        for i, data in enumerate(res.encoded_crops or []):
+            write_bytes(folder.claim(folder.path / CROPS_DIR / f"{stem}_face{i}.jpg"), data)
+    res.encoded = res.encoded_crops = None

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..data.images import ImageError, load_rgb
-from ..data.records import GENDERS, RACES
 from ..face.align import align_face, crop_face
-from ..face.detector import Face, FaceDetector
+from ..face.detector import Face, FaceDetector, is_small_face
 from .sources import Item
 
 STAGES = ("decode", "detect", "align", "age", "draw", "write")
@@ -51,6 +50,11 @@ class FaceResult:
     ethnicity_prob: float | None = None
     distribution: np.ndarray | None = field(default=None, repr=False)  # per age bin (distribution heads)
 
+    @property
+    def small_face(self) -> bool:
+        """Too small (box under SMALL_FACE_PX) for a reliable age: reported, but flagged."""
+        return is_small_face(self.box)
+
 
 @dataclass
 class ImageResult:
@@ -63,6 +67,9 @@ class ImageResult:
     image: np.ndarray | None = None
     crops: np.ndarray | None = None
     skipped: bool = False
+    # the annotated copy and the crops already encoded (by a Ray actor), to be written as they are
+    encoded: bytes | None = None
+    encoded_crops: list[bytes] | None = None
 
 
 def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, expand: float) -> np.ndarray:
@@ -80,18 +87,76 @@ def _label(probs: np.ndarray, names: tuple[str, ...]) -> tuple[str, float]:
     return (names[k] if k < len(names) else str(k)), float(probs[k])
 
 
+@dataclass
+class Prepared:
+    """One input after decode, detect and align: what a worker process sends back."""
+
+    result: ImageResult
+    faces: list[Face]
+    crops: np.ndarray | None
+    seconds: dict[str, float] = field(default_factory=dict)  # stage times, when run in a worker
+
+
+def prepare_item(item: Item, detector, size: int, expand: float, keep_image: bool, timer: StageTimer) -> Prepared:
+    """Decode, detect and align one input; an unreadable one comes back with its error."""
+    result = ImageResult(item.name)
+    try:
+        with timer("decode"):
+            rgb = item.load()
+    except ImageError as e:
+        result.error, result.detail = "unreadable", str(e)
+        return Prepared(result, [], None)
+    with timer("detect"):
+        faces = detector.detect(rgb)
+    with timer("align"):
+        crops = crop_faces(rgb, faces, size, expand)
+    if keep_image:
+        result.image = rgb
+    if not faces:
+        result.error = "no_face"
+    return Prepared(result, faces, crops)
+
+
+def _build(detector):
+    """A detector, or a factory of one (what worker processes are given)."""
+    return detector if hasattr(detector, "detect") else detector()
+
+
+_worker: dict = {}  # this worker process's detector and crop settings
+
+
+def _init_worker(detector, size: int, expand: float, keep_image: bool) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: no thread pools competing inside it
+    _worker.update(detector=_build(detector), size=size, expand=expand, keep_image=keep_image)
+
+
+def _prepare_in_worker(item: Item) -> Prepared:
+    timer = StageTimer()
+    out = prepare_item(item, _worker["detector"], _worker["size"], _worker["expand"], _worker["keep_image"], timer)
+    out.seconds = dict(timer.seconds)
+    return out
+
+
 class AgePipeline:
     """Detect, align and crop faces, and run the age model over batches of crops.
 
     `runner` is any object with `predict(crops) -> dict` and `meta` (img_size, expand),
-    see `runners.open_runner`. Results come back in input order.
+    see `runners.open_runner`. `detector` is a detector or a zero-argument factory of
+    one; with `workers` > 1, decode, detect and align run in that many processes, each
+    building its own detector from the factory (which must pickle, e.g.
+    `functools.partial(FaceDetector, threads=1)`), and the age model stays here.
+    Results come back in input order.
     """
 
-    def __init__(self, runner, detector: FaceDetector, expand: float | None = None, batch_faces: int = 64,
+    def __init__(self, runner, detector, expand: float | None = None, batch_faces: int = 64,
                  max_pending: int = 16, keep_images: bool = False, keep_crops: bool = False,
-                 timer: StageTimer | None = None) -> None:
+                 timer: StageTimer | None = None, workers: int = 1) -> None:
         self.runner = runner
-        self.detector = detector
+        self.workers = max(1, workers)
+        self._detector_spec = detector
+        self._detector = _build(detector) if self.workers == 1 else None
         self.size = int(runner.meta["img_size"])
         self.expand = float(runner.meta["expand"] if expand is None else expand)
         self.batch_faces = batch_faces
@@ -99,6 +164,12 @@ class AgePipeline:
         self.keep_images = keep_images
         self.keep_crops = keep_crops
         self.timer = timer or StageTimer()
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = _build(self._detector_spec)
+        return self._detector
 
     def faces_and_crops(self, rgb: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Detected faces and their aligned crops (N, S, S, 3) uint8 RGB."""
@@ -108,29 +179,37 @@ class AgePipeline:
             crops = crop_faces(rgb, faces, self.size, self.expand)
         return faces, crops
 
-    def _prepare(self, item: Item) -> tuple[ImageResult, list[Face], np.ndarray | None]:
-        result = ImageResult(item.name)
-        try:
-            with self.timer("decode"):
-                rgb = item.load()
-        except ImageError as e:
-            result.error, result.detail = "unreadable", str(e)
-            return result, [], None
-        faces, crops = self.faces_and_crops(rgb)
-        if self.keep_images:
-            result.image = rgb
-        if not faces:
-            result.error = "no_face"
-        return result, faces, crops
+    def _prepared(self, items: Iterable[Item], skip: Callable[[str], bool] | None, live: bool) -> Iterator[Prepared]:
+        """Prepared inputs in order: here, or in the worker pool (never for a live
+        source, whose frames each want their result at once)."""
+        def skipped(item: Item) -> Prepared | None:
+            if skip is not None and skip(item.name):
+                return Prepared(ImageResult(item.name, skipped=True), [], None)
+            return None
 
-    def _finish(self, pending: list[tuple[ImageResult, list[Face], np.ndarray | None]]) -> list[ImageResult]:
-        batches = [c for _, faces, c in pending if faces]
+        if self.workers == 1 or live:
+            for item in items:
+                yield skipped(item) or prepare_item(item, self.detector, self.size, self.expand,
+                                                    self.keep_images, self.timer)
+            return
+        from ..parallel import ordered_map
+
+        init = (self._detector_spec, self.size, self.expand, self.keep_images)
+        for out in ordered_map(_prepare_in_worker, items, self.workers, _init_worker, init, passthrough=skipped):
+            for stage, sec in out.seconds.items():
+                self.timer.seconds[stage] += sec  # summed over the workers
+            yield out
+
+    def _finish(self, pending: list[Prepared]) -> list[ImageResult]:
+        from ..data.records import GENDERS, RACES  # here: worker processes need not import pandas
+
+        batches = [p.crops for p in pending if p.faces]
         if batches:
             with self.timer("age"):
                 out = self.runner.predict(np.concatenate(batches))
         start = 0
-        for result, faces, crops in pending:
-            for j, f in enumerate(faces):
+        for p in pending:
+            for j, f in enumerate(p.faces):
                 k = start + j
                 fr = FaceResult(age=float(out["age"][k]), std=float(out["std"][k]), box=np.asarray(f.box, float),
                                 landmarks=np.asarray(f.landmarks, float), score=float(f.score))
@@ -140,32 +219,31 @@ class AgePipeline:
                     fr.gender, fr.gender_prob = _label(out["gender_probs"][k], GENDERS)
                 if "race_probs" in out:
                     fr.ethnicity, fr.ethnicity_prob = _label(out["race_probs"][k], RACES)
-                result.faces.append(fr)
-            start += len(faces)
-            if self.keep_crops and faces:
-                result.crops = crops
-        return [r for r, _, _ in pending]
+                p.result.faces.append(fr)
+            start += len(p.faces)
+            if self.keep_crops and p.faces:
+                p.result.crops = p.crops
+        return [p.result for p in pending]
 
     def run(self, items: Iterable[Item], skip: Callable[[str], bool] | None = None,
             live: bool = False) -> Iterator[ImageResult]:
         """Results for `items` in order. Crops are pooled until `batch_faces` faces or
         `max_pending` images (or MAX_PENDING_PIXELS of kept images) wait; every image
-        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded."""
-        pending: list[tuple[ImageResult, list[Face], np.ndarray | None]] = []
+        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded.
+        With workers, at most a few images per worker are in flight beyond those."""
+        pending: list[Prepared] = []
         n_faces = n_pixels = 0
-        for item in items:
-            if skip is not None and skip(item.name):
-                pending.append((ImageResult(item.name, skipped=True), [], None))
-            else:
-                entry = self._prepare(item)
-                pending.append(entry)
-                n_faces += len(entry[1])
-                if entry[0].image is not None:
-                    n_pixels += entry[0].image.shape[0] * entry[0].image.shape[1]
-            if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
-                    or n_pixels >= MAX_PENDING_PIXELS):
-                yield from self._finish(pending)
-                pending, n_faces, n_pixels = [], 0, 0
+        prepared = self._prepared(items, skip, live)
+        with closing(prepared):  # stopping early stops the workers at once
+            for p in prepared:
+                pending.append(p)
+                n_faces += len(p.faces)
+                if p.result.image is not None:
+                    n_pixels += p.result.image.shape[0] * p.result.image.shape[1]
+                if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
+                        or n_pixels >= MAX_PENDING_PIXELS):
+                    yield from self._finish(pending)
+                    pending, n_faces, n_pixels = [], 0, 0
         if pending:
             yield from self._finish(pending)
 

@@ -3,33 +3,50 @@
 an existing copy means saved rows); at the end they are merged into `predictions.csv`
 (written atomically) and the partial file is removed. With `skip_existing` the rows of
 images whose annotated copy is already there are re-used, so an interrupted run
-finishes only the rest."""
+finishes only the rest, but only when `.agecli-demo.json` says the same model and settings
+produced them (`prior_rows`)."""
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from .outputs import annotated_path
+from ..atomic import write_bytes
+from .outputs import PARTIAL, PREDICTIONS, OutputFolder, annotated_path
 from .rows import COLUMNS, csv_cells, read_rows
 
-PREDICTIONS = "predictions.csv"
-PARTIAL = PREDICTIONS + ".partial"
+logger = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
+
+
+def prior_rows(folder: OutputFolder, settings: dict) -> dict[str, Rows]:
+    """Rows an earlier run left for --skip-existing, kept only when the same model and
+    settings produced them."""
+    prior = read_rows(folder.path / PREDICTIONS)
+    prior.update(read_rows(folder.path / PARTIAL))
+    before = folder.state()
+    changed = [k for k in settings if k != "model" and (before or {}).get(k) != settings[k]]
+    if prior and changed:
+        what = ("no record of the model that produced them" if before is None else
+                ", ".join(f"{k} {before.get(k)} -> {settings[k]}" for k in changed))
+        logger.info("--skip-existing: the earlier rows in %s do not match this run (%s); "
+                    "processing every image again", folder.path, what)
+        return {}
+    return prior
 
 
 class PredictionsLog:
     """The partial file of a run, the rows kept from an earlier one, and the merge."""
 
-    def __init__(self, out_dir: Path, skip_existing: bool) -> None:
-        self.out_dir = out_dir
-        self.prior: dict[str, Rows] = {}
-        if skip_existing:
-            self.prior = read_rows(out_dir / PREDICTIONS)
-            self.prior.update(read_rows(out_dir / PARTIAL))
+    def __init__(self, folder: OutputFolder, prior: dict[str, Rows]) -> None:
+        self.folder = folder
+        self.out_dir = out_dir = folder.path
+        self.prior = prior
         partial = out_dir / PARTIAL
-        keep = skip_existing and partial.is_file()
+        keep = bool(prior) and partial.is_file()
         self.fh = open(partial, "a" if keep else "w", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS, lineterminator="\n")
         if not keep:
@@ -61,14 +78,12 @@ class PredictionsLog:
     def merge(self) -> None:
         """predictions.csv = this run's images in input order (new rows, or the kept rows
         of skipped images), written atomically; then the partial file goes."""
-        path = self.out_dir / PREDICTIONS
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-            w.writeheader()
-            for name in self.order:
-                w.writerows(csv_cells(r) for r in self.new_rows.get(name) or self.prior.get(name, []))
-        os.replace(tmp, path)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for name in self.order:
+            w.writerows(csv_cells(r) for r in self.new_rows.get(name) or self.prior.get(name, []))
+        write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), buf.getvalue().encode("utf-8"))
         (self.out_dir / PARTIAL).unlink(missing_ok=True)
 
 

@@ -9,21 +9,24 @@ from typing import Any, TextIO
 
 from .pipeline import ImageResult
 
-COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "gender", "gender_prob",
-           "ethnicity", "ethnicity_prob", "error"]
-INT_COLUMNS = {"face"}
-TEXT_COLUMNS = {"file", "gender", "ethnicity", "error"}
+COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
+           "ethnicity", "ethnicity_prob", "error", "output"]
+INT_COLUMNS = {"face", "small_face"}
+TEXT_COLUMNS = {"file", "gender", "ethnicity", "error", "output"}
 
 
-def face_rows(result: ImageResult) -> list[dict[str, Any]]:
-    """Output rows of one image: one per face, or one carrying the error."""
+def face_rows(result: ImageResult, given: str | None = None, output: str | None = None) -> list[dict[str, Any]]:
+    """Output rows of one image: one per face, or one carrying the error. `file` is the
+    input as the user gave it; `output` the annotated copy's path under --output-dir."""
+    file = given or result.name
     if not result.faces:
-        return [{**dict.fromkeys(COLUMNS), "file": result.name, "error": result.error or "no_face"}]
+        return [{**dict.fromkeys(COLUMNS), "file": file, "error": result.error or "no_face", "output": output}]
     rows = []
     for i, f in enumerate(result.faces):
         x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
-        rows.append({"file": result.name, "face": i, "age": round(f.age, 1), "std": round(f.std, 2),
+        rows.append({"file": file, "output": output, "face": i, "age": round(f.age, 1), "std": round(f.std, 2),
                      "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(f.score, 3),
+                     "small_face": int(f.small_face),
                      "gender": f.gender, "gender_prob": None if f.gender_prob is None else round(f.gender_prob, 3),
                      "ethnicity": f.ethnicity,
                      "ethnicity_prob": None if f.ethnicity_prob is None else round(f.ethnicity_prob, 3),
@@ -66,19 +69,19 @@ class RowWriter:
 
 
 def read_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Rows of a predictions file grouped by image; a later block for the same image
-    (a re-processed one) replaces the earlier."""
+    """Rows of a predictions file grouped by annotated copy (`output`, unique per input);
+    a later block for the same image (a re-processed one) replaces the earlier."""
     groups: dict[str, list[dict[str, Any]]] = {}
     if not path.is_file():
         return groups
     prev = None
     with open(path, newline="", encoding="utf-8") as fh:
         for raw in csv.DictReader(fh):
-            if not raw.get("file") or None in raw.values():
-                continue  # a line cut short by an interruption
+            if not raw.get("output") or None in raw.values():
+                continue  # a line cut short by an interruption (or another version's file)
             row = parse_row(raw)
-            if row["file"] != prev:
-                groups[row["file"]] = []
-                prev = row["file"]
-            groups[row["file"]].append(row)
+            if row["output"] != prev:
+                groups[row["output"]] = []
+                prev = row["output"]
+            groups[row["output"]].append(row)
     return groups

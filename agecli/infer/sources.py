@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +21,7 @@ from ..data.images import ImageError, load_rgb
 from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -31,11 +31,15 @@ class SourceError(UsageError):
 
 @dataclass
 class Item:
-    """One image to process: `name` is its relative output path, `load()` decodes it
-    (RGB uint8) or raises ImageError."""
+    """One image to process: `name` is its unique relative output path, `given` the path
+    as the user gave it, `load()` decodes it (RGB uint8) or raises ImageError."""
 
     name: str
     load: Callable[[], np.ndarray]
+    given: str = ""  # the input path as the user gave it (the `file` column); default: name
+
+    def __post_init__(self) -> None:
+        self.given = self.given or self.name
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Source:
     items: Iterator[Item]
     total: int | None
     live: bool = False
+    paths: list[Path | None] = field(default_factory=list)  # the input files, when known up front
+    ended_early: list[str] = field(default_factory=list)  # set by a video that stops before its end
 
 
 def _missing(reason: str) -> np.ndarray:
@@ -62,8 +68,9 @@ def output_name(path: Path) -> str:
 
 
 def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
-    """Image files under `root`, recursively, sorted; hidden files and folders and
-    anything under `exclude` (the output folder) are left out."""
+    """Image names under `root`, recursively, sorted; hidden files and folders and
+    anything under `exclude` (the output folder) are left out. FIFOs and dangling links
+    with an image name are kept: they get an `unreadable` row rather than vanish."""
     skip = exclude.resolve() if exclude else None
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
@@ -74,30 +81,36 @@ def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
                 yield here / f
 
 
-def _expand(arg: str, exclude: Path | None) -> list[tuple[str, Path | None]]:
-    """(name, path) pairs for one positional argument: a file, a folder or a glob.
-    path None means nothing matched."""
+Entry = tuple[str, Path | None, str]  # (output name, path or None when nothing matched, path as given)
+
+
+def _in_folder(folder: Path, exclude: Path | None) -> list[Entry]:
+    return [(p.relative_to(folder).as_posix(), p, str(p)) for p in walk_images(folder, exclude)]
+
+
+def _expand(arg: str, exclude: Path | None) -> list[Entry]:
+    """Entries for one positional argument: a file, a folder or a glob."""
     path = Path(arg)
     if path.is_dir():
-        return [(p.relative_to(path).as_posix(), p) for p in walk_images(path, exclude)]
-    if path.exists() or not GLOB_CHARS & set(arg):
-        return [(output_name(path), path)]
+        return _in_folder(path, exclude)
+    if os.path.lexists(path) or not GLOB_CHARS & set(arg):
+        return [(output_name(path), path, arg)]
     matches = sorted(glob.glob(arg, recursive=True))
-    files = [Path(m) for m in matches if Path(m).is_file()]
-    return [(output_name(p), p) for p in files] or [(arg, None)]
+    files = [Path(m) for m in matches if not Path(m).is_dir()]
+    return [(output_name(p), p, str(p)) for p in files] or [(arg, None, arg)]
 
 
-def _unique(pairs: Iterable[tuple[str, Path | None]]) -> list[tuple[str, Path | None]]:
+def _unique(entries: Iterable[Entry]) -> list[Entry]:
     """Keep output names distinct: a repeated name gets `~2`, `~3`... before its suffix."""
     seen: dict[str, int] = {}
     out = []
-    for name, path in pairs:
+    for name, path, given in entries:
         n = seen.get(name, 0) + 1
         seen[name] = n
         if n > 1:
             stem, dot, ext = name.rpartition(".")
             name = f"{stem}~{n}.{ext}" if dot and "/" not in ext else f"{name}~{n}"
-        out.append((name, path))
+        out.append((name, path, given))
     return out
 
 
@@ -117,35 +130,44 @@ def read_list(spec: str) -> list[str]:
 def file_source(inputs: list[str], img_dir: Path | None = None, img_list: str | None = None,
                 exclude: Path | None = None) -> Source:
     """Images from a folder, positional files/folders/globs and a path list, in that order."""
-    pairs: list[tuple[str, Path | None]] = []
+    entries: list[Entry] = []
     if img_dir is not None:
         if not img_dir.is_dir():
             raise SourceError(f"--img-dir {img_dir}: not a folder")
-        pairs += [(p.relative_to(img_dir).as_posix(), p) for p in walk_images(img_dir, exclude)]
+        entries += _in_folder(img_dir, exclude)
     for arg in inputs:
-        pairs += _expand(arg, exclude)
+        entries += _expand(arg, exclude)
     if img_list is not None:
-        pairs += [(output_name(Path(p)), Path(p)) for p in read_list(img_list)]
-    pairs = _unique(pairs)
-    items = (Item(name, partial(load_rgb, path) if path else partial(_missing, "no file matches"))
-             for name, path in pairs)
-    return Source(items, len(pairs))
+        entries += [(output_name(Path(p)), Path(p), p) for p in read_list(img_list)]
+    if not entries:
+        given = [f"--img-dir {img_dir}"] * (img_dir is not None) + inputs + [f"--img-list {img_list}"] * (img_list is not None)
+        raise SourceError(f"no images in {', '.join(given)}")
+    entries = _unique(entries)
+    items = (Item(name, partial(load_rgb, path) if path else partial(_missing, "no file matches"), given)
+             for name, path, given in entries)
+    return Source(items, len(entries), paths=[p for _, p, _ in entries])
 
 
-def _frames(cap: cv2.VideoCapture, prefix: str, every: int) -> Iterator[Item]:
-    """Every `every`-th frame; the others are grabbed without decoding."""
+def _frames(cap: cv2.VideoCapture, prefix: str, every: int, expected: int = 0,
+            ended_early: list[str] | None = None) -> Iterator[Item]:
+    """Every `every`-th frame; the others are grabbed without decoding. A video that
+    stops before the frame count its header declares is noted in `ended_early`."""
     index = 0
     try:
         while True:
-            if index % every:
-                if not cap.grab():
-                    return
-            else:
+            ok = cap.grab() if index % every else None
+            if ok is None:
                 ok, frame = cap.read()
-                if not ok or frame is None:
-                    return
+                ok = ok and frame is not None
+            if not ok:
+                if ended_early is not None and 0 < index < expected:
+                    ended_early.append(f"{prefix}: the video ended at frame {index} of the {expected} "
+                                       "its header declares (truncated or damaged?)")
+                return
+            if not index % every:
                 rgb = np.ascontiguousarray(frame[:, :, ::-1])
-                yield Item(f"{prefix}/frame_{index:06d}.jpg", lambda rgb=rgb: rgb)
+                # np.asarray(rgb) is rgb; a partial, unlike a lambda, pickles to a worker process
+                yield Item(f"{prefix}/frame_{index:06d}.jpg", partial(np.asarray, rgb))
             index += 1
     finally:
         cap.release()
@@ -153,12 +175,16 @@ def _frames(cap: cv2.VideoCapture, prefix: str, every: int) -> Iterator[Item]:
 
 def video_source(path: Path, every: int = 1) -> Source:
     """Frames of a video file, named `<video stem>/frame_NNNNNN.jpg`."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise SourceError(f"--video {path}: not a regular file")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise SourceError(f"--video {path}: cannot open it as a video")
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     total = (count + every - 1) // every if count > 0 else None
-    return Source(_frames(cap, path.stem or "video", every), total)
+    source = Source(iter(()), total)
+    source.items = _frames(cap, path.stem or "video", every, max(count, 0), source.ended_early)
+    return source
 
 
 def webcam_source(every: int = 1, index: int = 0) -> Source:

@@ -45,7 +45,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
     model = AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
-                   pretrained=pretrained)
+                   dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained)
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     return model
 

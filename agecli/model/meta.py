@@ -17,7 +17,7 @@ def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
     m = cfg["MODEL"]
     return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
             "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
-            "range_width": m["RANGE_WIDTH"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+            "range_width": m["RANGE_WIDTH"], "dropout": m["DROPOUT"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
 
 
 def file_hash(path: str | Path) -> str:

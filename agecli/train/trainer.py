@@ -13,6 +13,7 @@ uninterrupted run would.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
@@ -25,7 +26,7 @@ import torch
 
 from ..data.dataset import AlignedFaces, batch_tensor
 from ..data.records import csv_name, resolve_image_root
-from ..atomic import figure_png, write_bytes
+from ..atomic import OutputError, figure_png, write_bytes
 from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
@@ -37,7 +38,12 @@ LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7"
 
 
 class TrainingError(Exception):
-    """A run that cannot go on (NaN loss, bad data); the message says what to do."""
+    """A run that cannot start (bad data, a checkpoint that does not fit); the message
+    says what to do."""
+
+
+class DivergedError(TrainingError):
+    """The loss became NaN or infinite: the run stopped, its last good checkpoint kept."""
 
 
 @dataclass
@@ -85,12 +91,20 @@ def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
     return (torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")), 0, 1
 
 
-def load_split(job: TrainJob, dataset: str, data_dir: Path, split: str, size: int, expand: float) -> AlignedFaces:
+def load_split(job: TrainJob, dataset: str, data_dir: Path, split: str, size: int, expand: float,
+               rank: int = 0, distributed: bool = False) -> AlignedFaces:
     path = data_dir / csv_name(dataset, split)
     if not path.exists():
         raise TrainingError(f"{path} not found: run `agecli prepare --dataset {dataset} ...` first")
     cache = job.cfg["DATA"]["CACHE_DIR"] or data_dir / ".agecli_cache"
-    return AlignedFaces.load(path, resolve_image_root(data_dir, dataset), size, expand, cache, log=job.log)
+    # DDP: rank 0 builds the crop cache while the others wait, then they read its file
+    # (every rank writing the same file at once raced on the temporary file).
+    if distributed and rank != 0:
+        torch.distributed.barrier()
+    data = AlignedFaces.load(path, resolve_image_root(data_dir, dataset), size, expand, cache, log=job.log)
+    if distributed and rank == 0:
+        torch.distributed.barrier()
+    return data
 
 
 def evaluate_sets(model: torch.nn.Module, sets: dict[str, AlignedFaces], meta: dict,
@@ -117,6 +131,25 @@ def _write_log_row(path: Path, row: dict, columns: list[str]) -> None:
         if new:
             w.writeheader()
         w.writerow({k: row.get(k) for k in columns})
+
+
+def _trim_log(path: Path, start_epoch: int) -> None:
+    """Keep only the log rows of epochs before `start_epoch`: a fresh run (or one resumed
+    from an earlier checkpoint) never appends to another run's rows."""
+    if not path.exists():
+        return
+    if start_epoch == 0:
+        path.unlink()
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= start_epoch]
+        columns = reader.fieldnames or LOG_COLUMNS
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_bytes(path, buf.getvalue().encode())
 
 
 def plot_curve(log_csv: Path, out_png: Path) -> None:
@@ -154,20 +187,53 @@ def set_backbone_trainable(model: torch.nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
+def trainable_net(model: torch.nn.Module, trainable: bool, distributed: bool, device: torch.device) -> torch.nn.Module:
+    """The module to train with the backbone (un)frozen. Under DDP a fresh wrapper: DDP
+    registers the parameters that require grad when it is built, so flipping
+    requires_grad under a built one leaves its reducer waiting for gradients that never come."""
+    set_backbone_trainable(model, trainable)
+    if not distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def broadcast_from_rank0(obj):
+    """Rank 0's `obj` on every rank (small picklable values: the validation figures)."""
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def rank_order(order: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's share of an epoch's sample order. The order is padded (wrapping round)
+    to a multiple of `world`, so every rank runs the same number of batches: a rank with
+    one batch more would wait forever for the others in its gradient all-reduce."""
+    pad = -len(order) % world
+    return np.concatenate([order, order[:pad]])[rank::world]
+
+
 def train(job: TrainJob) -> dict:
     """Run (or resume) one training; returns the best validation metrics."""
     cfg, t = job.cfg, job.cfg["TRAIN"]
     loss_name = t["LOSS"]
     head = head_for(loss_name)
     device, rank, world = select_device(job.multi_gpu)
+    distributed = job.multi_gpu  # under torchrun, even with one process (exercises DDP on one GPU)
     if t["THREADS"]:
         torch.set_num_threads(t["THREADS"])
     size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
     sets = job.sets()
-    train_data = AlignedFaces.concat([load_split(job, n, d, "train", size, expand) for n, d in sets])
-    val_sets = {n: load_split(job, n, d, "valid", size, expand) for n, d in sets}
+    train_data = AlignedFaces.concat([load_split(job, n, d, "train", size, expand, rank, distributed)
+                                      for n, d in sets])
+    val_sets = {n: load_split(job, n, d, "valid", size, expand, rank, distributed) for n, d in sets}
     if len(train_data) == 0 or not all(len(v) for v in val_sets.values()):
         raise TrainingError("a train or valid split is empty")
+    if loss_name == "mt":  # a head without labels would train on nothing and still answer
+        for col, what in (("gender", train_data.genders), ("race", train_data.races)):
+            if not (what >= 0).any():
+                names = ", ".join(csv_name(n, "train") for n, _ in sets)
+                raise TrainingError(f"train-mt: {names} has no {col} labels, so the "
+                                    f"{col} head would learn nothing; use train or train-ldl for age only")
     meta = {**model_meta(cfg, head, loss_name), "dataset": ",".join(n for n, _ in sets), **job.extra_meta}
     select_by_ca3 = all(n.startswith("megaage") for n, _ in sets)
     if cfg["DATA"]["AUG"] not in ("basic", "photo"):
@@ -180,8 +246,8 @@ def train(job: TrainJob) -> dict:
     if job.resume:
         resume_state = load_checkpoint(job.resume)
         old = resume_state["meta"]
-        for k in ("arch", "head", "img_size", "age_min", "age_max"):
-            if old[k] != meta[k]:
+        for k in ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max"):
+            if old.get(k) != meta[k]:
                 raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
     torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
     model = build_model(meta, pretrained=False if resume_state else job.pretrained).to(device)
@@ -199,15 +265,15 @@ def train(job: TrainJob) -> dict:
         best = float(resume_state["best"])
         history_best = dict(resume_state.get("best_metrics", {}))
         job.log(f"resumed from {job.resume} at epoch {start_epoch}")
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    net, net_trainable = model, None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     bins = model.bins
     ckdir = job.checkpoint_dir
     if rank == 0:
         ckdir.mkdir(parents=True, exist_ok=True)
     log_csv = ckdir / "log.csv"
+    if rank == 0:
+        _trim_log(log_csv, start_epoch)  # rows of epochs this run (re)does go
     ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
     board = tensorboard_writer(ckdir) if rank == 0 else None
 
@@ -215,9 +281,11 @@ def train(job: TrainJob) -> dict:
         rng = np.random.default_rng([t["SEED"], epoch])
         gen = torch.Generator().manual_seed(t["SEED"] * 100003 + epoch)
         torch.manual_seed(t["SEED"] * 7919 + epoch)
-        set_backbone_trainable(model, epoch >= t["FREEZE_EPOCHS"])
+        if net_trainable != (epoch >= t["FREEZE_EPOCHS"]):
+            net_trainable = epoch >= t["FREEZE_EPOCHS"]
+            net = trainable_net(model, net_trainable, distributed, device)
         model.train()
-        order = rng.permutation(len(train_data))[rank::world]
+        order = rank_order(rng.permutation(len(train_data)), rank, world)
         t0, seen, loss_sum = time.time(), 0, 0.0
         for step in range(steps):
             idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
@@ -231,7 +299,7 @@ def train(job: TrainJob) -> dict:
                 out = net(x)
             loss = total_loss(loss_name, out, batch, bins, cfg)
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
+                raise DivergedError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
                                     f"The last good checkpoint is {ckdir / 'last.pth'}. Try a lower TRAIN.LR.")
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -245,20 +313,27 @@ def train(job: TrainJob) -> dict:
                 job.progress(f"epoch {epoch + 1}/{t['EPOCHS']}", step + 1, steps,
                              {"loss": loss_sum / seen, "img/s": seen * world / (time.time() - t0)})
         train_time = time.time() - t0
-        if world > 1:
-            torch.distributed.barrier()
-        if rank != 0:
-            continue
-        metrics = evaluate_sets(model, val_sets, meta, device)
+        train_loss = loss_sum / max(seen, 1)
+        if distributed:  # log the mean over every rank's samples, not rank 0's share alone
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            train_loss = float(totals[0] / totals[1].clamp_min(1))
+        # Rank 0 evaluates and every rank gets its figures, so the plateau step, the best
+        # score and early stopping are decided alike everywhere (decided on rank 0 alone,
+        # the others drifted or hung in the next all-reduce). Only rank 0 writes files.
+        metrics = evaluate_sets(model, val_sets, meta, device) if rank == 0 else None
+        if distributed:
+            metrics = broadcast_from_rank0(metrics)
         score = -metrics["ca3"] if select_by_ca3 else metrics["mae"]
         if not per_batch:
             sched.step(score)
-        row = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(seen, 1), 5),
+        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
                "val_mae": round(metrics["mae"], 4), **{f"val_ca{n}": round(metrics[f"ca{n}"], 4) for n in (3, 5, 7)},
                "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
                "seconds": round(time.time() - t0, 1),
                **{f"val_mae_{n}": round(metrics[f"mae_{n}"], 4) for n, _ in sets if len(sets) > 1}}
-        _write_log_row(log_csv, row, log_columns)
+        if rank == 0:
+            _write_log_row(log_csv, row, log_columns)
         if board:
             for k in ("train_loss", "val_mae", "val_ca3", "val_ca5", "lr", "images_per_s"):
                 board.add_scalar(k, row[k], epoch + 1)
@@ -269,17 +344,23 @@ def train(job: TrainJob) -> dict:
         state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
                      best_metrics=history_best)
         meta_now = {**meta, "std_scale": metrics.get("std_scale", 1.0), "metrics": {**metrics, "epoch": epoch + 1}}
-        save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
-        if improved:
-            save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
-        plot_curve(log_csv, ckdir / "learning_curve.png")
-        per_set = "".join(f" ({n} {metrics[f'mae_{n}']:.3f})" for n, _ in sets if len(sets) > 1)
-        job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}{per_set}  "
-                f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
-                + ("  (best)" if improved else ""))
+        if rank == 0:
+            try:
+                save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
+                if improved:
+                    save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
+            except OutputError as e:  # the old file stays whole: the write went to a temporary
+                kept = (f"the last good checkpoint is {ckdir / 'last.pth'}" if (ckdir / "last.pth").exists()
+                        else "no checkpoint was saved")
+                raise OutputError(f"{e}; stopped at epoch {epoch + 1}, {kept}") from None
+            plot_curve(log_csv, ckdir / "learning_curve.png")
+            per_set = "".join(f" ({n} {metrics[f'mae_{n}']:.3f})" for n, _ in sets if len(sets) > 1)
+            job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}{per_set}  "
+                    f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
+                    + ("  (best)" if improved else ""))
         if t["PATIENCE"] and history_best and epoch + 1 - history_best["epoch"] >= t["PATIENCE"]:
             job.log(f"no improvement for {t['PATIENCE']} epochs: stopping")
             break
-    if world > 1:
+    if distributed:
         torch.distributed.destroy_process_group()
     return history_best

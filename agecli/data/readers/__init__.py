@@ -22,12 +22,27 @@ READERS = {
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def read_dataset(name: str, root: str | Path) -> Iterator[Record]:
-    """Records of dataset `name` under `root`; unknown names raise ValueError."""
+def read_dataset(name: str, root: str | Path) -> list[Record]:
+    """Records of dataset `name` under `root`, one per image path; unknown names raise ValueError."""
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(READERS)}")
     module = importlib.import_module(f"{__name__}.{READERS[name]}")
-    return module.read(Path(root))
+    return one_per_path(module.read(Path(root)))
+
+
+def one_per_path(records: Iterator[Record]) -> list[Record]:
+    """One record per image path: a path listed twice with the same labels is kept once;
+    listed with different labels, it becomes one rejected record naming both."""
+    by_path: dict[str, Record] = {}
+    for rec in records:
+        first = by_path.setdefault(rec.path, rec)
+        if first is rec or first.error:
+            continue
+        a, b = (first.age, first.gender, first.race, first.subject), (rec.age, rec.gender, rec.race, rec.subject)
+        if a != b or rec.error:
+            first.error = (f"bad_label: {rec.path} is listed twice with different labels "
+                           f"(age {first.age:g} and {'?' if rec.age is None else format(rec.age, 'g')})")
+    return list(by_path.values())
 
 
 def read_file_names(root: Path, parse_name: Callable[[str], Record]) -> Iterator[Record]:
@@ -39,5 +54,6 @@ def read_file_names(root: Path, parse_name: Callable[[str], Record]) -> Iterator
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under `root`, recursively, sorted for a stable order."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image names under `root`, recursively, sorted for a stable order. FIFOs and
+    dangling links are listed too, so prepare rejects them by name instead of losing them."""
+    return sorted(p for p in root.rglob("*") if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -74,16 +74,30 @@ def clean_path(text: str) -> str:
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV as dicts with lower-case, stripped column names (BOM tolerated)."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return [{k.strip().lower(): (v or "") for k, v in row.items() if isinstance(k, str)}
-                for row in csv.DictReader(fh)]
+    """Rows of a CSV as dicts with lower-case, stripped column names (BOM tolerated);
+    ValueError naming the file for a column given twice or text that is not UTF-8."""
+    csv_columns(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [{k.strip().lower(): (v or "") for k, v in row.items() if isinstance(k, str)}
+                    for row in csv.DictReader(fh)]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
+                         "save it as UTF-8") from None
 
 
 def csv_columns(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
-    return [h.strip().lower() for h in header]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
+                         "save it as UTF-8") from None
+    cols = [h.strip().lower() for h in header]
+    twice = sorted({c for c in cols if c and cols.count(c) > 1})
+    if twice:
+        raise ValueError(f"{path}: column {twice[0]!r} appears {cols.count(twice[0])} times in the header")
+    return cols
 
 
 def pick(row: dict[str, str], names: tuple[str, ...]) -> str | None:

@@ -1,0 +1,64 @@
+"""One table of exit codes for every subcommand, and the guard that honours it.
+
+Library code raises typed errors; the guard around each CLI command turns the ones
+that escape into one line on stderr and the code below. A closed pipe (`| head`) ends
+quietly, as Unix tools do.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+DONE = 0  # everything processed
+INPUTS_FAILED = 1  # finished, but some inputs failed (reported in the output and on stderr)
+USAGE = 2  # bad usage: options, config values, labels, models that cannot be used
+OUTPUT = 3  # an output or the environment failed: unwritable, disk full, no CUDA
+INTERRUPTED = 130  # Ctrl-C
+BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what `yes | head` gives)
+
+TABLE = (f"Exit codes: {DONE} done; {INPUTS_FAILED} some inputs failed (reported); {USAGE} bad usage "
+         f"(options, config, labels, model); {OUTPUT} an output or the environment failed (unwritable, "
+         f"disk full); {INTERRUPTED} interrupted; {BROKEN_PIPE} stdout closed by the reader.")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's buffer)
+        pass
+
+
+def guard(fail: Callable[[str, int], None], resume_hint: str = "") -> Callable:
+    """Decorate a command: KeyboardInterrupt -> 130 (with how to resume), BrokenPipeError
+    -> 141 quietly, an output/environment failure (OutputError, OSError) -> 3."""
+    from .atomic import OutputError
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                fail("interrupted" + (f"; {resume_hint}" if resume_hint else ""), INTERRUPTED)
+            except BrokenPipeError:
+                _silence_stdout()
+                sys.exit(BROKEN_PIPE)
+            except OutputError as e:
+                fail(str(e), OUTPUT)
+            except OSError as e:
+                where = f"{e.filename}: " if e.filename else ""
+                fail(f"{where}{e.strerror or e}", OUTPUT)
+        return wrapper
+    return deco
+
+
+def ignore_sigint() -> None:
+    """For pool workers: Ctrl-C goes to the parent, which stops them, so the user sees
+    one message instead of a traceback per worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,184 @@
+"""`agecli demo` never replaces a file it did not write, names every input as given,
+never hangs on a FIFO, and exits with the documented codes (issue 10)."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agecli.cli import app
+
+from .conftest import REPO, utk_files
+
+
+def demo(*args):
+    return CliRunner().invoke(app, ["demo", *map(str, args)])
+
+
+def rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, stdin: str | None = None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "agecli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout, input=stdin)
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """photos/a.jpg, photos/b.jpg (real faces) with their bytes remembered."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for f, name in zip(utk_files(2), ("a.jpg", "b.jpg")):
+        shutil.copy(f, d / name)
+    return d
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_output_dir_equal_to_the_input_dir_is_refused(photos, tiny_onnx):
+    before = snapshot(photos)
+    res = demo("--img-dir", photos, "--output-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 2, res.output
+    assert "would replace the input" in res.stderr and res.stdout == ""
+    assert snapshot(photos) == before  # not one photo touched
+
+
+def test_output_dir_dot_beside_the_photos_is_refused(photos, tiny_onnx, monkeypatch):
+    monkeypatch.chdir(photos)
+    before = snapshot(photos)
+    res = demo("a.jpg", "b.jpg", "--output-dir", ".", "--resume", tiny_onnx)
+    assert res.exit_code == 2 and "would replace the input" in res.stderr, res.output
+    assert snapshot(photos) == before
+
+
+def test_output_dir_above_the_inputs_never_replaces_another_photo(photos, tiny_onnx):
+    """--img-dir ph/2023 --output-dir ph: the copy of ph/2023/a.jpg would land on ph/a.jpg."""
+    year = photos / "2023"
+    year.mkdir()
+    shutil.copy(photos / "b.jpg", year / "a.jpg")
+    before = snapshot(photos)
+    res = demo("--img-dir", year, "--output-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 2 and "was not written by agecli" in res.stderr, res.output
+    assert snapshot(photos) == before
+
+
+def test_a_second_run_into_its_own_output_dir_is_allowed(photos, tiny_onnx, tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):
+        res = demo("--img-dir", photos, "--output-dir", out, "--resume", tiny_onnx)
+        assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.jpg", "b.jpg", "predictions.csv"]
+
+
+def test_file_column_is_the_input_as_given(photos, tiny_onnx, tmp_path):
+    """An absolute path and the same file twice: `file` shows each input as typed, and
+    `output` the distinct annotated copies."""
+    out = tmp_path / "out"
+    a = photos / "a.jpg"
+    res = demo(a, a, "--output-dir", out, "--resume", tiny_onnx)
+    assert res.exit_code == 0, res.output
+    got = [(r["file"], r["output"]) for r in rows(res.stdout) if r["face"] in ("", "0")]
+    assert got == [(str(a), "a.jpg"), (str(a), "a~2.jpg")]
+    assert (out / "a.jpg").is_file() and (out / "a~2.jpg").is_file()
+
+
+def test_fifo_gif_and_dangling_link_each_get_a_row(photos, tiny_onnx):
+    """A FIFO named *.jpg used to hang demo forever; GIFs and dangling links vanished."""
+    os.mkfifo(photos / "pipe.jpg")
+    (photos / "gone.jpg").symlink_to(photos / "nowhere.jpg")
+    from PIL import Image
+
+    face = Image.open(photos / "a.jpg").convert("RGB")
+    face.save(photos / "moving.gif", save_all=True, append_images=[face.rotate(5)])
+    proc = run_cli("demo", "--img-dir", photos, "--resume", tiny_onnx, timeout=240)
+    assert proc.returncode == 1, proc.stderr  # two inputs unreadable
+    by_name = {Path(r["file"]).name: r for r in rows(proc.stdout)}
+    assert set(by_name) == {"a.jpg", "b.jpg", "pipe.jpg", "gone.jpg", "moving.gif"}
+    assert by_name["pipe.jpg"]["error"] == "unreadable" and by_name["gone.jpg"]["error"] == "unreadable"
+    assert by_name["moving.gif"]["error"] == "" and float(by_name["moving.gif"]["age"]) > 0
+    assert "not a regular file" in proc.stderr
+
+
+def test_fifo_given_by_name_does_not_hang(tmp_path, tiny_onnx):
+    os.mkfifo(tmp_path / "p.jpg")
+    proc = run_cli("demo", tmp_path / "p.jpg", "--resume", tiny_onnx, timeout=240)
+    assert proc.returncode == 1 and "unreadable" in proc.stdout
+
+
+def test_closed_pipe_ends_quietly(photos, tiny_onnx):
+    """`demo | head -1`: no 'Broken pipe' message, no traceback, code 141 (as `yes | head`)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for i in range(40):
+        shutil.copy(photos / "a.jpg", photos / f"c{i:02d}.jpg")
+    proc = subprocess.run(f"'{sys.executable}' -m agecli demo --img-dir '{photos}' --resume '{tiny_onnx}' "
+                          "--batch-size 1 | head -1; echo \"${PIPESTATUS[0]}\" >&2",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=300)
+    assert proc.stdout.startswith("file,face,age")
+    assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "141"
+
+
+def test_empty_img_list_is_bad_usage(tmp_path, tiny_onnx):
+    (tmp_path / "list.txt").write_text("# nothing yet\n")
+    res = demo("--img-list", tmp_path / "list.txt", "--resume", tiny_onnx)
+    assert res.exit_code == 2 and "no images" in res.stderr
+
+
+def test_truncated_video_is_reported(tmp_path, tiny_onnx):
+    chip = cv2.imread(str(utk_files(1)[0]))
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (chip.shape[1], chip.shape[0]))
+    if not writer.isOpened():
+        pytest.skip("no MJPG video writer in this OpenCV build")
+    for _ in range(20):
+        writer.write(chip)
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # the header still declares 20 frames
+    res = demo("--video", video, "--resume", tiny_onnx)
+    assert res.exit_code == 1, res.output
+    assert "the video ended at frame" in res.stderr
+
+
+def test_skip_existing_with_another_model_does_not_keep_old_ages(photos, tiny_onnx, tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    first = demo("--img-dir", photos, "--output-dir", out, "--resume", tiny_onnx)
+    assert first.exit_code == 0, first.output
+    other = tmp_path / "other.onnx"
+    other.write_bytes(tiny_onnx.read_bytes() + b"")  # same model, another file: still the same identity
+    same = demo("--img-dir", photos, "--output-dir", out, "--resume", other, "--skip-existing")
+    assert "2 skipped" in same.stderr, same.output
+    res = demo("--img-dir", photos, "--output-dir", out, "--resume", tiny_checkpoint, "--runner", "torch",
+               "--skip-existing")
+    assert res.exit_code == 0, res.output
+    assert "do not match this run" in res.stderr and "0 skipped" in res.stderr
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--threshold", "2"], 2, "--threshold"),
+    (["--threshold", "nan"], 2, "--threshold"),
+    (["--expand", "-1"], 2, "--expand"),
+    (["--batch-size", "0"], 2, "--batch-size"),
+])
+def test_demo_bad_numbers_are_bad_usage(photos, tiny_onnx, args, code, words):
+    res = demo(photos / "a.jpg", "--resume", tiny_onnx, *args)
+    assert res.exit_code == code and words in res.stderr, res.output
+
+
+def test_help_documents_the_exit_codes():
+    for cmd in ([], ["prepare"], ["train"], ["val"], ["demo"], ["export"]):
+        text = CliRunner().invoke(app, [*cmd, "--help"]).stdout
+        assert "3" in text and "130" in text and "Exit codes" in text, cmd
