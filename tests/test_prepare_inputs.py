@@ -80,13 +80,12 @@ def test_latin1_labels_name_the_file(faces, tmp_path):
     assert res.exit_code == 2 and "labels.csv" in res.stderr and "UTF-8" in res.stderr, res.output
 
 
-def test_resumed_prepare_with_changed_labels_starts_over(faces, tmp_path):
-    """An interrupted run leaves csv_partial.csv; the labels change; the re-run must not
-    keep the old ages."""
+def interrupted_prepare(faces: Path, out: Path) -> Path:
+    """Eight labelled faces (ages 20-27), prepared into `out` and interrupted after the
+    first chunk: a partial file for the next run to resume or discard."""
     from agecli.data.prepare import prepare
 
     labels(faces, [(f"f{i}.jpg", 20 + i) for i in range(8)])
-    out = tmp_path / "out"
 
     def interrupt(done: int, total: int) -> None:
         if done:
@@ -94,6 +93,13 @@ def test_resumed_prepare_with_changed_labels_starts_over(faces, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         prepare("csv", faces, out, workers=1, progress=interrupt)
+    return out
+
+
+def test_resumed_prepare_with_changed_labels_starts_over(faces, tmp_path):
+    """An interrupted run leaves csv_partial.csv; the labels change; the re-run must not
+    keep the old ages."""
+    out = interrupted_prepare(faces, tmp_path / "out")
     assert (out / "csv_partial.csv").is_file()
     labels(faces, [(f"f{i}.jpg", 60 + i) for i in range(8)])
     res = prepare_cli("--dataset", "csv", "--data-dir", faces, "--out", out, "--workers", "1")
@@ -105,15 +111,7 @@ def test_resumed_prepare_with_changed_labels_starts_over(faces, tmp_path):
 def test_resumed_prepare_with_the_same_settings_keeps_its_work(faces, tmp_path):
     from agecli.data.prepare import prepare
 
-    labels(faces, [(f"f{i}.jpg", 20 + i) for i in range(8)])
-    out = tmp_path / "out"
-
-    def interrupt(done: int, total: int) -> None:
-        if done:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        prepare("csv", faces, out, workers=1, progress=interrupt)
+    out = interrupted_prepare(faces, tmp_path / "out")
     seen = []
     prepare("csv", faces, out, workers=1, progress=lambda d, t: seen.append(d))
     assert seen[0] == 8  # every row came from the partial file
