@@ -217,7 +217,7 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),
         checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint/log folder (default runs/<dataset>_<loss>_<arch>)."),
         multi_gpu: bool = typer.Option(False, "--multi-gpu", help="DistributedDataParallel; start with torchrun."),
-        pretrained: Optional[str] = typer.Option(None, help="Backbone state dict to start from (default: ImageNet for efficientnet_lite0)."),
+        pretrained: Optional[str] = typer.Option(None, help="Weights to start from: a backbone state dict, or an agecli checkpoint (its heads too, where they fit: fine-tuning). Default: ImageNet for efficientnet_lite0."),
         lr_find: bool = typer.Option(False, "--lr-find", help="Sweep the learning rate, save the plot, suggest one."),
         folds: int = typer.Option(1, help="K-fold cross-validation over train+valid; reports mean and std MAE."),
         exist_ok: bool = typer.Option(False, "--exist-ok", help="Write into --checkpoint even when it holds an "

@@ -131,3 +131,21 @@ def test_cli_train_rejects_unknown_override(tiny_aligned):
     res = CliRunner().invoke(app, ["train", "--data-dir", str(tiny_aligned), "--dataset", "utkface", "TRAIN.BOGUS", "1"])
     assert res.exit_code == 2
     assert "unknown config key" in res.output
+
+
+def test_fine_tuning_from_a_checkpoint_keeps_its_heads(tiny_aligned, tiny_checkpoint, tmp_path):
+    """--pretrained with an agecli checkpoint starts from the whole trained model (a new
+    input size included), not from its backbone and a fresh head."""
+    from agecli.config import apply_overrides, default_config
+    from agecli.train.trainer import TrainJob, train
+
+    cfg = apply_overrides(default_config(), ["MODEL.IMG_SIZE", "80", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "1",
+                                             "TRAIN.BATCH_SIZE", "16", "TRAIN.LOSS", "ldl", "TRAIN.LR", "1e-12",
+                                             "TRAIN.WARMUP_EPOCHS", "0"])
+    logged: list[str] = []
+    train(TrainJob(cfg, tiny_aligned, "utkface", tmp_path, pretrained=str(tiny_checkpoint), log=logged.append))
+    source = load_checkpoint(tiny_checkpoint)["state_dict"]
+    tuned = load_checkpoint(tmp_path / "last.pth")
+    assert tuned["meta"]["img_size"] == 80
+    torch.testing.assert_close(tuned["state_dict"]["fc.weight"].float(), source["fc.weight"].float())
+    assert any("2 head tensors" in m for m in logged), logged

@@ -50,6 +50,21 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
     return model
 
 
+def load_matching_heads(model: AgeNet, path: str | Path) -> int:
+    """Fine-tuning from an agecli checkpoint keeps its heads too where they fit (same head
+    kind and age bins), so more epochs or a new input size start from the trained model,
+    not only its backbone. Returns how many head tensors were taken (0: not a checkpoint)."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError:
+        return 0  # a plain backbone state dict: build_backbone already used it
+    own = model.state_dict()
+    heads = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+             if not k.startswith("backbone.") and k in own and own[k].shape == v.shape}
+    model.load_state_dict(heads, strict=False)
+    return len(heads)
+
+
 def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
     """The model in eval mode and its metadata."""
     ckpt = load_checkpoint(path)

@@ -30,7 +30,7 @@ from ..atomic import OutputError, figure_png, write_bytes
 from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
-from ..model.checkpoint import build_model, load_checkpoint, model_meta, save_checkpoint
+from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
 from ..model.losses import head_for, total_loss
 from .schedules import build_optimizer, build_scheduler
 
@@ -250,7 +250,12 @@ def train(job: TrainJob) -> dict:
             if old.get(k) != meta[k]:
                 raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
     torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
-    model = build_model(meta, pretrained=False if resume_state else job.pretrained).to(device)
+    model = build_model(meta, pretrained=False if resume_state else job.pretrained)
+    if isinstance(job.pretrained, str) and not resume_state:
+        n_heads = load_matching_heads(model, job.pretrained)
+        if n_heads:
+            job.log(f"fine-tuning {job.pretrained}: its backbone and {n_heads} head tensors")
+    model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
     steps = math.ceil(len(train_data) / (t["BATCH_SIZE"] * world))
     if t["MAX_STEPS"]:
