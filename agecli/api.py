@@ -107,19 +107,10 @@ class AgeEstimator:
         return self._detector
 
     def pipeline(self, keep_images: bool = False, keep_crops: bool = False,
-                 timer: StageTimer | None = None, workers: int = 1) -> AgePipeline:
-        """The batched image -> faces -> ages pipeline `predict` and `agecli demo` run.
-        With `workers` > 1, decode, detect and align run in that many processes, each with
-        its own one-thread detector."""
-        if workers > 1:
-            import functools
-
-            detector = functools.partial(FaceDetector, score_threshold=self.det_threshold,
-                                         max_side=self.max_side, threads=1)
-        else:
-            detector = self.detector
-        return AgePipeline(self.runner, detector, self.expand, batch_faces=self.batch_size,
-                           keep_images=keep_images, keep_crops=keep_crops, timer=timer, workers=workers)
+                 timer: StageTimer | None = None) -> AgePipeline:
+        """The batched image -> faces -> ages pipeline `predict` and `agecli demo` run."""
+        return AgePipeline(self.runner, self.detector, self.expand, batch_faces=self.batch_size,
+                           keep_images=keep_images, keep_crops=keep_crops, timer=timer)
 
     def predict(self, image: ImageLike, color: str = "rgb") -> list[FaceResult]:
         """One result per face found (highest detector score first): box (x1, y1, x2, y2),

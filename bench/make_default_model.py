@@ -7,11 +7,13 @@ Steps (each an ordinary agecli command, printed before it runs):
    and All-Age-Faces into data/aaf (official split; valid taken out of the train list);
 2. train-mt: EfficientNet-Lite0 (ImageNet init), 112 px, age (DLDL-v2) + gender +
    ethnicity, photographic augmentation, both collections pooled, best epoch on the
-   mean of the two valid MAEs, into runs/default_v2; an interrupted run resumes;
-3. ship: best.pth -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+   mean of the two valid MAEs, 12 epochs, into runs/default_v2; an interrupted run resumes;
+3. fine-tune: the same from runs/default_v2/best.pth (heads included) at 128 px, 8 more
+   epochs, peak learning rate 4e-4, into runs/default_v3;
+4. ship: best.pth -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-4. test: the shipped ONNX model on both test sets, side by side
+5. test: the shipped ONNX model on both test sets, side by side
    (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 
 TRAIN_ARGS = ["TRAIN.EPOCHS", "12"]
+FINE_TUNE_ARGS = ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]
 
 
 def run(cmd: list[str]) -> None:
@@ -35,7 +38,8 @@ def main() -> None:
     ap.add_argument("--utkface", type=Path, default=Path("../shared/data/utkface/UTKFace"))
     ap.add_argument("--aaf", type=Path, default=Path("../shared/data/aaf"))
     ap.add_argument("--data", type=Path, default=Path("data"), help="prepared sets go to <data>/utkface, <data>/aaf")
-    ap.add_argument("--run", type=Path, default=Path("runs/default_v2"))
+    ap.add_argument("--run", type=Path, default=Path("runs/default_v2"), help="the 112 px run")
+    ap.add_argument("--fine-tune", type=Path, default=Path("runs/default_v3"), help="the 128 px run (shipped)")
     ap.add_argument("--weights", type=Path, default=Path("weights"))
     ap.add_argument("--photos", type=Path, default=Path("../shared/photos"), help="faces that verify the export")
     args = ap.parse_args()
@@ -44,15 +48,18 @@ def main() -> None:
     for name, source in sets.items():
         if not (args.data / name / f"{name}_test_align.csv").exists():
             run(agecli + ["prepare", "--dataset", name, "--data-dir", str(source), "--out", str(args.data / name)])
-    resume = ["--resume", str(args.run / "last.pth")] if (args.run / "last.pth").exists() else []
     dirs = [a for name in sets for a in ("--data-dir", str(args.data / name))]
-    run(agecli + ["train-mt", "--dataset", ",".join(sets), *dirs, "--aug", "--checkpoint", str(args.run),
-                  *resume, *TRAIN_ARGS])
+    for run_dir, start, extra in ((args.run, [], TRAIN_ARGS),
+                                  (args.fine_tune, ["--pretrained", str(args.run / "best.pth")], FINE_TUNE_ARGS)):
+        # an interrupted run resumes; a finished one is kept (resuming it does nothing)
+        begin = ["--resume", str(run_dir / "last.pth")] if (run_dir / "last.pth").exists() else start
+        run(agecli + ["train-mt", "--dataset", ",".join(sets), *dirs, "--aug", "--checkpoint", str(run_dir),
+                      *begin, *extra])
 
     from agecli.model.checkpoint import slim_checkpoint
 
     pth, onnx = args.weights / "agecli_default.pth", args.weights / "agecli_default.onnx"
-    slim_checkpoint(args.run / "best.pth", pth)
+    slim_checkpoint(args.fine_tune / "best.pth", pth)
     print(f"wrote {pth}")
     run(agecli + ["export", "--resume", str(pth), "--format", "onnx", "--fp16", "--images", str(args.photos),
                   "--output", str(onnx)])

@@ -112,16 +112,16 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
         listed = list(items)  # names only: nothing is decoded yet
         check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError)
         items = iter(listed)
-    # With workers, each worker's detector runs on one thread and the age model here on the cores left.
-    cores, workers = default_workers(), (default_workers() if o.workers is None else o.workers)
+    # Workers each run the whole pipeline on one thread; one process runs it on every core.
+    # By default a GPU is shared by one process, not one model per core.
+    workers = o.workers if o.workers is not None else (1 if o.device.startswith("cuda") else default_workers())
     if source.live:
         workers = 1
+    elif source.total is not None:
+        workers = max(1, min(workers, source.total))  # no process started for nothing to do
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
-                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size,
-                       threads=0 if workers == 1 else max(1, cores - workers))
+                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size)
     timer = timer or StageTimer()
-    pipe = est.pipeline(keep_images=out_dir is not None, keep_crops=o.save_crops, timer=timer,
-                        workers=1 if o.ray is not None else workers)
 
     plog = None
     if folder is not None:
@@ -140,7 +140,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
             given[item.name] = getattr(item, "given", None) or item.name
             yield item
 
-    results = _results(o, est, pipe, remember(items), source.live, skip)  # connects to Ray first
+    results = _results(o, est, remember(items), source, workers, skip, timer)  # connects to Ray first
     rows_out = RowWriter(stdout, o.fmt)
     summary, done = DemoSummary(), 0
     start = time.perf_counter()
@@ -181,21 +181,27 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
     return summary
 
 
-def _results(o: DemoOptions, est, pipe, items, live: bool,
-             skip: Callable[[str], bool] | None) -> Iterator[ImageResult]:
-    """The results in input order: from this machine's pipeline, or from a Ray cluster."""
-    if o.ray is None:
-        return pipe.run(items, skip=skip, live=live)
-    from .ray_backend import RayError, connect, ray_results
+def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[str], bool] | None,
+             timer: StageTimer) -> Iterator[ImageResult]:
+    """The results in input order: from this process, from `workers` local processes,
+    or from a Ray cluster."""
+    from .worker import WorkerSettings, pool_results
 
-    try:
-        connect(o.ray, logger.info)
-    except RayError as e:
-        raise DemoError(str(e)) from None
-    return ray_results(items, est.model_path, runner=o.runner,
-                       device=o.device, batch_size=o.batch_size, threshold=o.threshold, max_side=o.max_side,
-                       expand=o.expand, keep_images=pipe.keep_images, save_crops=o.save_crops, skip=skip,
-                       actors=o.workers)
+    settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
+                              max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
+                              save_crops=o.save_crops)
+    if o.ray is not None:
+        from .ray_backend import RayError, connect, ray_results
+
+        try:
+            connect(o.ray, logger.info)
+        except RayError as e:
+            raise DemoError(str(e)) from None
+        return ray_results(items, est.model_path, settings, skip=skip, actors=o.workers)
+    if workers > 1:
+        return pool_results(items, est.model_path, settings, workers, source.total, skip, timer)
+    pipe = est.pipeline(keep_images=settings.keep_images, keep_crops=o.save_crops, timer=timer)
+    return pipe.run(items, skip=skip, live=source.live)
 
 
 def _record(res: ImageResult, summary: DemoSummary) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,12 +89,11 @@ def _label(probs: np.ndarray, names: tuple[str, ...]) -> tuple[str, float]:
 
 @dataclass
 class Prepared:
-    """One input after decode, detect and align: what a worker process sends back."""
+    """One input after decode, detect and align, waiting for the age model."""
 
     result: ImageResult
     faces: list[Face]
     crops: np.ndarray | None
-    seconds: dict[str, float] = field(default_factory=dict)  # stage times, when run in a worker
 
 
 def prepare_item(item: Item, detector, size: int, expand: float, keep_image: bool, timer: StageTimer) -> Prepared:
@@ -117,46 +116,19 @@ def prepare_item(item: Item, detector, size: int, expand: float, keep_image: boo
     return Prepared(result, faces, crops)
 
 
-def _build(detector):
-    """A detector, or a factory of one (what worker processes are given)."""
-    return detector if hasattr(detector, "detect") else detector()
-
-
-_worker: dict = {}  # this worker process's detector and crop settings
-
-
-def _init_worker(detector, size: int, expand: float, keep_image: bool) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core: no thread pools competing inside it
-    _worker.update(detector=_build(detector), size=size, expand=expand, keep_image=keep_image)
-
-
-def _prepare_in_worker(item: Item) -> Prepared:
-    timer = StageTimer()
-    out = prepare_item(item, _worker["detector"], _worker["size"], _worker["expand"], _worker["keep_image"], timer)
-    out.seconds = dict(timer.seconds)
-    return out
-
-
 class AgePipeline:
     """Detect, align and crop faces, and run the age model over batches of crops.
 
     `runner` is any object with `predict(crops) -> dict` and `meta` (img_size, expand),
-    see `runners.open_runner`. `detector` is a detector or a zero-argument factory of
-    one; with `workers` > 1, decode, detect and align run in that many processes, each
-    building its own detector from the factory (which must pickle, e.g.
-    `functools.partial(FaceDetector, threads=1)`), and the age model stays here.
-    Results come back in input order.
+    see `runners.open_runner`; `detector` any object with `detect(rgb) -> [Face]`.
+    Results come back in input order. (Several processes: `worker.pool_results`.)
     """
 
     def __init__(self, runner, detector, expand: float | None = None, batch_faces: int = 64,
                  max_pending: int = 16, keep_images: bool = False, keep_crops: bool = False,
-                 timer: StageTimer | None = None, workers: int = 1) -> None:
+                 timer: StageTimer | None = None) -> None:
         self.runner = runner
-        self.workers = max(1, workers)
-        self._detector_spec = detector
-        self._detector = _build(detector) if self.workers == 1 else None
+        self.detector = detector
         self.size = int(runner.meta["img_size"])
         self.expand = float(runner.meta["expand"] if expand is None else expand)
         self.batch_faces = batch_faces
@@ -164,12 +136,6 @@ class AgePipeline:
         self.keep_images = keep_images
         self.keep_crops = keep_crops
         self.timer = timer or StageTimer()
-
-    @property
-    def detector(self):
-        if self._detector is None:
-            self._detector = _build(self._detector_spec)
-        return self._detector
 
     def faces_and_crops(self, rgb: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Detected faces and their aligned crops (N, S, S, 3) uint8 RGB."""
@@ -179,26 +145,12 @@ class AgePipeline:
             crops = crop_faces(rgb, faces, self.size, self.expand)
         return faces, crops
 
-    def _prepared(self, items: Iterable[Item], skip: Callable[[str], bool] | None, live: bool) -> Iterator[Prepared]:
-        """Prepared inputs in order: here, or in the worker pool (never for a live
-        source, whose frames each want their result at once)."""
-        def skipped(item: Item) -> Prepared | None:
+    def _prepared(self, items: Iterable[Item], skip: Callable[[str], bool] | None) -> Iterator[Prepared]:
+        for item in items:
             if skip is not None and skip(item.name):
-                return Prepared(ImageResult(item.name, skipped=True), [], None)
-            return None
-
-        if self.workers == 1 or live:
-            for item in items:
-                yield skipped(item) or prepare_item(item, self.detector, self.size, self.expand,
-                                                    self.keep_images, self.timer)
-            return
-        from ..parallel import ordered_map
-
-        init = (self._detector_spec, self.size, self.expand, self.keep_images)
-        for out in ordered_map(_prepare_in_worker, items, self.workers, _init_worker, init, passthrough=skipped):
-            for stage, sec in out.seconds.items():
-                self.timer.seconds[stage] += sec  # summed over the workers
-            yield out
+                yield Prepared(ImageResult(item.name, skipped=True), [], None)
+            else:
+                yield prepare_item(item, self.detector, self.size, self.expand, self.keep_images, self.timer)
 
     def _finish(self, pending: list[Prepared]) -> list[ImageResult]:
         from ..data.records import GENDERS, RACES  # here: worker processes need not import pandas
@@ -229,21 +181,18 @@ class AgePipeline:
             live: bool = False) -> Iterator[ImageResult]:
         """Results for `items` in order. Crops are pooled until `batch_faces` faces or
         `max_pending` images (or MAX_PENDING_PIXELS of kept images) wait; every image
-        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded.
-        With workers, at most a few images per worker are in flight beyond those."""
+        when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded."""
         pending: list[Prepared] = []
         n_faces = n_pixels = 0
-        prepared = self._prepared(items, skip, live)
-        with closing(prepared):  # stopping early stops the workers at once
-            for p in prepared:
-                pending.append(p)
-                n_faces += len(p.faces)
-                if p.result.image is not None:
-                    n_pixels += p.result.image.shape[0] * p.result.image.shape[1]
-                if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
-                        or n_pixels >= MAX_PENDING_PIXELS):
-                    yield from self._finish(pending)
-                    pending, n_faces, n_pixels = [], 0, 0
+        for p in self._prepared(items, skip):
+            pending.append(p)
+            n_faces += len(p.faces)
+            if p.result.image is not None:
+                n_pixels += p.result.image.shape[0] * p.result.image.shape[1]
+            if (live or n_faces >= self.batch_faces or len(pending) >= self.max_pending
+                    or n_pixels >= MAX_PENDING_PIXELS):
+                yield from self._finish(pending)
+                pending, n_faces, n_pixels = [], 0, 0
         if pending:
             yield from self._finish(pending)
 

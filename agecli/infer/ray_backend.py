@@ -1,10 +1,8 @@
 """`agecli demo --ray [ADDRESS]`: the same age pipeline over a Ray cluster, with Ray Data.
 
-Batches of inputs are mapped through a pool of actors, each holding one detector and
-one age model (one actor per CPU, or per GPU with --device cuda). An actor runs the
-whole local pipeline on its batch (decode, detect, align, the age model over the
-batch's crops together) and draws and encodes the annotated copies, so the driver
-only writes: rows and files come out in input order, through the same writer as a
+Batches of inputs are mapped through a pool of actors, each a PipelineWorker (one
+detector and one age model; one actor per CPU, or per GPU with --device cuda), the
+same worker `demo --workers` runs in local processes, so the driver only writes: rows and files come out in input order, through the same writer as a
 local run, hence the same rows, the same annotated copies and the same resume.
 
 Every node needs agecli (`pip install "agecli[ray]"`) and the input paths; the model
@@ -20,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import AgePipeline, ImageResult
+from .pipeline import ImageResult
 from .sources import Item
-
-IMAGES_PER_BATCH = 16  # images an actor takes at once; their crops share age-model batches
+from .worker import MAX_CHUNK, PipelineWorker, WorkerSettings
 
 
 class RayError(Exception):
@@ -31,34 +28,19 @@ class RayError(Exception):
 
 
 class AgeActor:
-    """One detector and one age model, kept for the actor's life; maps batches of
-    pickled Items to pickled ImageResults with the annotated copies encoded."""
+    """A PipelineWorker for the actor's life; maps batches of pickled Items to pickled
+    ImageResults with the annotated copies encoded."""
 
-    def __init__(self, model: bytes, suffix: str, runner: str, device: str, batch_size: int, threshold: float,
-                 max_side: int, expand: float | None, keep_images: bool, save_crops: bool) -> None:
-        from ..face.detector import FaceDetector
-        from .runners import open_runner
-
+    def __init__(self, model: bytes, suffix: str, settings: WorkerSettings) -> None:
         with tempfile.TemporaryDirectory() as tmp:  # a .pth or .onnx loads from a file
             path = Path(tmp) / f"model{suffix}"
             path.write_bytes(model)
-            model_runner = open_runner(path, runner, device, batch_size, threads=1)
-        self.pipe = AgePipeline(model_runner, FaceDetector(score_threshold=threshold, max_side=max_side, threads=1),
-                                expand, batch_faces=batch_size, max_pending=IMAGES_PER_BATCH,
-                                keep_images=keep_images, keep_crops=save_crops)
-        self.save_crops = save_crops
+            self.worker = PipelineWorker(path, settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .outputs import encode_outputs
-
         items = [pickle.loads(b) for b in batch["item"]]
         skipped = {it.name for it, s in zip(items, batch["skip"]) if s}
-        out = []
-        for res in self.pipe.run(items, skip=skipped.__contains__):
-            if res.image is not None:
-                encode_outputs(res, res.name, self.save_crops)
-            out.append(pickle.dumps(res))
-        return {"result": np.array(out, dtype=object)}
+        return {"result": np.array([pickle.dumps(r) for r in self.worker.run(items, skipped)], dtype=object)}
 
 
 def connect(address: str, log: Callable[[str], None]) -> None:
@@ -79,14 +61,13 @@ def connect(address: str, log: Callable[[str], None]) -> None:
     log(f"ray: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs in the cluster")
 
 
-def ray_results(items: Iterable[Item], model_path: Path, *, runner: str, device: str, batch_size: int,
-                threshold: float, max_side: int, expand: float | None, keep_images: bool, save_crops: bool,
+def ray_results(items: Iterable[Item], model_path: Path, settings: WorkerSettings,
                 skip: Callable[[str], bool] | None = None, actors: int | None = None) -> Iterator[ImageResult]:
     """Results for `items`, in input order, computed by Ray actors (one model each);
     `actors` defaults to one per CPU (per GPU with a cuda device) in the cluster."""
     import ray
 
-    gpu = device.startswith("cuda")
+    gpu = settings.device.startswith("cuda")
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
     rows = [{"item": pickle.dumps(it), "skip": bool(skip and skip(it.name))} for it in items]
@@ -97,15 +78,13 @@ def ray_results(items: Iterable[Item], model_path: Path, *, runner: str, device:
     ctx.enable_progress_bars = False  # the CLI shows its own
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     # blocks of a batch each, but enough for every actor; a million inputs make 512 blocks
-    blocks = min(512, max(-(-len(rows) // IMAGES_PER_BATCH), min(len(rows), actors)))
+    blocks = min(512, max(-(-len(rows) // MAX_CHUNK), min(len(rows), actors)))
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
-    ds = ds.map_batches(AgeActor, batch_size=IMAGES_PER_BATCH, batch_format="numpy",
+    ds = ds.map_batches(AgeActor, batch_size=MAX_CHUNK, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=0 if gpu else 1,
                         num_gpus=1 if gpu else 0,
                         fn_constructor_kwargs=dict(model=Path(model_path).read_bytes(), suffix=Path(model_path).suffix,
-                                                   runner=runner, device=device, batch_size=batch_size,
-                                                   threshold=threshold, max_side=max_side, expand=expand,
-                                                   keep_images=keep_images, save_crops=save_crops))
+                                                   settings=settings))
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for data in batch["result"]:
             yield pickle.loads(data)

@@ -58,6 +58,9 @@ def load_matching_heads(model: AgeNet, path: str | Path) -> int:
         ckpt = load_checkpoint(path)
     except CheckpointError:
         return 0  # a plain backbone state dict: build_backbone already used it
+    meta = ckpt["meta"]
+    if (meta.get("head"), meta.get("age_min"), meta.get("age_max")) != (model.head, model.age_min, model.age_max):
+        return 0  # another head: only the backbone carries over
     own = model.state_dict()
     heads = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
              if not k.startswith("backbone.") and k in own and own[k].shape == v.shape}
