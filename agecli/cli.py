@@ -346,7 +346,7 @@ def demo(
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
     webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
-    workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
+    workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
                                            "ray://head:10001 or auto; alone (or 'local'), RAY_ADDRESS, this machine's "

@@ -121,3 +121,15 @@ def test_prepare_workers_give_the_csvs_of_one_process(tmp_path):
         s = prepare("utkface", root, tmp_path / f"out{w}", workers=w)
         outs[w] = {k: open(v, encoding="utf-8").read() for k, v in s["files"].items()}
     assert outs[1] == outs[2] and sum(len(t.splitlines()) for t in outs[2].values()) > 60
+
+
+def test_default_workers_for_demo_follow_the_input_count():
+    """A worker costs start-up time: a handful of photos runs in one process, a folder
+    gets one worker per core; a GPU gets one process."""
+    from agecli.infer.demo import MIN_INPUTS_PER_WORKER, default_worker_count
+
+    cores = default_workers()
+    assert default_worker_count(MIN_INPUTS_PER_WORKER - 1) == 1
+    assert default_worker_count(MIN_INPUTS_PER_WORKER * cores) == cores
+    assert default_worker_count(None) == cores  # a video of unknown length
+    assert default_worker_count(10_000, "cuda") == 1

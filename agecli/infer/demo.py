@@ -54,7 +54,7 @@ class DemoOptions:
     expand: float | None = None
     batch_size: int = 64
     webcam: bool = False
-    workers: int | None = None  # processes for decode, detect and align; None: one per core
+    workers: int | None = None  # processes each running the whole pipeline; None: default_worker_count
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
 
 
@@ -70,6 +70,20 @@ class DemoSummary:
     ended_early: int = 0  # videos that stopped before their declared end
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+
+
+# A worker costs about a second to start (Python, its models, their first run); below
+# this many inputs each, one process using every core finishes first (bench_demo.py).
+MIN_INPUTS_PER_WORKER = 24
+
+
+def default_worker_count(total: int | None, device: str = "cpu") -> int:
+    """One worker per core, but not for a handful of inputs, and one process for a GPU
+    (one model on the device, not one per core)."""
+    if device.startswith("cuda"):
+        return 1
+    cores = default_workers()
+    return cores if total is None else max(1, min(cores, total // MIN_INPUTS_PER_WORKER))
 
 
 def _check_options(o: DemoOptions) -> None:
@@ -112,12 +126,8 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
         listed = list(items)  # names only: nothing is decoded yet
         check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError)
         items = iter(listed)
-    # Workers each run the whole pipeline on one thread; one process runs it on every core.
-    # By default a GPU is shared by one process, not one model per core.
-    workers = o.workers if o.workers is not None else (1 if o.device.startswith("cuda") else default_workers())
-    if source.live:
-        workers = 1
-    elif source.total is not None:
+    workers = 1 if source.live else (o.workers or default_worker_count(source.total, o.device))
+    if source.total is not None:
         workers = max(1, min(workers, source.total))  # no process started for nothing to do
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
                        max_side=o.max_side, expand=o.expand, batch_size=o.batch_size)

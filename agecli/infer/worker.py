@@ -83,7 +83,7 @@ def chunk_size(total: int | None, workers: int) -> int:
     every worker several chunks (a worker left idle is lost speed)."""
     if total is None:
         return MAX_CHUNK
-    return max(1, min(MAX_CHUNK, math.ceil(total / (4 * workers))))
+    return max(1, min(MAX_CHUNK, math.ceil(total / (8 * workers))))
 
 
 def _chunks(items: Iterable[Item], size: int, skip: Callable[[str], bool] | None) -> Iterator[list[tuple[Item, bool]]]:
