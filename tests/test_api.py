@@ -70,7 +70,7 @@ def test_predict_crops_matches_predict_and_handles_zero_crops(est):
     empty = est.predict_crops(np.zeros((0, est.img_size, est.img_size, 3), np.uint8))
     assert set(empty) == set(out) and all(len(v) == 0 for v in empty.values())
     assert empty["probs"].shape == (0, out["probs"].shape[1])
-    with pytest.raises(ValueError, match=r"uint8 \(N, 112, 112, 3\)"):
+    with pytest.raises(ValueError, match=r"uint8 \(N, 128, 128, 3\)"):
         est.predict_crops(np.zeros((1, 64, 64, 3), np.uint8))
 
 
@@ -174,10 +174,10 @@ def test_shipped_onnx_runs_in_plain_onnxruntime(est):
 
     sess = ort.InferenceSession(str(default_model_path()), providers=["CPUExecutionProvider"])
     (inp,) = sess.get_inputs()
-    assert (inp.name, inp.type, inp.shape[1:]) == ("crops", "tensor(uint8)", [112, 112, 3])
+    assert (inp.name, inp.type, inp.shape[1:]) == ("crops", "tensor(uint8)", [128, 128, 3])
     meta = json.loads(sess.get_modelmeta().custom_metadata_map["agecli_meta"])
-    assert meta["img_size"] == 112 and meta["expand"] == 0.25 and "uint8 RGB NHWC" in meta["input_format"]
-    crops = face_crops([SAMPLE, SAMPLE], est.detector, 112, 0.25)
+    assert meta["img_size"] == 128 and meta["expand"] == 0.25 and "uint8 RGB NHWC" in meta["input_format"]
+    crops = face_crops([SAMPLE, SAMPLE], est.detector, 128, 0.25)
     age, std = sess.run(["age", "std"], {"crops": crops})[:2]
     assert age.shape == (2,) and age[0] == pytest.approx(est.predict(SAMPLE)[0].age, abs=1e-4)
     assert std[0] == pytest.approx(est.predict(SAMPLE)[0].std, abs=1e-4)

@@ -20,8 +20,8 @@ from .conftest import real_utk_files
 def test_default_model_ships_with_its_metadata():
     runner = OnnxRunner(default_model_path())
     meta = runner.meta
-    assert meta["arch"] == "efficientnet_lite0" and meta["img_size"] == 112 and meta["expand"] == 0.25
-    assert runner.predict(np.zeros((2, 112, 112, 3), np.uint8))["age"].shape == (2,)
+    assert meta["arch"] == "efficientnet_lite0" and meta["img_size"] == 128 and meta["expand"] == 0.25
+    assert runner.predict(np.zeros((2, 128, 128, 3), np.uint8))["age"].shape == (2,)
 
 
 def test_default_model_estimates_real_test_faces(tmp_path):
