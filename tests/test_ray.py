@@ -51,7 +51,8 @@ def test_ray_rows_and_copies_equal_a_single_process_run(cluster, inputs, tiny_on
                            workers=1 if mode == "local" else None, ray="local" if mode == "ray" else None)
         s = run_demo(opts, stdout)
         runs[mode] = (stdout.getvalue(), outputs(tmp_path / mode), (s.images, s.faces, s.no_face, s.unreadable))
-    assert runs["ray"][2] == runs["local"][2] and runs["local"][2][1] > 40 and runs["local"][2][3] == 1
+    # 3 chips + the group photo (8 faces when synthetic, 40+ when real), one unreadable file
+    assert runs["ray"][2] == runs["local"][2] and runs["local"][2][1] >= 11 and runs["local"][2][3] == 1
     assert runs["ray"][0] == runs["local"][0]  # the rows, in input order
     assert runs["ray"][1] == runs["local"][1]  # predictions.csv, annotated copies, crops
     assert "group_1.jpg" in runs["ray"][1] and "blank.png" in runs["ray"][1]
