@@ -52,7 +52,7 @@ def worker_counts(spec: str | None) -> list[int]:
 
 def faces_found(out_dir: Path) -> list[tuple]:
     """Every face row of a run (file, face, box), to check that runs agree."""
-    from agecli.infer.demo import read_rows
+    from agecli.infer.rows import read_rows
 
     return [(name, r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
             for name, rows in sorted(read_rows(out_dir / "predictions.csv").items()) for r in rows]

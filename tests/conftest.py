@@ -117,3 +117,16 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     write_bytes(path, onnx_bytes_for_checkpoint(tiny_checkpoint))
     return path
+
+
+def chip_video(path: Path, frames: int) -> Path:
+    """An MJPG video of `frames` copies of a face chip (skips the test where OpenCV has
+    no MJPG writer)."""
+    chip = cv2.imread(str(utk_files(1)[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (chip.shape[1], chip.shape[0]))
+    if not writer.isOpened():
+        pytest.skip("no MJPG video writer in this OpenCV build")
+    for _ in range(frames):
+        writer.write(chip)
+    writer.release()
+    return path

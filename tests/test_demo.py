@@ -22,9 +22,9 @@ from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
 from agecli.infer.outputs import PARTIAL, PREDICTIONS
 from agecli.infer.pipeline import AgePipeline, FaceResult
 from agecli.infer.rows import COLUMNS
-from agecli.infer.sources import Item, file_source, output_name
+from agecli.infer.sources import Item, file_source
 
-from .conftest import REPO, utk_files
+from .conftest import REPO, chip_video, utk_files
 
 
 def cli(*args: str, input: str | None = None):
@@ -167,14 +167,7 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
 
 
 def test_demo_video_every_n_frames(tiny_onnx, tmp_path):
-    chip = cv2.imread(str(utk_files(1)[0]))
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (chip.shape[1], chip.shape[0]))
-    if not writer.isOpened():
-        pytest.skip("no MJPG video writer in this OpenCV build")
-    for _ in range(6):
-        writer.write(chip)
-    writer.release()
+    video = chip_video(tmp_path / "clip.avi", 6)
     res = cli("--video", video, "--every", "3", "--resume", tiny_onnx, "--output-dir", tmp_path / "out")
     assert res.exit_code == 0, res.output
     files = sorted({r["file"] for r in csv_rows(res.stdout)})

@@ -10,14 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from agecli.cli import app
 
-from .conftest import REPO, utk_files
+from .conftest import REPO, chip_video, utk_files
 
 
 def demo(*args):
@@ -138,14 +136,7 @@ def test_empty_img_list_is_bad_usage(tmp_path, tiny_onnx):
 
 
 def test_truncated_video_is_reported(tmp_path, tiny_onnx):
-    chip = cv2.imread(str(utk_files(1)[0]))
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (chip.shape[1], chip.shape[0]))
-    if not writer.isOpened():
-        pytest.skip("no MJPG video writer in this OpenCV build")
-    for _ in range(20):
-        writer.write(chip)
-    writer.release()
+    video = chip_video(tmp_path / "clip.avi", 20)
     data = video.read_bytes()
     video.write_bytes(data[: len(data) // 2])  # the header still declares 20 frames
     res = demo("--video", video, "--resume", tiny_onnx)

@@ -1,7 +1,6 @@
 """Several collections in one run: pooled training, per-set validation, per-set val reports."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd

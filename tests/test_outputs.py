@@ -2,7 +2,6 @@
 leave no temporary files (issue 10)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from typer.testing import CliRunner
 

@@ -18,11 +18,9 @@ from typing import TextIO
 from ..atomic import write_text
 from ..errors import UsageError
 from ..parallel import default_workers
-from .outputs import (CROPS_DIR, PARTIAL, PREDICTIONS, STATE, WRITTEN, OutputFolder,  # noqa: F401 - re-exported
-                      annotated_path, check_no_overwrite, encode_image, encode_outputs, model_identity, write_image,
-                      write_outputs)
+from .outputs import STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
 from .pipeline import ImageResult, StageTimer
-from .rows import COLUMNS, INT_COLUMNS, TEXT_COLUMNS, RowWriter, face_rows, parse_row, read_rows  # noqa: F401
+from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
 
 logger = logging.getLogger(__name__)
@@ -143,11 +141,11 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
         plog = PredictionsLog(folder, prior)
     skip = plog.done_before if plog is not None and plog.prior else None
 
-    given: dict[str, str] = {}
+    given: dict[str, str] = {}  # inputs in flight: output name -> the input as given (the rows show it)
 
-    def remember(items):  # the pipeline knows output names; rows show the input as given
+    def remember(items):
         for item in items:
-            given[item.name] = getattr(item, "given", None) or item.name
+            given[item.name] = item.given
             yield item
 
     results = _results(o, est, remember(items), source, workers, skip, timer)  # connects to Ray first
@@ -157,6 +155,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
     try:
         for res in results:
             done += 1
+            shown = given.pop(res.name, None)
             if res.skipped:
                 summary.skipped += 1
                 rows_out.write(plog.kept(res.name))
@@ -164,7 +163,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                 _record(res, summary)
                 copy = (annotated_path(out_dir, res.name)
                         if out_dir is not None and (res.image is not None or res.encoded is not None) else None)
-                rows = face_rows(res, given.get(res.name), folder.rel(copy) if copy else None)
+                rows = face_rows(res, shown, folder.rel(copy) if copy else None)
                 with timer("write"):
                     rows_out.write(rows)
                     if plog is not None:

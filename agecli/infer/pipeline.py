@@ -96,26 +96,6 @@ class Prepared:
     crops: np.ndarray | None
 
 
-def prepare_item(item: Item, detector, size: int, expand: float, keep_image: bool, timer: StageTimer) -> Prepared:
-    """Decode, detect and align one input; an unreadable one comes back with its error."""
-    result = ImageResult(item.name)
-    try:
-        with timer("decode"):
-            rgb = item.load()
-    except ImageError as e:
-        result.error, result.detail = "unreadable", str(e)
-        return Prepared(result, [], None)
-    with timer("detect"):
-        faces = detector.detect(rgb)
-    with timer("align"):
-        crops = crop_faces(rgb, faces, size, expand)
-    if keep_image:
-        result.image = rgb
-    if not faces:
-        result.error = "no_face"
-    return Prepared(result, faces, crops)
-
-
 class AgePipeline:
     """Detect, align and crop faces, and run the age model over batches of crops.
 
@@ -145,12 +125,21 @@ class AgePipeline:
             crops = crop_faces(rgb, faces, self.size, self.expand)
         return faces, crops
 
-    def _prepared(self, items: Iterable[Item], skip: Callable[[str], bool] | None) -> Iterator[Prepared]:
-        for item in items:
-            if skip is not None and skip(item.name):
-                yield Prepared(ImageResult(item.name, skipped=True), [], None)
-            else:
-                yield prepare_item(item, self.detector, self.size, self.expand, self.keep_images, self.timer)
+    def _prepare(self, item: Item) -> Prepared:
+        """Decode, detect and align one input; an unreadable one comes back with its error."""
+        result = ImageResult(item.name)
+        try:
+            with self.timer("decode"):
+                rgb = item.load()
+        except ImageError as e:
+            result.error, result.detail = "unreadable", str(e)
+            return Prepared(result, [], None)
+        faces, crops = self.faces_and_crops(rgb)
+        if self.keep_images:
+            result.image = rgb
+        if not faces:
+            result.error = "no_face"
+        return Prepared(result, faces, crops)
 
     def _finish(self, pending: list[Prepared]) -> list[ImageResult]:
         from ..data.records import GENDERS, RACES  # here: worker processes need not import pandas
@@ -184,7 +173,9 @@ class AgePipeline:
         when `live`. Items for which `skip` is true come back with `skipped=True`, undecoded."""
         pending: list[Prepared] = []
         n_faces = n_pixels = 0
-        for p in self._prepared(items, skip):
+        for item in items:
+            p = (Prepared(ImageResult(item.name, skipped=True), [], None) if skip is not None and skip(item.name)
+                 else self._prepare(item))
             pending.append(p)
             n_faces += len(p.faces)
             if p.result.image is not None:
