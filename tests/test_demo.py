@@ -93,7 +93,7 @@ def test_demo_jsonl_corrupt_input_gives_exit_1(inputs, tiny_onnx, tmp_path):
 
 
 def test_demo_flags_faces_too_small_to_age(photos_dir, tiny_onnx):
-    """group_25's faces (8-30 px) come with an age and small_face=1; a portrait's with 0."""
+    """group_25's back rows (8-15 px) come with an age and small_face=1; a portrait's with 0."""
     if not (photos_dir / "group_25.jpg").is_file():
         pytest.skip("group_25.jpg (the ~200-person crowd) is in ../shared/photos only")
     res = cli(photos_dir / "group_25.jpg", utk_files(1)[0], "--resume", tiny_onnx, "--format", "jsonl")

@@ -23,9 +23,10 @@ BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 # 80-95 % from 14 px up, at ~4x the pixels, so only photos with a face under 32 px pay it.
 RESCAN_BELOW = 32.0  # px of network input: a face this small found -> search again, enlarged
 UPSCALE = 2.0  # the second pass's enlargement
-# The default model's MAE on UTKFace faces shrunk to a box width: 3.9 years at 64 px,
-# 5.2 at 32, 6.7 at 24, 8.8 at 16. Under 32 px the age comes with `small_face` set.
-SMALL_FACE_PX = 32.0  # px in the photo
+# The default model's (v3) MAE on UTKFace faces shrunk to a box width: 3.9 years at full
+# size, 4.1 at 32 px, 5.5 at 16, 6.3 at 14, 8.1 at 10. Under 16 px (the error past 1.5x
+# the full-size one) the age comes with `small_face` set.
+SMALL_FACE_PX = 16.0  # px in the photo
 
 
 @dataclass
