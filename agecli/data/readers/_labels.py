@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..records import RACES, SPLITS, LabelError, hash_fold
+from ..records import RACES, SPLITS, LabelError, Record, hash_fold
 
 MAX_AGE = 120
 _GENDERS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
@@ -106,3 +107,26 @@ def pick(row: dict[str, str], names: tuple[str, ...]) -> str | None:
         if n in row:
             return row[n]
     return None
+
+
+def read_labelled_csv(path: Path, path_columns: tuple[str, ...], subject_column: str, what: str,
+                      fill: Callable[[Record, dict[str, str]], None]) -> Iterator[Record]:
+    """One record per row of a CSV with an image path and an age: the path, subject,
+    age and gender are read here, the reader's own columns by `fill`. A row whose values do
+    not parse becomes a record with `error` (prepare rejects it and lists it)."""
+    cols = csv_columns(path)
+    if "age" not in cols or not any(c in cols for c in path_columns):
+        raise ValueError(f"{path}: needs {what} and an age column; has {cols}")
+    for i, row in enumerate(read_csv_rows(path), 2):
+        image = clean_path(pick(row, path_columns) or "")
+        rec = Record(path=image or f"{path.name}:{i}", age=None)
+        rec.subject = (row.get(subject_column) or "").strip() or None
+        try:
+            if not image:
+                raise LabelError("bad_label: empty image path")
+            rec.age = parse_age(row.get("age", ""))
+            rec.gender = parse_gender(row.get("gender"))
+            fill(rec, row)
+        except LabelError as e:
+            rec.error = str(e)
+        yield rec

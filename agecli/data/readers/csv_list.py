@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import LabelError, Record, is_prepare_output
-from ._labels import clean_path, csv_columns, parse_age, parse_gender, parse_race, parse_split, pick, read_csv_rows
+from ..records import Record, is_prepare_output
+from ._labels import parse_race, parse_split, read_labelled_csv
 
 PATH_COLUMNS = ("path", "photo", "file", "filename")
 
@@ -34,26 +34,10 @@ def find_csv(root: Path) -> Path:
     return found[0]
 
 
-def parse_row(row: dict[str, str], where: str) -> Record:
-    path = clean_path(pick(row, PATH_COLUMNS) or "")
-    rec = Record(path=path or where, age=None)
-    rec.subject = (row.get("subject") or "").strip() or None
-    try:
-        if not path:
-            raise LabelError("bad_label: empty path")
-        rec.age = parse_age(row.get("age", ""))
-        rec.gender = parse_gender(row.get("gender"))
-        rec.race = parse_race(row.get("race"))
-        rec.split = parse_split(row.get("split"))
-    except LabelError as e:
-        rec.error = str(e)
-    return rec
+def _fill(rec: Record, row: dict[str, str]) -> None:
+    rec.race = parse_race(row.get("race"))
+    rec.split = parse_split(row.get("split"))
 
 
 def read(root: Path) -> Iterator[Record]:
-    f = find_csv(root)
-    cols = csv_columns(f)
-    if "age" not in cols or not any(c in cols for c in PATH_COLUMNS):
-        raise ValueError(f"{f}: needs a path (or photo/file/filename) and an age column; has {cols}")
-    for i, row in enumerate(read_csv_rows(f), 2):
-        yield parse_row(row, f"{f.name}:{i}")
+    return read_labelled_csv(find_csv(root), PATH_COLUMNS, "subject", "a path (or photo/file/filename)", _fill)

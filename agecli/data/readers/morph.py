@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import LabelError, Record, is_prepare_output
-from ._labels import clean_path, csv_columns, parse_age, parse_gender, pick, read_csv_rows
+from ..records import Record, is_prepare_output
+from ._labels import csv_columns, read_labelled_csv
 
 PATH_COLUMNS = ("photo", "file", "filename", "path")
 RACE_CODES = {"w": 0, "b": 1, "a": 2}
@@ -36,27 +36,10 @@ def find_csv(root: Path) -> Path:
     return usable[0]
 
 
-def parse_row(row: dict[str, str], where: str) -> Record:
-    path = clean_path(pick(row, PATH_COLUMNS) or "")
-    rec = Record(path=path or where, age=None)
-    sid = (row.get("id_num") or "").strip()
-    rec.subject = sid or None
-    try:
-        if not path:
-            raise LabelError("bad_label: empty photo path")
-        rec.age = parse_age(row.get("age", ""))
-        rec.gender = parse_gender(row.get("gender"))
-        race = (row.get("race") or "").strip().lower()
-        rec.race = RACE_CODES.get(race, 4) if race else None
-    except LabelError as e:
-        rec.error = str(e)
-    return rec
+def _fill(rec: Record, row: dict[str, str]) -> None:
+    race = (row.get("race") or "").strip().lower()
+    rec.race = RACE_CODES.get(race, 4) if race else None
 
 
 def read(root: Path) -> Iterator[Record]:
-    f = find_csv(root)
-    cols = csv_columns(f)
-    if "age" not in cols or not any(c in cols for c in PATH_COLUMNS):
-        raise ValueError(f"{f}: needs a photo (or file) and an age column; has {cols}")
-    for i, row in enumerate(read_csv_rows(f), 2):
-        yield parse_row(row, f"{f.name}:{i}")
+    return read_labelled_csv(find_csv(root), PATH_COLUMNS, "id_num", "a photo (or file)", _fill)
