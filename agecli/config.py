@@ -46,6 +46,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "THREADS": 0,  # torch CPU threads; 0 = torch's default
         "PATIENCE": 0,  # stop after this many epochs without a better val MAE; 0 = never
         "MAX_STEPS": 0,  # stop each epoch after this many batches (smoke tests); 0 = all
+        "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
     },
 }
 
@@ -84,6 +85,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.THREADS": (0, 4096),
     "TRAIN.PATIENCE": (0, 100_000),
     "TRAIN.MAX_STEPS": (0, 10**9),
+    "TRAIN.BALANCE": (0.0, 1.0),
 }
 
 

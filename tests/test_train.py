@@ -12,7 +12,7 @@ from agecli.data.records import csv_name
 from agecli.model.checkpoint import load_checkpoint, model_meta
 from agecli.model.heads import AgeNet
 from agecli.model.losses import LOSSES, head_for, total_loss
-from agecli.train.trainer import TrainingError
+from agecli.train.trainer import TrainingError, epoch_order
 
 from .conftest import train_tiny
 
@@ -149,3 +149,15 @@ def test_fine_tuning_from_a_checkpoint_keeps_its_heads(tiny_aligned, tiny_checkp
     assert tuned["meta"]["img_size"] == 80
     torch.testing.assert_close(tuned["state_dict"]["fc.weight"].float(), source["fc.weight"].float())
     assert any("2 head tensors" in m for m in logged), logged
+
+
+def test_balance_draws_rare_ages_more_often():
+    ages = np.array([25.0] * 900 + [70.0] * 100)  # two 5-year bins, 9:1
+    rng = np.random.default_rng(0)
+    plain = epoch_order(rng, ages, 0.0)
+    assert sorted(plain) == list(range(1000))  # a permutation: each face once
+    even = epoch_order(rng, ages, 1.0)
+    assert len(even) == 1000
+    assert 0.4 < (ages[even] == 70).mean() < 0.6  # both bins alike
+    half = (ages[epoch_order(rng, ages, 0.5)] == 70).mean()
+    assert 0.2 < half < 0.3  # sqrt weighting: 100*sqrt(9) vs 900: 1/4 of the draws

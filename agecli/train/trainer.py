@@ -212,6 +212,17 @@ def rank_order(order: np.ndarray, rank: int, world: int) -> np.ndarray:
     return np.concatenate([order, order[:pad]])[rank::world]
 
 
+def epoch_order(rng: np.random.Generator, ages: np.ndarray, balance: float) -> np.ndarray:
+    """One epoch's sample order. With TRAIN.BALANCE p > 0, as many draws with
+    replacement, each face weighted by (faces in its 5-year age bin)^-p: children and the
+    over-60s, rare in every collection, are seen more often (p = 1: every bin alike)."""
+    if not balance:
+        return rng.permutation(len(ages))
+    bins = np.minimum(ages // 5, 20).astype(int)
+    weight = np.bincount(bins)[bins].astype(np.float64) ** -balance
+    return rng.choice(len(ages), size=len(ages), p=weight / weight.sum())
+
+
 def train(job: TrainJob) -> dict:
     """Run (or resume) one training; returns the best validation metrics."""
     cfg, t = job.cfg, job.cfg["TRAIN"]
@@ -290,7 +301,7 @@ def train(job: TrainJob) -> dict:
             net_trainable = epoch >= t["FREEZE_EPOCHS"]
             net = trainable_net(model, net_trainable, distributed, device)
         model.train()
-        order = rank_order(rng.permutation(len(train_data)), rank, world)
+        order = rank_order(epoch_order(rng, ages, t["BALANCE"]), rank, world)
         t0, seen, loss_sum = time.time(), 0, 0.0
         for step in range(steps):
             idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
