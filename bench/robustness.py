@@ -1,0 +1,102 @@
+"""Age error when the photo is worse than the training photos: scans, old prints, phones.
+
+    python bench/robustness.py [--model NAME=PATH ...] [--every 4]
+
+Takes the cached aligned test crops of each prepared set (data/utkface, data/aaf; every
+k-th face) and scores each model on them as they are and degraded one way at a time:
+grayscale, a faded sepia print, low resolution (the face at 24 px, scaled back up),
+blur, heavy JPEG and sensor noise. Degradations are seeded, so every model sees the same
+pixels. The crops are degraded after alignment: this measures the age model, not the
+detector. Prints MAE per condition and set, and each condition's change from the clean
+crops. Without --model it scores the shipped model.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
+
+from agecli.data.dataset import AlignedFaces  # noqa: E402
+from agecli.data.records import csv_name, resolve_image_root  # noqa: E402
+from agecli.infer.default_model import default_model_path  # noqa: E402
+from agecli.infer.runners import open_runner  # noqa: E402
+
+SETS = {"utkface": REPO / "data" / "utkface", "aaf": REPO / "data" / "aaf"}
+
+
+def grayscale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def sepia_print(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A faded brown print: grey tones tinted, contrast halved, lifted blacks."""
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    g = 60 + 0.55 * g
+    return np.clip(np.stack([g * 1.07, g * 0.92, g * 0.72], axis=2), 0, 255).astype(np.uint8)
+
+
+def low_res(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigmaX=2.0)
+
+
+def jpeg(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 15])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+def noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(img.astype(np.float32) + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray] | None] = {
+    "clean": None, "grayscale": grayscale, "sepia print": sepia_print, "24 px": low_res,
+    "blur σ2": blur, "JPEG q15": jpeg, "noise σ12": noise}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", default=[], help="NAME=PATH (.onnx or .pth); may repeat")
+    ap.add_argument("--every", type=int, default=4, help="score every k-th test face")
+    args = ap.parse_args()
+    models = dict(m.partition("=")[::2] for m in args.model) or {"shipped": str(default_model_path())}
+    runners = {name: open_runner(Path(path)) for name, path in models.items()}
+    sizes = {(r.meta["img_size"], r.meta["expand"]) for r in runners.values()}
+    results: dict[tuple[str, str, str], float] = {}
+    for ds, d in SETS.items():
+        for size, expand in sizes:
+            data = AlignedFaces.load(d / csv_name(ds, "test"), resolve_image_root(d, ds), size, expand,
+                                     d / ".agecli_cache")
+            crops, ages = data.images[:: args.every], data.ages[:: args.every]
+            for cond, fn in CONDITIONS.items():
+                rng = np.random.default_rng(0)
+                x = crops if fn is None else np.stack([fn(c, rng) for c in crops])
+                for name, r in runners.items():
+                    if (r.meta["img_size"], r.meta["expand"]) == (size, expand):
+                        results[name, ds, cond] = float(np.abs(r.predict(x)["age"] - ages).mean())
+        print(f"{ds}: {len(ages)} faces scored", flush=True)
+    print("\n| model | set | " + " | ".join(CONDITIONS) + " |")
+    print("|---|---|" + "---|" * len(CONDITIONS))
+    for name in models:
+        for ds in SETS:
+            clean = results[name, ds, "clean"]
+            cells = [f"{clean:.2f}"] + [f"{results[name, ds, c]:.2f} ({results[name, ds, c] - clean:+.2f})"
+                                        for c in list(CONDITIONS)[1:]]
+            print(f"| {name} | {ds} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
