@@ -161,3 +161,24 @@ def test_balance_draws_rare_ages_more_often():
     assert 0.4 < (ages[even] == 70).mean() < 0.6  # both bins alike
     half = (ages[epoch_order(rng, ages, 0.5)] == 70).mean()
     assert 0.2 < half < 0.3  # sqrt weighting: 100*sqrt(9) vs 900: 1/4 of the draws
+
+
+def test_average_checkpoints_is_the_mean_of_their_weights(tiny_checkpoint, tmp_path):
+    from agecli.errors import CheckpointError
+    from agecli.model.checkpoint import average_checkpoints
+
+    a = load_checkpoint(tiny_checkpoint)
+    b_path = tmp_path / "b.pth"
+    b = {**a, "state_dict": {k: v * 3 if v.is_floating_point() else v for k, v in a["state_dict"].items()}}
+    torch.save(b, b_path)
+    meta = average_checkpoints([tiny_checkpoint, b_path], tmp_path / "soup.pth", {"std_scale": 0.9})
+    soup = load_checkpoint(tmp_path / "soup.pth")
+    assert meta["std_scale"] == soup["meta"]["std_scale"] == 0.9
+    for k, v in a["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.allclose(soup["state_dict"][k], v.float() * 2, atol=1e-5), k
+    other = {**a, "meta": {**a["meta"], "head": "reg"}}
+    torch.save(other, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="another model"):
+        average_checkpoints([tiny_checkpoint, tmp_path / "other.pth"], tmp_path / "bad.pth")
+    assert not (tmp_path / "bad.pth").exists()

@@ -77,6 +77,29 @@ def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
     return model, ckpt["meta"]
 
 
+def average_checkpoints(paths: list[str | Path], dst: str | Path, meta_update: dict | None = None) -> dict:
+    """The mean of several checkpoints' weights (a "model soup"), written to `dst`.
+    Fine-tuned copies of one model (one run's epochs, or runs started from one
+    checkpoint) average into a model better than each, at no cost at inference. They
+    must share the architecture, head and age range; the metadata and config are the
+    first one's, updated with `meta_update`. Returns the metadata written."""
+    ckpts = [load_checkpoint(p) for p in paths]
+    if not ckpts:
+        raise CheckpointError("no checkpoints to average")
+    keys = ("arch", "head", "age_min", "age_max", "range_width")
+    first = ckpts[0]
+    for p, c in zip(paths, ckpts):
+        if [c["meta"].get(k) for k in keys] != [first["meta"].get(k) for k in keys]:
+            raise CheckpointError(f"{p}: another model than {paths[0]} ({', '.join(keys)} differ); cannot average")
+        if {k: v.shape for k, v in c["state_dict"].items()} != {k: v.shape for k, v in first["state_dict"].items()}:
+            raise CheckpointError(f"{p}: its tensors differ from {paths[0]}'s; cannot average")
+    state = {k: sum(c["state_dict"][k].float() for c in ckpts) / len(ckpts) if v.is_floating_point() else v
+             for k, v in first["state_dict"].items()}
+    meta = {**first["meta"], **(meta_update or {})}
+    _save({"meta": meta, "config": first["config"], "state_dict": state}, dst)
+    return meta
+
+
 def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True) -> None:
     """A checkpoint for shipping: weights (fp16 storage when asked) + metadata, no
     optimizer/scheduler state. Loads like any checkpoint; fine-tune it with --pretrained."""
