@@ -5,16 +5,25 @@
 Steps (each an ordinary agecli command, printed before it runs):
 1. prepare: detect and align UTKFace into data/utkface (hash split, folds 0-5/6-7/8-9)
    and All-Age-Faces into data/aaf (official split; valid taken out of the train list);
-2. train-mt: EfficientNet-Lite0 (ImageNet init), 112 px, age (DLDL-v2) + gender +
-   ethnicity, photographic augmentation, both collections pooled, best epoch on the
-   mean of the two valid MAEs, 12 epochs, into runs/default_v2; an interrupted run resumes;
-3. fine-tune: the same from runs/default_v2/best.pth (heads included) at 128 px, 8 more
-   epochs, peak learning rate 4e-4, into runs/default_v3;
-4. ship: best.pth -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+2. train-mt default_v2: EfficientNet-Lite0 (ImageNet init), 112 px, age (DLDL-v2) +
+   gender + ethnicity, photographic augmentation, both collections pooled, best epoch on
+   the mean of the two valid MAEs, 12 epochs;
+3. fine-tune default_v3: from v2's best.pth (heads included) at 128 px, 8 epochs, peak
+   learning rate 4e-4;
+4. fine-tune two more copies of v3: default_v4 at 144 px, 6 epochs, 3e-4, and
+   default_v5 at 128 px, 10 epochs, 3e-4, another shuffle seed;
+5. soup_345: the mean of v3, v4 and v5's weights (a "model soup": same network, same
+   speed), its std scale fitted on the valid faces;
+6. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-5. test: the shipped ONNX model on both test sets, side by side
-   (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
+7. test: the shipped ONNX model on both test sets (bench/cross_dataset.py --train-none),
+   and `agecli val` reports per set.
+
+Every stage is kept once done and an interrupted one resumes, so rerunning the command
+goes on where it stopped. A stage's best.pth put in place by hand (with no last.pth
+beside it) is taken as given: copying the shipped v3 weights (the release before the
+soup) to runs/default_v3/best.pth skips steps 2-3.
 """
 from __future__ import annotations
 
@@ -24,8 +33,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-TRAIN_ARGS = ["TRAIN.EPOCHS", "12"]
-FINE_TUNE_ARGS = ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]
+# (run folder under --runs, what it starts from, its KEY VALUE overrides). A start is
+# another run's best.pth, or a soup's file. An interrupted run resumes; a finished one is kept.
+STAGES = [
+    ("default_v2", None, ["TRAIN.EPOCHS", "12"]),
+    ("default_v3", "default_v2", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]),
+    ("default_v4", "default_v3", ["MODEL.IMG_SIZE", "144", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003"]),
+    ("default_v5", "default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "10", "TRAIN.LR", "0.0003",
+                                  "TRAIN.SEED", "1"]),
+    ("soup_345", ["default_v3", "default_v4", "default_v5"], []),
+]
+SHIPPED = "soup_345"
+THREADS = ["TRAIN.THREADS", "2"]
 
 
 def run(cmd: list[str]) -> None:
@@ -33,13 +52,36 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+def best(runs: Path, name: str) -> Path:
+    """A stage's model file: a training run's best.pth, or a soup's .pth."""
+    return runs / name / "best.pth" if (runs / name).is_dir() else runs / f"{name}.pth"
+
+
+def soup(parts: list[Path], dst: Path, data: Path, sets: list[str]) -> None:
+    """Average the parts' weights at 128 px and fit its std scale on the valid faces."""
+    import torch
+
+    from agecli.data.dataset import AlignedFaces
+    from agecli.data.records import csv_name, resolve_image_root
+    from agecli.model.checkpoint import average_checkpoints, model_from_checkpoint
+    from agecli.train.trainer import evaluate_sets
+
+    average_checkpoints(parts, dst, {"img_size": 128})
+    model, meta = model_from_checkpoint(dst)
+    model.std_scale.fill_(1.0)  # evaluate_sets fits the factor on the raw spread
+    valid = {n: AlignedFaces.load(data / n / csv_name(n, "valid"), resolve_image_root(data / n, n), 128,
+                                  meta["expand"], data / n / ".agecli_cache") for n in sets}
+    metrics = evaluate_sets(model, valid, meta, torch.device("cpu"))
+    average_checkpoints(parts, dst, {"img_size": 128, "std_scale": metrics["std_scale"], "metrics": metrics})
+    print(f"wrote {dst}: valid " + "  ".join(f"{n} {metrics[f'mae_{n}']:.3f}" for n in sets), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--utkface", type=Path, default=Path("../shared/data/utkface/UTKFace"))
     ap.add_argument("--aaf", type=Path, default=Path("../shared/data/aaf"))
     ap.add_argument("--data", type=Path, default=Path("data"), help="prepared sets go to <data>/utkface, <data>/aaf")
-    ap.add_argument("--run", type=Path, default=Path("runs/default_v2"), help="the 112 px run")
-    ap.add_argument("--fine-tune", type=Path, default=Path("runs/default_v3"), help="the 128 px run (shipped)")
+    ap.add_argument("--runs", type=Path, default=Path("runs"), help="where the training runs and soups go")
     ap.add_argument("--weights", type=Path, default=Path("weights"))
     ap.add_argument("--photos", type=Path, default=Path("../shared/photos"), help="faces that verify the export")
     args = ap.parse_args()
@@ -49,17 +91,24 @@ def main() -> None:
         if not (args.data / name / f"{name}_test_align.csv").exists():
             run(agecli + ["prepare", "--dataset", name, "--data-dir", str(source), "--out", str(args.data / name)])
     dirs = [a for name in sets for a in ("--data-dir", str(args.data / name))]
-    for run_dir, start, extra in ((args.run, [], TRAIN_ARGS),
-                                  (args.fine_tune, ["--pretrained", str(args.run / "best.pth")], FINE_TUNE_ARGS)):
-        # an interrupted run resumes; a finished one is kept (resuming it does nothing)
-        begin = ["--resume", str(run_dir / "last.pth")] if (run_dir / "last.pth").exists() else start
+    for name, start, extra in STAGES:
+        if isinstance(start, list):
+            if not best(args.runs, name).exists():
+                soup([best(args.runs, s) for s in start], best(args.runs, name), args.data, list(sets))
+            continue
+        run_dir = args.runs / name
+        if (run_dir / "best.pth").exists() and not (run_dir / "last.pth").exists():
+            print(f"{run_dir / 'best.pth'} is given: not training {name}", flush=True)
+            continue
+        begin = (["--resume", str(run_dir / "last.pth")] if (run_dir / "last.pth").exists()
+                 else ["--pretrained", str(best(args.runs, start))] if start else [])
         run(agecli + ["train-mt", "--dataset", ",".join(sets), *dirs, "--aug", "--checkpoint", str(run_dir),
-                      *begin, *extra])
+                      "--exist-ok", *begin, *extra, *THREADS])
 
     from agecli.model.checkpoint import slim_checkpoint
 
     pth, onnx = args.weights / "agecli_default.pth", args.weights / "agecli_default.onnx"
-    slim_checkpoint(args.fine_tune / "best.pth", pth)
+    slim_checkpoint(best(args.runs, SHIPPED), pth)
     print(f"wrote {pth}")
     run(agecli + ["export", "--resume", str(pth), "--format", "onnx", "--fp16", "--images", str(args.photos),
                   "--output", str(onnx)])
