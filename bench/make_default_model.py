@@ -21,9 +21,12 @@ Steps (each an ordinary agecli command, printed before it runs):
    and `agecli val` reports per set.
 
 Every stage is kept once done and an interrupted one resumes, so rerunning the command
-goes on where it stopped. A stage's best.pth put in place by hand (with no last.pth
-beside it) is taken as given: copying the shipped v3 weights (the release before the
-soup) to runs/default_v3/best.pth skips steps 2-3.
+goes on where it stopped; only the stages the shipped model needs are built. A stage's
+best.pth put in place by hand (no last.pth beside it) is taken as given: the shipped
+soup was built from v3 as released before it, without retraining v2 and v3:
+
+    mkdir -p runs/default_v3
+    git show d1aece8:weights/agecli_default.pth > runs/default_v3/best.pth
 """
 from __future__ import annotations
 
@@ -33,16 +36,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-# (run folder under --runs, what it starts from, its KEY VALUE overrides). A start is
-# another run's best.pth, or a soup's file. An interrupted run resumes; a finished one is kept.
-STAGES = [
-    ("default_v2", None, ["TRAIN.EPOCHS", "12"]),
-    ("default_v3", "default_v2", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]),
-    ("default_v4", "default_v3", ["MODEL.IMG_SIZE", "144", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003"]),
-    ("default_v5", "default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "10", "TRAIN.LR", "0.0003",
+# run folder under --runs (or soup file) -> (what it starts from, its KEY VALUE overrides).
+# A start is another stage's best.pth; a soup averages the stages it lists.
+STAGES = {
+    "default_v2": (None, ["TRAIN.EPOCHS", "12"]),
+    "default_v3": ("default_v2", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]),
+    "default_v4": ("default_v3", ["MODEL.IMG_SIZE", "144", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003"]),
+    "default_v5": ("default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "10", "TRAIN.LR", "0.0003",
                                   "TRAIN.SEED", "1"]),
-    ("soup_345", ["default_v3", "default_v4", "default_v5"], []),
-]
+    "soup_345": (["default_v3", "default_v4", "default_v5"], []),
+}
 SHIPPED = "soup_345"
 THREADS = ["TRAIN.THREADS", "2"]
 
@@ -54,7 +57,7 @@ def run(cmd: list[str]) -> None:
 
 def best(runs: Path, name: str) -> Path:
     """A stage's model file: a training run's best.pth, or a soup's .pth."""
-    return runs / name / "best.pth" if (runs / name).is_dir() else runs / f"{name}.pth"
+    return runs / f"{name}.pth" if isinstance(STAGES[name][0], list) else runs / name / "best.pth"
 
 
 def soup(parts: list[Path], dst: Path, data: Path, sets: list[str]) -> None:
@@ -91,19 +94,30 @@ def main() -> None:
         if not (args.data / name / f"{name}_test_align.csv").exists():
             run(agecli + ["prepare", "--dataset", name, "--data-dir", str(source), "--out", str(args.data / name)])
     dirs = [a for name in sets for a in ("--data-dir", str(args.data / name))]
-    for name, start, extra in STAGES:
+
+    def build(name: str) -> None:
+        """Make sure stage `name`'s model file exists, building what it starts from first."""
+        start, extra = STAGES[name]
         if isinstance(start, list):
             if not best(args.runs, name).exists():
+                for part in start:
+                    build(part)
                 soup([best(args.runs, s) for s in start], best(args.runs, name), args.data, list(sets))
-            continue
+            return
         run_dir = args.runs / name
-        if (run_dir / "best.pth").exists() and not (run_dir / "last.pth").exists():
+        if (run_dir / "last.pth").exists():  # an interrupted run resumes; a finished one returns at once
+            begin = ["--resume", str(run_dir / "last.pth")]
+        elif (run_dir / "best.pth").exists():
             print(f"{run_dir / 'best.pth'} is given: not training {name}", flush=True)
-            continue
-        begin = (["--resume", str(run_dir / "last.pth")] if (run_dir / "last.pth").exists()
-                 else ["--pretrained", str(best(args.runs, start))] if start else [])
+            return
+        else:
+            if start:
+                build(start)
+            begin = ["--pretrained", str(best(args.runs, start))] if start else []
         run(agecli + ["train-mt", "--dataset", ",".join(sets), *dirs, "--aug", "--checkpoint", str(run_dir),
                       "--exist-ok", *begin, *extra, *THREADS])
+
+    build(SHIPPED)
 
     from agecli.model.checkpoint import slim_checkpoint
 
