@@ -10,9 +10,9 @@ Steps (each an ordinary agecli command, printed before it runs):
    the mean of the two valid MAEs, 12 epochs;
 3. fine-tune default_v3: from v2's best.pth (heads included) at 128 px, 8 epochs, peak
    learning rate 4e-4;
-4. fine-tune two more copies of v3: default_v4 at 144 px, 6 epochs, 3e-4, and
-   default_v5 at 128 px, 10 epochs, 3e-4, another shuffle seed;
-5. soup_345: the mean of v3, v4 and v5's weights (a "model soup": same network, same
+4. fine-tune default_v3b: another copy of v3 at 128 px, 6 epochs, peak learning rate
+   3e-4, another shuffle seed;
+5. soup_v3_v3b: the mean of v3's and v3b's weights (a "model soup": same network, same
    speed), its std scale fitted on the valid faces;
 6. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
@@ -41,12 +41,11 @@ from pathlib import Path
 STAGES = {
     "default_v2": (None, ["TRAIN.EPOCHS", "12"]),
     "default_v3": ("default_v2", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]),
-    "default_v4": ("default_v3", ["MODEL.IMG_SIZE", "144", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003"]),
-    "default_v5": ("default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "10", "TRAIN.LR", "0.0003",
+    "default_v3b": ("default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003",
                                   "TRAIN.SEED", "1"]),
-    "soup_345": (["default_v3", "default_v4", "default_v5"], []),
+    "soup_v3_v3b": (["default_v3", "default_v3b"], []),
 }
-SHIPPED = "soup_345"
+SHIPPED = "soup_v3_v3b"
 THREADS = ["TRAIN.THREADS", "2"]
 
 
