@@ -60,21 +60,25 @@ def best(runs: Path, name: str) -> Path:
 
 
 def soup(parts: list[Path], dst: Path, data: Path, sets: list[str]) -> None:
-    """Average the parts' weights at 128 px and fit its std scale on the valid faces."""
+    """Average the parts' weights and fit the std scale on the valid faces. `dst` is
+    written once, whole, so an interrupted soup is redone, never shipped unfitted."""
     import torch
 
-    from agecli.data.dataset import AlignedFaces
-    from agecli.data.records import csv_name, resolve_image_root
-    from agecli.model.checkpoint import average_checkpoints, model_from_checkpoint
+    from agecli.data.records import csv_name
+    from agecli.eval.evaluate import load_faces
+    from agecli.model.checkpoint import average_checkpoints, load_checkpoint, model_from_checkpoint, save_checkpoint
     from agecli.train.trainer import evaluate_sets
 
-    average_checkpoints(parts, dst, {"img_size": 128})
-    model, meta = model_from_checkpoint(dst)
+    mean = dst.with_name(dst.stem + ".unfitted.pth")
+    average_checkpoints(parts, mean)
+    model, meta = model_from_checkpoint(mean)
     model.std_scale.fill_(1.0)  # evaluate_sets fits the factor on the raw spread
-    valid = {n: AlignedFaces.load(data / n / csv_name(n, "valid"), resolve_image_root(data / n, n), 128,
-                                  meta["expand"], data / n / ".agecli_cache") for n in sets}
+    valid = {n: load_faces(data / n / csv_name(n, "valid"), data / n, n, meta["img_size"], meta["expand"],
+                           data / n / ".agecli_cache") for n in sets}
     metrics = evaluate_sets(model, valid, meta, torch.device("cpu"))
-    average_checkpoints(parts, dst, {"img_size": 128, "std_scale": metrics["std_scale"], "metrics": metrics})
+    save_checkpoint(dst, model, {**meta, "std_scale": metrics["std_scale"], "metrics": metrics},
+                    load_checkpoint(mean)["config"])
+    mean.unlink()
     print(f"wrote {dst}: valid " + "  ".join(f"{n} {metrics[f'mae_{n}']:.3f}" for n in sets), flush=True)
 
 
