@@ -95,3 +95,17 @@ def test_exact_duplicate_images_stay_in_one_split():
     parts = assign_splits(df, "hash", 5)
     assert sorted(parts["valid"]["photo"]) == ["1_0_0_x.jpg", "6_0_0_x.jpg"]  # not test for 6_0_0_x.jpg
     assert list(parts["train"]["photo"]) == ["12_0_0_x.jpg"]
+
+
+def test_report_counts_identical_images_and_what_a_split_by_name_leaks():
+    """Two names of one image, both in test: by name one of them is a training file, so a
+    model trained on a split by name alone has seen both test photos (itself or a copy)."""
+    from agecli.data.report import duplicate_lines
+
+    test = pd.DataFrame({"photo": ["12_0_0_x.jpg", "6_0_0_x.jpg", "7_0_0_y.jpg"], "age": 30.0,
+                         "md5": ["aa", "aa", "cc"]})
+    train = pd.DataFrame({"photo": ["1_0_0_x.jpg"], "age": 30.0, "md5": ["bb"]})
+    lines = duplicate_lines({"train": train, "valid": train.iloc[:0], "test": test})
+    assert "1 groups, 2 files" in lines[1] and "across the splits written here: 0" in lines[1]
+    assert "1 groups would straddle splits" in lines[2] and "has seen 2 of this test split" in lines[2]
+    assert duplicate_lines({"train": train, "test": test.iloc[2:]}) == []

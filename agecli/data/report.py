@@ -1,13 +1,15 @@
-"""The short data report `prepare` writes: counts, age histograms, gender x ethnicity."""
+"""The short data report `prepare` writes: counts, age histograms, gender x ethnicity,
+identical images."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import figure_png, write_bytes, write_text
-from .records import GENDERS, RACES
+from .records import GENDERS, RACES, hash_split
 
 
 def _plot_histograms(parts: dict[str, pd.DataFrame], path: Path) -> None:
@@ -27,6 +29,28 @@ def _plot_histograms(parts: dict[str, pd.DataFrame], path: Path) -> None:
     write_bytes(path, figure_png(fig, dpi=100))
 
 
+def duplicate_lines(parts: dict[str, pd.DataFrame]) -> list[str]:
+    """Identical images (same md5) under several names: how many, and, for a test split,
+    how many of its photos a model trained on a split by file name alone has seen (the
+    photo itself or a copy), which flatters such a model's test figures."""
+    rows = pd.concat([df.assign(_split=name) for name, df in parts.items() if "md5" in df and len(df)])
+    if rows.empty or rows["md5"].isna().all():
+        return []
+    size = rows.groupby("md5")["photo"].transform("size")
+    dup = rows[size > 1].copy()
+    if dup.empty:
+        return []
+    lines = ["", f"Identical images: {dup['md5'].nunique()} groups, {len(dup)} files; groups across "
+                 f"the splits written here: {int((dup.groupby('md5')['_split'].nunique() > 1).sum())}."]
+    if "test" in parts:
+        dup["_by_name"] = dup["photo"].map(lambda p: hash_split(os.path.basename(p)))
+        seen = dup.groupby("md5")["_by_name"].transform(lambda s: (s == "train").any())
+        lines.append(f"By file name alone {int((dup.groupby('md5')['_by_name'].nunique() > 1).sum())} groups "
+                     f"would straddle splits; a model trained on such a split has seen {int((seen & (dup['_split'] == 'test')).sum())} "
+                     f"of this test split's photos (itself or a copy).")
+    return lines
+
+
 def write_report(name: str, parts: dict[str, pd.DataFrame], rejected: pd.DataFrame, out: Path) -> str:
     """Write `<name>_report.md` and `<name>_age_hist.png`; returns the report path."""
     lines = [f"# Data report: {name}", "", "| split | faces | age mean | age median | age min | age max |",
@@ -39,6 +63,7 @@ def write_report(name: str, parts: dict[str, pd.DataFrame], rejected: pd.DataFra
     if len(rejected):
         reasons = rejected["error"].astype(str).str.split(":").str[0].value_counts()
         lines += [f"- {r}: {n}" for r, n in reasons.items()]
+    lines += duplicate_lines(parts)
     all_rows = pd.concat(parts.values()) if parts else pd.DataFrame()
     if "gender" in all_rows and all_rows["gender"].notna().any():
         g = all_rows["gender"].map(lambda v: GENDERS[int(v)] if pd.notna(v) else "unknown")
