@@ -174,7 +174,8 @@ def test_aaf_with_image_sets(tmp_path, jpeg):
     for n in train:
         r = recs[f"aglined faces/{n}"]
         assert r.split == ("valid" if hash_fold(n) >= 8 else "train")
-        assert (r.age, r.gender, r.race, r.subject) == (float(n[6:8]), 1, 2, None)
+        # no ethnicity label: a head must not learn the collection as a race
+        assert (r.age, r.gender, r.race, r.subject) == (float(n[6:8]), 1, None, None)
     assert {recs[f"aglined faces/{n}"].split for n in train} == {"train", "valid"}
     r = recs["aglined faces/07380A61.jpg"]
     assert (r.split, r.gender, r.age) == ("test", 1, 61.0)
@@ -188,7 +189,7 @@ def test_aaf_without_image_sets(tmp_path, jpeg):
     _aaf_images(tmp_path, jpeg, ["00010A05.jpg", "09000A33.jpg"], folder="original images")
     recs = by_path(read_dataset("aaf", tmp_path))
     assert set(recs) == {"original images/00010A05.jpg", "original images/09000A33.jpg"}
-    assert all(r.split is None and r.race == 2 for r in recs.values())
+    assert all(r.split is None and r.race is None for r in recs.values())
     assert recs["original images/09000A33.jpg"].gender == 0
 
 

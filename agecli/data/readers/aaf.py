@@ -2,8 +2,11 @@
 
 Images are read from `aglined faces/` (the release's spelling; `aligned faces/` also
 works), else `original images/`, else anywhere under the root. Ids 00000-07380 are
-female (gender 1), 07381 and up male (gender 0); everyone is Asian (race 2). Ids
-number images, not people, so there is no subject.
+female (gender 1), 07381 and up male (gender 0). The faces carry no ethnicity label:
+the collection is mostly East Asian, but a reader that labelled every face Asian taught
+the ethnicity head to call the collection's capture (small, soft, upscaled faces)
+"asian" in anyone's photos; race stays unknown (masked in training). Ids number images,
+not people, so there is no subject.
 
 Official split, when `image sets/train.txt` and `image sets/val.txt` exist (lines like
 `00000A02.jpg 0`: a name, then a gender label that is ignored): the val list is
@@ -42,7 +45,7 @@ def _official_split(root: Path) -> dict[str, str]:
 
 
 def parse_name(name: str) -> Record:
-    rec = Record(path=name, age=None, race=2)
+    rec = Record(path=name, age=None)
     m = NAME.fullmatch(Path(name).stem.strip())
     try:
         if not m:
