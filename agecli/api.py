@@ -26,7 +26,7 @@ from .data.images import load_rgb
 from .errors import UsageError
 from .face.detector import FaceDetector
 from .infer.default_model import default_model_path
-from .infer.pipeline import AgePipeline, FaceResult, StageTimer
+from .infer.pipeline import AgePipeline, FaceResult, StageTimer, model_attributes, parse_attributes
 from .infer.runners import RUNNERS, open_runner, runner_kind
 from .infer.sources import Item
 
@@ -74,12 +74,19 @@ class AgeEstimator:
     or CUDA first with device="cuda" where this onnxruntime has it). expand: override the
     model's crop expansion (changes accuracy; logged). det_threshold / max_side: the
     face detector's score threshold and the side large photos are scaled to for detection.
+    attributes: what each face carries besides its age: ("age", "gender") by default;
+    add "ethnicity" to ask for it (only a model with an ethnicity head has one to give).
     """
 
     def __init__(self, model: str | Path | None = None, *, providers: Sequence[str] | None = None,
                  threads: int = 0, device: str = "cpu", runner: str = "auto", det_threshold: float = 0.8,
-                 max_side: int = 1280, expand: float | None = None, batch_size: int = 64) -> None:
+                 max_side: int = 1280, expand: float | None = None, batch_size: int = 64,
+                 attributes: str | Sequence[str] | None = None) -> None:
         _check_options(runner, device, det_threshold, max_side, expand, batch_size, threads)
+        try:
+            self.attributes = parse_attributes(attributes)
+        except ValueError as e:
+            raise UsageError(f"attributes: {e}") from None
         self.model_path = Path(model) if model is not None else default_model_path()
         kind = runner_kind(self.model_path, runner, device)
         if device.startswith("cuda"):
@@ -89,6 +96,10 @@ class AgeEstimator:
         except ValueError as e:
             raise UsageError(str(e)) from None
         self.meta: dict[str, Any] = self.runner.meta
+        missing = sorted(self.attributes - model_attributes(self.meta))
+        if missing:
+            raise UsageError(f"{self.model_path.name} has no {' or '.join(missing)} head to answer "
+                             f"{', '.join(missing)}; it gives {', '.join(sorted(model_attributes(self.meta)))}")
         self.img_size = int(self.meta["img_size"])
         self.expand = float(self.meta["expand"] if expand is None else expand)
         if expand is not None and abs(expand - float(self.meta["expand"])) > 1e-9:
@@ -110,13 +121,14 @@ class AgeEstimator:
                  timer: StageTimer | None = None) -> AgePipeline:
         """The batched image -> faces -> ages pipeline `predict` and `agecli demo` run."""
         return AgePipeline(self.runner, self.detector, self.expand, batch_faces=self.batch_size,
-                           keep_images=keep_images, keep_crops=keep_crops, timer=timer)
+                           keep_images=keep_images, keep_crops=keep_crops, timer=timer,
+                           attributes=self.attributes)
 
     def predict(self, image: ImageLike, color: str = "rgb") -> list[FaceResult]:
         """One result per face found (highest detector score first): box (x1, y1, x2, y2),
         landmarks (5, 2), score (the detector's), age, std, distribution (probability of
-        each age, for distribution models), gender / ethnicity and their probabilities
-        (multi-task models). `color` says how to read a numpy array: "rgb" or "bgr"."""
+        each age, for distribution models), gender and its probability (and ethnicity,
+        when asked for in `attributes`), for models with those heads. `color` says how to read a numpy array: "rgb" or "bgr"."""
         rgb = to_rgb(image, color)
         result = next(self.pipeline().run([Item("image", lambda: rgb)]))
         return result.faces

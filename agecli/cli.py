@@ -346,6 +346,8 @@ def demo(
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
     webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
+    attributes: Optional[str] = typer.Option(None, help="What each face row gives besides its age: age,gender (default) or "
+                                                        "age,gender,ethnicity (asked for, never given by default; needs a model with an ethnicity head)."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
@@ -362,7 +364,7 @@ def demo(
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
                        save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray)
+                       workers=workers, ray=ray, attributes=attributes)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("images", total=None)

@@ -296,3 +296,37 @@ def test_label_size_follows_image_and_face_size():
     img = np.zeros((600, 800, 3), np.uint8)
     out = annotate(img, [face])
     assert out.shape == img.shape and out.any() and not img.any()
+
+
+def test_ethnicity_only_when_asked_and_only_from_a_model_that_has_it(tiny_aligned, tmp_path):
+    """Ethnicity is never in the default rows; `--attributes` asks for it; a model
+    without an ethnicity head refuses the request (exit 2) instead of leaving it blank."""
+    from .conftest import train_tiny
+
+    ckdir = tmp_path / "mt"
+    train_tiny(tiny_aligned, ckdir, loss="mt", epochs=1, steps=2)
+    from agecli.atomic import write_bytes
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
+
+    mt = tmp_path / "mt.onnx"
+    write_bytes(mt, onnx_bytes_for_checkpoint(ckdir / "best.pth"))
+    photo = str(utk_files(1)[0])
+    default = csv_rows(cli(photo, "--resume", mt).stdout)
+    assert default[0]["gender"] in ("male", "female")
+    assert default[0]["ethnicity"] == "" and default[0]["ethnicity_prob"] == ""
+    asked = csv_rows(cli(photo, "--resume", mt, "--attributes", "age,gender,ethnicity").stdout)
+    assert asked[0]["ethnicity"] in ("white", "black", "asian", "indian", "others")
+    age_only = csv_rows(cli(photo, "--resume", mt, "--attributes", "age").stdout)
+    assert age_only[0]["gender"] == "" and age_only[0]["age"] == default[0]["age"]
+    bad = cli(photo, "--resume", mt, "--attributes", "age,height")
+    assert bad.exit_code == 2 and "height" in bad.output
+
+
+def test_a_model_without_an_ethnicity_head_refuses_to_give_one(tiny_onnx):
+    from agecli import AgeEstimator
+    from agecli.errors import UsageError
+
+    r = cli(str(utk_files(1)[0]), "--resume", tiny_onnx, "--attributes", "age,ethnicity")
+    assert r.exit_code == 2 and "no ethnicity" in r.output
+    with pytest.raises(UsageError, match="no gender"):
+        AgeEstimator(tiny_onnx, attributes=["gender"])

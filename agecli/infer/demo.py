@@ -19,7 +19,7 @@ from ..atomic import write_text
 from ..errors import UsageError
 from ..parallel import default_workers
 from .outputs import STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
-from .pipeline import ImageResult, StageTimer
+from .pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
 
@@ -54,6 +54,7 @@ class DemoOptions:
     webcam: bool = False
     workers: int | None = None  # processes each running the whole pipeline; None: default_worker_count
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
+    attributes: str | None = None  # "age,gender,ethnicity"; None: age and gender
 
 
 @dataclass
@@ -128,13 +129,14 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
     if source.total is not None:
         workers = max(1, min(workers, source.total))  # no process started for nothing to do
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
-                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size)
+                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size, attributes=o.attributes)
     timer = timer or StageTimer()
 
     plog = None
     if folder is not None:
         settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
-                    "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand}
+                    "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
+                    "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
         prior = prior_rows(folder, settings) if o.skip_existing else {}
         folder.claim(out_dir / STATE)
         write_text(out_dir / STATE, json.dumps(settings, indent=1) + "\n")
@@ -198,7 +200,7 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
 
     settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
                               max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
-                              save_crops=o.save_crops)
+                              save_crops=o.save_crops, attributes=est.attributes)
     if o.ray is not None:
         from .ray_backend import RayError, connect, ray_results
 

@@ -96,17 +96,46 @@ class Prepared:
     crops: np.ndarray | None
 
 
+ATTRIBUTES = ("age", "gender", "ethnicity")
+# Ethnicity is asked for, never given by default: a sensitive attribute, and the one a
+# model learns worst from collections labelled by where they came from.
+DEFAULT_ATTRIBUTES = frozenset({"age", "gender"})
+
+
+def parse_attributes(value: str | Iterable[str] | None) -> frozenset[str]:
+    """`age,gender,ethnicity` (text or any iterable) as a set; age is always included.
+    None gives the default (age, gender). ValueError names an unknown attribute."""
+    if value is None:
+        return DEFAULT_ATTRIBUTES
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in ATTRIBUTES]
+    if unknown:
+        raise ValueError(f"unknown attribute {unknown[0]!r}: choose from {', '.join(ATTRIBUTES)}")
+    return frozenset(names) | {"age"}
+
+
+def model_attributes(meta: dict) -> frozenset[str]:
+    """What a model can answer, from its metadata (ONNX `outputs`, or the checkpoint's head)."""
+    outputs = meta.get("outputs")
+    if outputs is None:
+        outputs = ["gender_probs", "race_probs"] if meta.get("head") == "mt" else []
+    return frozenset({"age"} | ({"gender"} if "gender_probs" in outputs else set())
+                     | ({"ethnicity"} if "race_probs" in outputs else set()))
+
+
 class AgePipeline:
     """Detect, align and crop faces, and run the age model over batches of crops.
 
     `runner` is any object with `predict(crops) -> dict` and `meta` (img_size, expand),
     see `runners.open_runner`; `detector` any object with `detect(rgb) -> [Face]`.
     Results come back in input order. (Several processes: `worker.pool_results`.)
+    `attributes` says what each face result carries besides the age (gender, ethnicity).
     """
 
     def __init__(self, runner, detector, expand: float | None = None, batch_faces: int = 64,
                  max_pending: int = 16, keep_images: bool = False, keep_crops: bool = False,
-                 timer: StageTimer | None = None) -> None:
+                 timer: StageTimer | None = None, attributes: frozenset[str] = DEFAULT_ATTRIBUTES) -> None:
         self.runner = runner
         self.detector = detector
         self.size = int(runner.meta["img_size"])
@@ -116,6 +145,7 @@ class AgePipeline:
         self.keep_images = keep_images
         self.keep_crops = keep_crops
         self.timer = timer or StageTimer()
+        self.attributes = attributes
 
     def faces_and_crops(self, rgb: np.ndarray) -> tuple[list[Face], np.ndarray]:
         """Detected faces and their aligned crops (N, S, S, 3) uint8 RGB."""
@@ -156,9 +186,9 @@ class AgePipeline:
                                 landmarks=np.asarray(f.landmarks, float), score=float(f.score))
                 if "probs" in out:
                     fr.distribution = out["probs"][k]
-                if "gender_probs" in out:
+                if "gender_probs" in out and "gender" in self.attributes:
                     fr.gender, fr.gender_prob = _label(out["gender_probs"][k], GENDERS)
-                if "race_probs" in out:
+                if "race_probs" in out and "ethnicity" in self.attributes:
                     fr.ethnicity, fr.ethnicity_prob = _label(out["race_probs"][k], RACES)
                 p.result.faces.append(fr)
             start += len(p.faces)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pipeline import AgePipeline, ImageResult, StageTimer
+from .pipeline import DEFAULT_ATTRIBUTES, AgePipeline, ImageResult, StageTimer
 from .sources import Item
 
 MAX_CHUNK = 16  # inputs a worker takes at once; their crops share age-model batches
@@ -31,6 +31,7 @@ class WorkerSettings:
     expand: float | None = None
     keep_images: bool = False
     save_crops: bool = False
+    attributes: frozenset[str] = DEFAULT_ATTRIBUTES
 
 
 class PipelineWorker:
@@ -49,7 +50,8 @@ class PipelineWorker:
         self.pipe = AgePipeline(open_runner(model, s.runner, s.device, s.batch_size, threads=1),
                                 FaceDetector(score_threshold=s.threshold, max_side=s.max_side, threads=1),
                                 s.expand, batch_faces=s.batch_size, max_pending=MAX_CHUNK,
-                                keep_images=s.keep_images, keep_crops=s.save_crops, timer=self.timer)
+                                keep_images=s.keep_images, keep_crops=s.save_crops, timer=self.timer,
+                                attributes=s.attributes)
 
     def run(self, items: list[Item], skipped: Container[str] = ()) -> list[ImageResult]:
         """Results for one chunk, in order, annotated copies encoded (pixels dropped)."""
