@@ -10,8 +10,12 @@ tested on the test split of EVERY set (UTKFace test folds 8-9, the AAF official 
 list), so each row shows in-domain and cross-dataset error side by side. `--model
 NAME=PATH` adds an existing .pth/.onnx (the shipped model, a peer's predictions are in
 bench_peer.py) to the table without training. Interrupted runs resume from last.pth.
-Writes `<out>/cross_dataset.csv` and prints markdown tables: MAE, CA5, mean bias per
-age group, the share of true ages within +-1 std, and gender accuracy where predicted.
+Every model is also scored on FairFace-540 (bench/fairface.py: age groups, a collection
+no model trains on; `--fairface ''` to skip) through the same detector and crop `demo`
+uses. Writes `<out>/cross_dataset.csv` (and `fairface540.csv`) and prints markdown
+tables: MAE, CA5, mean bias per age group, the share of true ages within +-1 std, gender
+accuracy where predicted; FairFace's in-group rate, distance to the group, +-1 std
+coverage, gender accuracy, and each group's in-group rate and median prediction.
 """
 from __future__ import annotations
 
@@ -83,6 +87,22 @@ def score(model_path: Path, dataset: str) -> dict:
     return row
 
 
+def score_fairface(model_path: Path, root: Path, out: Path) -> dict:
+    """One model on FairFace-540 (found faces predicted, every labelled face counted)."""
+    import fairface
+
+    from agecli.infer.runners import open_runner
+
+    csv = fairface.prepare(root, out)
+    runner = open_runner(model_path)
+    meta = runner.meta
+    data = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache")
+    res = runner.predict(data.images)
+    gender = res["gender_probs"].argmax(1) if "gender_probs" in res else None
+    labels = pd.read_csv(out / f"{fairface.NAME}_labels.csv")
+    return fairface.score(res["age"], res.get("std"), gender, data.frame, labels)
+
+
 def markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)]
@@ -98,6 +118,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, choices=list(CONFIGS), help="train only these configurations")
     ap.add_argument("--train-none", action="store_true", help="train nothing; score the --model files")
     ap.add_argument("--model", action="append", default=[], help="NAME=PATH of an existing model to score too")
+    ap.add_argument("--fairface", type=Path, default=Path("../shared/data/fairface540"),
+                    help="FairFace-540 folder (labels.csv, images/); '' to skip")
     ap.add_argument("overrides", nargs="*", help="KEY VALUE pairs for every training (TRAIN.LR 0.002 ...)")
     args = ap.parse_args()
     models = {}
@@ -107,11 +129,15 @@ def main() -> None:
     for spec in args.model:
         name, _, path = spec.partition("=")
         models[name] = Path(path)
-    rows = []
+    rows, ff_rows = [], []
+    use_ff = str(args.fairface) not in ("", ".") and (args.fairface / "labels.csv").exists()
     for name, path in models.items():
         for dataset in SETS:
             rows.append({"model": name, **score(path, dataset)})
             print(rows[-1], flush=True)
+        if use_ff:
+            ff_rows.append({"model": name, **score_fairface(path, args.fairface, Path("data") / "fairface540")})
+            print(ff_rows[-1], flush=True)
     df = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "cross_dataset.csv"
@@ -124,6 +150,18 @@ def main() -> None:
     print(markdown(df[cols]))
     print("\nMean bias (prediction - truth, years) per true-age group\n")
     print(markdown(df[["model", "set"] + [c for c in df if c.startswith("bias ")]]))
+    if ff_rows:
+        ff = pd.DataFrame(ff_rows)
+        ff_csv = args.out / "fairface540.csv"
+        if ff_csv.exists():
+            old = pd.read_csv(ff_csv)
+            ff = pd.concat([old[~old["model"].isin(ff["model"])], ff], ignore_index=True)
+        ff.to_csv(ff_csv, index=False)
+        head = ["model", "faces", "in-group", "distance"] + [c for c in ("within 1 std", "gender acc") if c in ff]
+        print("\nFairFace-540 (never trained on): in-group rate, mean distance to the group (years)\n")
+        print(markdown(ff[head + ["worst group"] + [c for c in ff if c.startswith("in ")]]))
+        print("\nFairFace-540: median prediction per group\n")
+        print(markdown(ff[["model"] + [c for c in ff if c.startswith("median ")]]))
 
 
 if __name__ == "__main__":
