@@ -12,8 +12,9 @@ distribution (ages 1-80 one to one, 0 from the 0.25-year class, 81-100 given no 
 so the checkpoint estimates ages as the package's network does. Written only after two
 checks on real face crops (the --images photos): the torch port's 81 probabilities
 match ONNX Runtime's on the same pixels, and the mapped head's expected age matches the
-package's. Gender and ethnicity heads start at random (dlib's gender network is another
-network, at 32 px).
+package's. The gender and ethnicity heads start at zero, no opinion (dlib's gender
+network is another network, at 32 px): training learns them, and a weight-space mix of
+a fine-tuned model with this start (bench/wise_ft.py) only softens their probabilities.
 """
 from __future__ import annotations
 
@@ -106,6 +107,9 @@ def main() -> None:
     w, b = head_101(t["layer_1_weights"], t["layer_1_bias"], N_GENDER + N_RACE)
     net.fc.weight.data.copy_(w)
     net.fc.bias.data.copy_(b)
+    for head in (net.gender_fc, net.race_fc):
+        head.weight.data.zero_()
+        head.bias.data.zero_()
     net.eval()
 
     photos = sorted(p for p in args.images.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -177,6 +177,14 @@ def test_average_checkpoints_is_the_mean_of_their_weights(tiny_checkpoint, tmp_p
     for k, v in a["state_dict"].items():
         if v.is_floating_point():
             assert torch.allclose(soup["state_dict"][k], v.float() * 2, atol=1e-5), k
+    # WiSE-FT: alpha * one + (1 - alpha) * the other
+    average_checkpoints([tiny_checkpoint, b_path], tmp_path / "wise.pth", weights=[0.75, 0.25])
+    wise = load_checkpoint(tmp_path / "wise.pth")
+    for k, v in a["state_dict"].items():
+        if v.is_floating_point():
+            assert torch.allclose(wise["state_dict"][k], v.float() * 1.5, atol=1e-5), k
+    with pytest.raises(CheckpointError, match="summing to 1"):
+        average_checkpoints([tiny_checkpoint, b_path], tmp_path / "bad.pth", weights=[0.5, 0.6])
     other = {**a, "meta": {**a["meta"], "head": "reg"}}
     torch.save(other, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="another model"):

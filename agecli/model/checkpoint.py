@@ -77,12 +77,15 @@ def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
     return model, ckpt["meta"]
 
 
-def average_checkpoints(paths: list[str | Path], dst: str | Path, meta_update: dict | None = None) -> dict:
+def average_checkpoints(paths: list[str | Path], dst: str | Path, meta_update: dict | None = None,
+                        weights: list[float] | None = None) -> dict:
     """The mean of several checkpoints' weights (a "model soup"), written to `dst`.
     Fine-tuned copies of one model (one run's epochs, or runs started from one
-    checkpoint) average into a model better than each, at no cost at inference. They
-    must share the architecture, head and age range; the metadata and config are the
-    first one's, updated with `meta_update`. Returns the metadata written."""
+    checkpoint) average into a model better than each, at no cost at inference.
+    `weights` (summing to 1; default equal) make it a weighted mean: a fine-tuned model
+    and the model it started from, alpha and 1 - alpha, is WiSE-FT's weight-space
+    ensemble. They must share the architecture, head and age range; the metadata and
+    config are the first one's, updated with `meta_update`. Returns the metadata written."""
     ckpts = [load_checkpoint(p) for p in paths]
     if not ckpts:
         raise CheckpointError("no checkpoints to average")
@@ -93,7 +96,10 @@ def average_checkpoints(paths: list[str | Path], dst: str | Path, meta_update: d
             raise CheckpointError(f"{p}: another model than {paths[0]} ({', '.join(keys)} differ); cannot average")
         if {k: v.shape for k, v in c["state_dict"].items()} != {k: v.shape for k, v in first["state_dict"].items()}:
             raise CheckpointError(f"{p}: its tensors differ from {paths[0]}'s; cannot average")
-    state = {k: sum(c["state_dict"][k].float() for c in ckpts) / len(ckpts) if v.is_floating_point() else v
+    w = [1.0 / len(ckpts)] * len(ckpts) if weights is None else [float(x) for x in weights]
+    if len(w) != len(ckpts) or abs(sum(w) - 1.0) > 1e-6 or min(w) < 0:
+        raise CheckpointError(f"weights {weights} must be {len(ckpts)} non-negative numbers summing to 1")
+    state = {k: sum(wi * c["state_dict"][k].float() for wi, c in zip(w, ckpts)) if v.is_floating_point() else v
              for k, v in first["state_dict"].items()}
     meta = {**first["meta"], **(meta_update or {})}
     _save({"meta": meta, "config": first["config"], "state_dict": state}, dst)
