@@ -128,3 +128,21 @@ def test_bad_options_exit_2(tiny_checkpoint, tmp_path, args):
     res = cli("--resume", tiny_checkpoint, "--output", tmp_path / "x.onnx", *args)
     assert res.exit_code == 2, res.output
     assert not list(tmp_path.iterdir())
+
+
+def test_an_output_that_is_the_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    """`export --resume model.pt --format torchscript` used to write the TorchScript file
+    over the checkpoint it read (the default output was the input itself), exit 0."""
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    before = ckpt.read_bytes()
+    res = cli("--resume", ckpt, "--format", "torchscript")
+    assert res.exit_code == 0, res.output
+    assert ckpt.read_bytes() == before and (tmp_path / "model.torchscript.pt").is_file()
+    keep = tmp_path / "keep.pth"
+    shutil.copy(tiny_checkpoint, keep)
+    (tmp_path / "link.onnx").symlink_to(keep)
+    for out in (keep, tmp_path / "link.onnx"):
+        res = cli("--resume", keep, "--output", out)
+        assert res.exit_code == 2 and "is the checkpoint being exported" in res.output, res.output
+    assert keep.read_bytes() == before

@@ -93,9 +93,10 @@ class ExportResult:
 
 
 def default_output(checkpoint: Path, fmt: str, fp16: bool, int8: bool) -> Path:
-    """best.pth -> best.onnx, best.fp16.onnx, best.int8.onnx or best.pt."""
+    """best.pth -> best.onnx, best.fp16.onnx, best.int8.onnx or best.pt (a checkpoint
+    already named .pt gives best.torchscript.pt: the default never names the input)."""
     if fmt == "torchscript":
-        return checkpoint.with_suffix(".pt")
+        return checkpoint.with_suffix(".torchscript.pt" if checkpoint.suffix == ".pt" else ".pt")
     return checkpoint.with_suffix(".fp16.onnx" if fp16 else ".int8.onnx" if int8 else ".onnx")
 
 
@@ -143,6 +144,9 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
     if not 11 <= opset <= 20:
         raise ExportError("--opset must be between 11 and 20")
     out = check_writable_file(Path(output) if output else default_output(checkpoint, fmt, fp16, int8), "--output")
+    if out.resolve() == checkpoint.resolve() or (out.exists() and checkpoint.exists() and out.samefile(checkpoint)):
+        raise ExportError(f"--output {out} is the checkpoint being exported: writing it would destroy the "
+                          "checkpoint; choose another --output")
     model, meta = model_from_checkpoint(checkpoint)
     crops, crops_from, real = verification_crops(meta, images)
     if int8 and not real:
