@@ -168,4 +168,7 @@ def test_not_a_checkpoint_is_refused_without_unpickling(kind, tmp_path):
         assert res.exit_code == 2, (args, res.output)
         assert path.name in res.stderr
         assert res.exception is None or isinstance(res.exception, SystemExit)
+        assert "weights_only" not in res.stderr  # never relay torch's advice to load it unsafely
+        if kind in ("pickle", "torch_pickle"):
+            assert "would run code" in res.stderr, res.stderr
     assert not marker.exists()

@@ -7,6 +7,7 @@ scheduler, epoch, RNG) rides along for `--resume`.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notes: noise for a file we refuse anyway
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises anything (IndexError, KeyError...) on junk
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not an agecli checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"{path}: {_load_failure(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("meta", {}).get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an agecli checkpoint (no '{FORMAT}' metadata)")
     return ckpt
+
+
+def _load_failure(e: Exception) -> str:
+    """Why a file did not load, in our words: torch's own message advises loading it with
+    weights_only=False, which would run whatever code the file holds; never pass that on."""
+    text = str(e)
+    if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
+        return ("refused: not an agecli checkpoint, and loading it would run code it holds (a Python pickle "
+                "of objects, not tensors); agecli loads tensors and plain metadata only")
+    return "not an agecli checkpoint (not a torch file of tensors)"
 
 
 def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
