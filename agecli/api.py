@@ -29,6 +29,7 @@ from .infer.default_model import default_model_path
 from .infer.pipeline import AgePipeline, FaceResult, StageTimer, model_attributes, parse_attributes
 from .infer.runners import RUNNERS, open_runner, runner_kind
 from .infer.sources import Item
+from .model.meta import expand_problem
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -194,8 +195,8 @@ def _check_options(runner: str, device: str, det_threshold: float, max_side: int
         raise UsageError("--threshold must be between 0 and 1")
     if max_side < 64 or batch_size < 1 or threads < 0:
         raise UsageError("--max-side must be at least 64, --batch-size at least 1, threads 0 or more")
-    if expand is not None and expand < 0:
-        raise UsageError("--expand must be 0 or more")
+    if expand is not None and expand_problem(expand):
+        raise UsageError(f"--expand {expand_problem(expand)}")
 
 
 def _check_cuda(kind: str, device: str) -> None:

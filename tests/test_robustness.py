@@ -172,3 +172,47 @@ def test_not_a_checkpoint_is_refused_without_unpickling(kind, tmp_path):
         if kind in ("pickle", "torch_pickle"):
             assert "would run code" in res.stderr, res.stderr
     assert not marker.exists()
+
+
+def _with_meta(src: Path, dst: Path, **changes) -> Path:
+    """A copy of an exported model whose agecli metadata has `changes` (None: key removed)."""
+    import json
+
+    import onnx
+
+    from agecli.infer.onnx_meta import ONNX_META_KEY
+
+    proto = onnx.load(str(src))
+    for prop in proto.metadata_props:
+        if prop.key == ONNX_META_KEY:
+            meta = json.loads(prop.value)
+            meta.update(changes)
+            prop.value = json.dumps({k: v for k, v in meta.items() if v is not None})
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("changes", [{"expand": -5}, {"expand": "wide"}, {"img_size": None}, {"img_size": 6.5}])
+def test_model_metadata_that_cannot_feed_the_model_is_refused(tiny_onnx, tmp_path, changes):
+    """An ONNX file whose metadata says expand -5 was used silently, one without img_size
+    died with a KeyError: both are refused, naming the file and the value."""
+    bad = _with_meta(tiny_onnx, tmp_path / "bad.onnx", **changes)
+    res = cli("demo", utk_files(1)[0], "--resume", bad)
+    assert res.exit_code == 2 and "bad.onnx" in res.stderr and "metadata" in res.stderr, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "100", "-1"])
+def test_expand_outside_what_a_crop_can_be_is_refused_everywhere(tiny_onnx, tiny_aligned, value):
+    from agecli import AgeEstimator
+    from agecli.errors import UsageError
+
+    chip = utk_files(1)[0]
+    for args in (["demo", chip, "--resume", tiny_onnx, "--expand", value],
+                 ["val", "--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface",
+                  "--expand", value]):
+        res = cli(*args)
+        assert res.exit_code == 2 and "--expand" in res.stderr, (args, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+    with pytest.raises(UsageError, match="--expand"):
+        AgeEstimator(tiny_onnx, expand=float(value))

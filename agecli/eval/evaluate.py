@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..data.records import GENDERS, RACES, csv_name, read_align_csv, resolve_image_root
 from ..errors import UsageError
-from ..model.meta import file_hash
+from ..model.meta import expand_problem, file_hash
 from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, group_tables, mae,
                       std_error_correlation, worst_faces)
 
@@ -76,8 +76,10 @@ def check_options(opts: ValOptions) -> None:
     """Flags that cannot work, before any model or data is opened."""
     if opts.tta not in TTA_MODES:
         raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
-    if opts.worst_threshold < 0:
-        raise ValError(f"--worst-threshold must be >= 0, not {opts.worst_threshold}")
+    if not math.isfinite(opts.worst_threshold) or opts.worst_threshold < 0:
+        raise ValError(f"--worst-threshold must be a number >= 0, not {opts.worst_threshold}")
+    if opts.expand is not None and expand_problem(opts.expand):
+        raise ValError(f"--expand {expand_problem(opts.expand)}")
     if opts.workers < 1:
         raise ValError(f"--workers must be at least 1, not {opts.workers}")
     if opts.batch_size < 1:

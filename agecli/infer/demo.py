@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ..atomic import write_text
 from ..errors import UsageError
+from ..model.meta import expand_problem
 from ..parallel import default_workers
 from .outputs import STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
@@ -94,8 +95,8 @@ def _check_options(o: DemoOptions) -> None:
         raise DemoError("--threshold must be between 0 and 1")
     if o.max_side < 64 or o.batch_size < 1:
         raise DemoError("--max-side must be at least 64 and --batch-size at least 1")
-    if o.expand is not None and not 0 <= o.expand <= 3:
-        raise DemoError(f"--expand must be between 0 and 3, not {o.expand}")
+    if o.expand is not None and expand_problem(o.expand):
+        raise DemoError(f"--expand {expand_problem(o.expand)}")
     if o.workers is not None and o.workers < 1:
         raise DemoError("--workers must be 1 or more")
     if o.ray and Path(o.ray).exists():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, require_torch
+from ..model.meta import meta_problem
 from .batches import batched, normalise
 from .onnx_meta import INPUT_TYPE, ONNX_META_KEY
 
@@ -95,7 +96,15 @@ def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu
     auto: ONNX Runtime on CPU, torch on CUDA. A .pth asked to run on ONNX Runtime is
     exported in memory first. A .pth needs torch (the `train` extra): NeedsTrainExtra
     says so when it is missing."""
-    path = Path(model_path)
+    runner_obj = _open(Path(model_path), runner, device, batch_size, threads, providers)
+    problem = meta_problem(runner_obj.meta)
+    if problem:
+        raise CheckpointError(f"{Path(model_path).name}: {problem}; not a usable agecli model")
+    return runner_obj
+
+
+def _open(path: Path, runner: str, device: str, batch_size: int, threads: int,
+          providers: Sequence[str] | None):
     if runner not in RUNNERS:
         raise ValueError(f"--runner must be auto, torch or onnx, not {runner!r}")
     if path.suffix.lower() == ".onnx":

@@ -4,6 +4,7 @@ file hash reports quote. Torch-free, so `val` on an ONNX model needs no torch.""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,34 @@ def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
     return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
             "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
             "range_width": m["RANGE_WIDTH"], "dropout": m["DROPOUT"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+
+
+EXPAND_RANGE = (0.0, 3.0)  # crop margin: 0 = the face box, 3 = four times its side
+IMG_SIZE_RANGE = (32, 1024)
+
+
+def expand_problem(value: object) -> str | None:
+    """Why `value` cannot be a crop expansion (None when it can): a finite number in
+    EXPAND_RANGE. One rule for the API, every command's --expand and model metadata."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    lo, hi = EXPAND_RANGE
+    return None if lo <= value <= hi else f"{value:g} is outside {lo:g}-{hi:g}"
+
+
+def meta_problem(meta: object) -> str | None:
+    """Why a model's metadata cannot feed it (None when it can): the crop facts every
+    runner reads must be there with usable values."""
+    if not isinstance(meta, dict):
+        return "its metadata is not a JSON object"
+    size = meta.get("img_size")
+    lo, hi = IMG_SIZE_RANGE
+    if isinstance(size, bool) or not isinstance(size, int) or not lo <= size <= hi:
+        return f"metadata img_size {size!r} is not a whole number of pixels in {lo}-{hi}"
+    if meta.get("expand") is None:
+        return None  # older checkpoints: the commands ask for --expand
+    why = expand_problem(meta["expand"])
+    return None if why is None else f"metadata expand {why}"
 
 
 def file_hash(path: str | Path) -> str:
