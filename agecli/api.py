@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from .data.images import load_rgb
+from .data.images import ImageError, load_rgb
 from .errors import UsageError
 from .face.detector import FaceDetector
 from .infer.default_model import default_model_path
@@ -135,9 +135,21 @@ class AgeEstimator:
         return result.faces
 
     def predict_many(self, images: Sequence[ImageLike], color: str = "rgb") -> list[list[FaceResult]]:
-        """`predict` for several images, their faces batched together into the model."""
+        """`predict` for several images, their faces batched together into the model.
+        Like `predict`, an image that cannot be read raises ImageError naming it (an
+        empty list means "no face", never "unreadable")."""
+        if isinstance(images, (str, Path, np.ndarray)) or hasattr(images, "convert"):
+            raise TypeError("predict_many takes a list of images; for one image use predict")
+        images = list(images)
         items = [Item(str(i), lambda im=im: to_rgb(im, color)) for i, im in enumerate(images)]
-        return [r.faces for r in self.pipeline().run(items)]
+        out = []
+        for r in self.pipeline().run(items):
+            if r.error == "unreadable":
+                im = images[int(r.name)]
+                what = str(im) if isinstance(im, (str, Path)) else f"image {r.name}"
+                raise ImageError(f"{what}: {r.detail}" if what not in str(r.detail) else str(r.detail))
+            out.append(r.faces)
+        return out
 
     def predict_crops(self, crops: np.ndarray, color: str = "rgb") -> dict[str, np.ndarray]:
         """Ages of already-aligned face crops, uint8 (N, S, S, 3) or one (S, S, 3), S the

@@ -57,6 +57,14 @@ def test_predict_rejects_what_it_cannot_read(est, tmp_path):
         est.predict(SAMPLE, color="hsv")
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         est.predict(np.zeros((4, 64, 64, 3), np.uint8))
+    # predict_many: an unreadable file is an error naming it, never an empty "no face" list
+    empty = tmp_path / "zero.jpg"
+    empty.write_bytes(b"")
+    for files in ([SAMPLE, tmp_path / "missing.jpg"], [empty]):
+        with pytest.raises(agecli.ImageError, match=str(files[-1].name)):
+            est.predict_many(files)
+    with pytest.raises(TypeError, match="list of images"):
+        est.predict_many(str(SAMPLE))  # used to iterate the path's characters
 
 
 def test_predict_crops_matches_predict_and_handles_zero_crops(est):
