@@ -75,8 +75,9 @@ class AgeEstimator:
     or CUDA first with device="cuda" where this onnxruntime has it). expand: override the
     model's crop expansion (changes accuracy; logged). det_threshold / max_side: the
     face detector's score threshold and the side large photos are scaled to for detection.
-    attributes: what each face carries besides its age: ("age", "gender") by default;
-    add "ethnicity" to ask for it (only a model with an ethnicity head has one to give).
+    attributes: what each face carries besides its age: by default its gender where the
+    model has a gender head; ("age", "gender", "ethnicity") asks for ethnicity too, which
+    only a model with an ethnicity head can give (otherwise UsageError).
     """
 
     def __init__(self, model: str | Path | None = None, *, providers: Sequence[str] | None = None,
@@ -85,7 +86,7 @@ class AgeEstimator:
                  attributes: str | Sequence[str] | None = None) -> None:
         _check_options(runner, device, det_threshold, max_side, expand, batch_size, threads)
         try:
-            self.attributes = parse_attributes(attributes)
+            asked = parse_attributes(attributes)
         except ValueError as e:
             raise UsageError(f"attributes: {e}") from None
         self.model_path = Path(model) if model is not None else default_model_path()
@@ -97,7 +98,10 @@ class AgeEstimator:
         except ValueError as e:
             raise UsageError(str(e)) from None
         self.meta: dict[str, Any] = self.runner.meta
-        missing = sorted(self.attributes - model_attributes(self.meta))
+        has = model_attributes(self.meta)
+        # the default gives what the model has of age and gender; an explicit request must be met
+        self.attributes = asked & has if attributes is None else asked
+        missing = sorted(self.attributes - has)
         if missing:
             raise UsageError(f"{self.model_path.name} has no {' or '.join(missing)} head to answer "
                              f"{', '.join(missing)}; it gives {', '.join(sorted(model_attributes(self.meta)))}")

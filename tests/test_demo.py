@@ -330,3 +330,9 @@ def test_a_model_without_an_ethnicity_head_refuses_to_give_one(tiny_onnx):
     assert r.exit_code == 2 and "no ethnicity" in r.output
     with pytest.raises(UsageError, match="no gender"):
         AgeEstimator(tiny_onnx, attributes=["gender"])
+
+
+def test_an_age_only_model_runs_with_the_default_attributes(tiny_onnx):
+    """The default asks a model for its gender only where it has a gender head."""
+    rows = csv_rows(cli(str(utk_files(1)[0]), "--resume", tiny_onnx).stdout)
+    assert rows[0]["age"] and rows[0]["gender"] == ""
