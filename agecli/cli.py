@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .errors import RAY_EXTRA_HINT
 from .exits import INPUTS_FAILED, TABLE, USAGE, guard
 
 err = Console(stderr=True)
@@ -350,7 +351,7 @@ def demo(
                                                         "age,gender,ethnicity (asked for, never given by default; needs a model with an ethnicity head)."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
-                                      help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
+                                      help=f"Run on a Ray cluster, which needs Ray: {escape(RAY_EXTRA_HINT)}. ADDRESS such as "
                                            "ray://head:10001 or auto; alone (or 'local'), RAY_ADDRESS, this machine's "
                                            "cluster or a new one. Every node reads the inputs at the same paths; "
                                            "outputs are written here."),

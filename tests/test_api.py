@@ -160,7 +160,7 @@ except SystemExit as e:
                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        assert len(lines) == 1 and "needs torch" in lines[0] and "agecli[train]" in lines[0], (args, proc.stderr)
+        assert len(lines) == 1 and "needs torch" in lines[0] and '".[train]"' in lines[0], (args, proc.stderr)
         assert proc.stdout == ""
 
 
