@@ -33,3 +33,26 @@ def test_install_hints_name_what_works(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RayError, match=r'pip install "\.\[ray\]"'):
         connect("local", print)
+
+
+
+def test_package_metadata_carries_the_licence(tmp_path):
+    """What `pip show agecli` prints comes from this metadata (built in a copy of the
+    project, so nothing is written into the checkout)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    pytest.importorskip("setuptools")
+    repo = Path(__file__).resolve().parents[1]
+    for f in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(repo / f, tmp_path / f)
+    shutil.copytree(repo / "agecli", tmp_path / "agecli", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "md").mkdir()
+    code = "from setuptools import build_meta; print(build_meta.prepare_metadata_for_build_wheel('md'))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    meta = (tmp_path / "md" / proc.stdout.split()[-1] / "METADATA").read_text()
+    assert "License-Expression: MIT" in meta
+    assert "License-File: LICENSE" in meta
