@@ -7,13 +7,37 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from agecli import __version__
 from agecli.cli import app
+from agecli.infer.rows import COLUMNS
 
 
 def _help(*args: str) -> str:
     res = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     return res.output
+
+
+def test_version_prints_the_package_version():
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0
+    assert res.output.strip() == f"agecli {__version__}"
+
+
+def test_demo_help_lists_every_row_column_and_shows_flags_as_flags():
+    out = _help("demo")
+    words = set(out.replace(",", " ").replace("(", " ").split())
+    assert set(COLUMNS) <= words, set(COLUMNS) - words
+    for flag in ("--webcam", "--save-crops", "--skip-existing", "--help"):
+        line = next(ln for ln in out.splitlines() if f"{flag} " in ln)
+        assert "<bool>" not in line, line
+    assert "<int>" in out  # options that take a value still show its type
+
+
+def test_train_help_says_what_aug_does_by_default():
+    out = " ".join(_help("train").split())
+    assert "<bool>" not in out
+    assert "DATA.AUG photo (the default)" in out and "DATA.AUG basic" in out
 
 
 def test_install_hints_name_what_works(tmp_path, monkeypatch):
@@ -33,7 +57,6 @@ def test_install_hints_name_what_works(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RayError, match=r'pip install "\.\[ray\]"'):
         connect("local", print)
-
 
 
 def test_package_metadata_carries_the_licence(tmp_path):

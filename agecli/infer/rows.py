@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .pipeline import ImageResult
+if TYPE_CHECKING:  # the CLI's help reads COLUMNS: no numpy or OpenCV import for that
+    from .pipeline import ImageResult
 
 COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
            "ethnicity", "ethnicity_prob", "error", "output"]
