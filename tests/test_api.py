@@ -59,6 +59,24 @@ def test_predict_rejects_what_it_cannot_read(est, tmp_path):
         est.predict(np.zeros((4, 64, 64, 3), np.uint8))
 
 
+def test_a_missing_file_names_its_path(est, tmp_path):
+    missing = tmp_path / "holiday" / "no_such.jpg"
+    with pytest.raises(agecli.ImageError, match="unreadable: .*no_such.jpg") as e:
+        est.predict(missing)
+    assert str(missing) in str(e.value)
+
+
+def test_face_result_to_dict_is_plain_json(est):
+    face = est.predict(sample_image())[0]
+    d = face.to_dict()
+    back = json.loads(json.dumps(d))  # numpy types would raise here
+    assert back == d
+    assert back["age"] == pytest.approx(float(face.age)) and len(back["box"]) == 4
+    assert len(back["landmarks"]) == 5 and all(len(p) == 2 for p in back["landmarks"])
+    assert back["small_face"] is False and isinstance(back["distribution"], list)
+    assert {"gender", "gender_prob", "ethnicity", "ethnicity_prob", "score", "std"} <= set(back)
+
+
 def test_predict_crops_matches_predict_and_handles_zero_crops(est):
     from agecli.infer.pipeline import face_crops
 
