@@ -89,7 +89,7 @@ def test_file_column_is_the_input_as_given(photos, tiny_onnx, tmp_path):
     res = demo(a, a, "--output-dir", out, "--resume", tiny_onnx)
     assert res.exit_code == 0, res.output
     got = [(r["file"], r["output"]) for r in rows(res.stdout) if r["face"] in ("", "0")]
-    assert got == [(str(a), "a.jpg"), (str(a), "a~2.jpg")]
+    assert got == [(str(a), str(out / "a.jpg")), (str(a), str(out / "a~2.jpg"))]
     assert (out / "a.jpg").is_file() and (out / "a~2.jpg").is_file()
 
 

@@ -18,7 +18,7 @@ from typing import TextIO
 from ..atomic import write_text
 from ..errors import UsageError
 from ..parallel import default_workers
-from .outputs import STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
+from .outputs import OUTPUT_DIR_KEY, STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
@@ -139,7 +139,8 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                     "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
         prior = prior_rows(folder, settings) if o.skip_existing else {}
         folder.claim(out_dir / STATE)
-        write_text(out_dir / STATE, json.dumps(settings, indent=1) + "\n")
+        # where this run's rows say the copies are (resume reads the names back from them)
+        write_text(out_dir / STATE, json.dumps({**settings, OUTPUT_DIR_KEY: out_dir.as_posix()}, indent=1) + "\n")
         plog = PredictionsLog(folder, prior)
     skip = plog.done_before if plog is not None and plog.prior else None
 
@@ -165,7 +166,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                 _record(res, summary)
                 copy = (annotated_path(out_dir, res.name)
                         if out_dir is not None and (res.image is not None or res.encoded is not None) else None)
-                rows = face_rows(res, shown, folder.rel(copy) if copy else None)
+                rows = face_rows(res, shown, copy.as_posix() if copy else None)
                 with timer("write"):
                     rows_out.write(rows)
                     if plog is not None:
