@@ -368,7 +368,8 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
                "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
                "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
-               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader.")
+               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader (with "
+               "--output-dir the run still finishes the folder and its predictions.csv).")
 
 
 @app.command(cls=Command, epilog=DEMO_EPILOG)
@@ -421,6 +422,9 @@ def demo(
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
+    if s.stdout_closed:
+        log(f"stdout was closed by the reader; {output_dir} is complete, every row in {output_dir / 'predictions.csv'}")
+        raise BrokenPipeError  # the guard: exit 141, as the table says, quietly
     if s.unreadable or s.ended_early:
         raise typer.Exit(INPUTS_FAILED)
 

@@ -129,6 +129,24 @@ def test_closed_pipe_ends_quietly(photos, tiny_onnx):
     assert proc.stderr.strip().splitlines()[-1] == "141"
 
 
+def test_closed_pipe_with_an_output_dir_still_finishes_the_folder(photos, tmp_path):
+    """`demo --output-dir out | head -1`: the rows stop, the run does not: every copy and
+    predictions.csv are written, stderr says so, and the code is still 141."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    shutil.copy(photos / "a.jpg", photos / "c.jpg")  # 3 images
+    out = tmp_path / "out"
+    proc = subprocess.run(f"'{sys.executable}' -m agecli demo --img-dir '{photos}' --output-dir '{out}' "
+                          "--workers 1 --batch-size 1 | head -1; echo \"${PIPESTATUS[0]}\" >&2",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=300)
+    assert proc.stdout.startswith("file,face,age") and len(proc.stdout.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "141"
+    assert "stdout was closed by the reader" in proc.stderr and "predictions.csv" in proc.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "a.jpg", "b.jpg", "c.jpg", "predictions.csv"]
+    assert sorted(Path(r["file"]).name for r in rows((out / "predictions.csv").read_text())) == ["a.jpg", "b.jpg", "c.jpg"]
+
+
 def test_empty_img_list_is_bad_usage(tmp_path, tiny_onnx):
     (tmp_path / "list.txt").write_text("# nothing yet\n")
     res = demo("--img-list", tmp_path / "list.txt", "--resume", tiny_onnx)

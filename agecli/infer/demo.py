@@ -67,6 +67,7 @@ class DemoSummary:
     unreadable: int = 0
     skipped: int = 0
     ended_early: int = 0  # videos that stopped before their declared end
+    stdout_closed: bool = False  # the reader closed stdout; with --output-dir the run went on
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -152,7 +153,9 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
             yield item
 
     results = _results(o, est, remember(items), source, workers, skip, timer)  # connects to Ray first
-    rows_out = RowWriter(stdout, o.fmt)
+    # with an output folder, a closed stdout (`| head`) stops the rows, not the run: the
+    # folder is finished (copies, predictions.csv), never left half-written
+    rows_out = RowWriter(stdout, o.fmt, keep_going=folder is not None)
     summary, done = DemoSummary(), 0
     start = time.perf_counter()
     try:
@@ -171,6 +174,9 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                     rows_out.write(rows)
                     if plog is not None:
                         plog.record(res.name, rows)
+                if rows_out.closed and not summary.stdout_closed:
+                    summary.stdout_closed = True
+                    logger.info("stdout was closed by the reader: no more rows there; finishing %s", out_dir)
                 # the copy comes after the rows: an existing copy means its rows were saved
                 if copy is not None:
                     write_outputs(res, folder, copy, o.save_crops, timer)
