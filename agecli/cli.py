@@ -14,13 +14,40 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 from rich.console import Console
 from rich.markup import escape
 
+from . import __version__
+from .errors import RAY_EXTRA_HINT
 from .exits import INPUTS_FAILED, TABLE, USAGE, guard
+from .infer.rows import COLUMNS
 
 err = Console(stderr=True)
+
+
+class _FlagsAsFlags:
+    """typer 0.29's rich help prints a type after every option, flags too (`--webcam <bool>`),
+    which reads as if the flag took a value; an empty metavar leaves the type column blank."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class Command(_FlagsAsFlags, TyperCommand):
+    pass
+
+
+class Group(_FlagsAsFlags, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -47,8 +74,15 @@ class StderrLog(logging.Handler):
         log(f"warning: {msg}" if record.levelno >= logging.WARNING else msg)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"agecli {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def setup() -> None:
+def setup(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the version and exit.")) -> None:
     """Route the `agecli` loggers to stderr once per process."""
     root = logging.getLogger("agecli")
     if not any(isinstance(h, StderrLog) for h in root.handlers):
@@ -67,7 +101,7 @@ def needs_torch(what: str) -> None:
         fail(str(e))
 
 
-@app.command(epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
+@app.command(cls=Command, epilog="Examples:\n\n  agecli prepare --dataset utkface --data-dir data/UTKFace\n\n"
                     "  agecli prepare --dataset fgnet --data-dir FGNET/images --split subject --folds 82\n\n"
                     "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
 @guard(fail, "run the same command again to resume")
@@ -212,7 +246,10 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
                                             help="Folder with the aligned CSVs; once per --dataset set, or once for all."),
         dataset: str = typer.Option(..., help="Dataset name: the CSV prefix (<dataset>_train_align.csv); several train "
                                               "together: utkface,aaf."),
-        aug: bool = typer.Option(False, "--aug", help="Augment: flip, rotation, scale, shift, colour, gamma."),
+        aug: bool = typer.Option(False, "--aug", help="Augment the training faces. DATA.AUG photo (the default): flip, "
+                                 "rotation, scale, shift, colour, gamma, and what real photos add: grayscale, colour "
+                                 "cast, blur, low resolution, JPEG, noise, occlusion, frame edge. DATA.AUG basic: "
+                                 "the first six only."),
         expand: Optional[float] = typer.Option(None, help="Box expansion around the face (default 0.25)."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),
         checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint/log folder (default runs/<dataset>_<loss>_<arch>)."),
@@ -228,7 +265,7 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
 
     command.__doc__ = help_text
     hint = "continue with --resume <run folder>/last.pth"
-    app.command(cmd, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd) + "\n\n" + TABLE)(
+    app.command(cmd, cls=Command, context_settings=TRAIN_CTX, epilog=TRAIN_EPILOG.format(cmd=cmd) + "\n\n" + TABLE)(
         guard(fail, hint)(command))
 
 
@@ -238,7 +275,7 @@ _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
 
-@app.command(epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
+@app.command(cls=Command, epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
                     "--dataset utkface\n\n"
                     "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
                     "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
@@ -310,6 +347,15 @@ def _val_one(opts) -> None:
               f"{s['seconds']:.1f} s)", markup=False, highlight=False)
 
 
+COLUMN_NOTES = {"small_face": "1: too small for a reliable age", "error": "no_face | unreadable",
+                "output": "the annotated copy, with --output-dir"}
+
+
+def _columns_sentence() -> str:
+    """demo's row columns for its help, from rows.COLUMNS, so the help cannot fall behind."""
+    return ", ".join(f"{c} ({COLUMN_NOTES[c]})" if c in COLUMN_NOTES else c for c in COLUMNS)
+
+
 DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample photo: see what it does)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated\n\n"
                "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
@@ -317,16 +363,16 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
-               "Rows (one per face) go to stdout: file, face, age, std, x1, y1, x2, y2, score, gender, "
-               "gender_prob, ethnicity, ethnicity_prob, error (no_face | unreadable). Logs go to stderr.\n\n"
+               f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr.\n\n"
                "With --output-dir, a file agecli did not write there is never replaced.\n\n"
                "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
                "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
                "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
-               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader.")
+               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader (with "
+               "--output-dir the run still finishes the folder and its predictions.csv).")
 
 
-@app.command(epilog=DEMO_EPILOG)
+@app.command(cls=Command, epilog=DEMO_EPILOG)
 @guard(fail, "run again with --skip-existing to finish")
 def demo(
     inputs: Optional[list[str]] = typer.Argument(None, help="Image files, folders or quoted globs ('photos/**/*.jpg')."),
@@ -350,7 +396,7 @@ def demo(
                                                         "age,gender,ethnicity (asked for, never given by default; needs a model with an ethnicity head)."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
-                                      help="Run on a Ray cluster (pip install \"agecli\\[ray]\"): ADDRESS such as "
+                                      help=f"Run on a Ray cluster, which needs Ray: {escape(RAY_EXTRA_HINT)}. ADDRESS such as "
                                            "ray://head:10001 or auto; alone (or 'local'), RAY_ADDRESS, this machine's "
                                            "cluster or a new one. Every node reads the inputs at the same paths; "
                                            "outputs are written here."),
@@ -376,11 +422,14 @@ def demo(
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
     err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
               f"{s.skipped} skipped, {s.seconds:.1f} s")
+    if s.stdout_closed:
+        log(f"stdout was closed by the reader; {output_dir} is complete, every row in {output_dir / 'predictions.csv'}")
+        raise BrokenPipeError  # the guard: exit 141, as the table says, quietly
     if s.unreadable or s.ended_early:
         raise typer.Exit(INPUTS_FAILED)
 
 
-@app.command(epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
+@app.command(cls=Command, epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
                     "  agecli export --resume best.pth --fp16 --output weights/agecli_default.onnx\n\n"
                     "  agecli export --resume best.pth --format torchscript\n\n"
                     "The file is written (atomically) only when the exported model's ages agree with the "

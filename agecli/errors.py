@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 
-TRAIN_EXTRA_HINT = 'pip install torch==2.13.0 -e ".[train]"  (or: pip install "agecli[train]")'
+# agecli is not on PyPI (`pip install agecli` finds nothing): every install hint says
+# what works, an install from a clone of the repository. The one template for them all:
+INSTALL_HINT = 'pip install "{spec}" in a clone of agecli (there is no agecli on PyPI)'
+CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+TRAIN_EXTRA_HINT = INSTALL_HINT.format(spec=".[train]") + f"; on a CPU-only machine first {CPU_TORCH}"
+RAY_EXTRA_HINT = INSTALL_HINT.format(spec=".[ray]")
 
 
 class AgecliError(Exception):

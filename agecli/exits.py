@@ -2,7 +2,8 @@
 
 Library code raises typed errors; the guard around each CLI command turns the ones
 that escape into one line on stderr and the code below. A closed pipe (`| head`) ends
-quietly, as Unix tools do.
+quietly, as Unix tools do (`demo --output-dir` first finishes its folder: the rows stop,
+not the run).
 """
 from __future__ import annotations
 

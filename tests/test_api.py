@@ -67,6 +67,24 @@ def test_predict_rejects_what_it_cannot_read(est, tmp_path):
         est.predict_many(str(SAMPLE))  # used to iterate the path's characters
 
 
+def test_a_missing_file_names_its_path(est, tmp_path):
+    missing = tmp_path / "holiday" / "no_such.jpg"
+    with pytest.raises(agecli.ImageError, match="unreadable: .*no_such.jpg") as e:
+        est.predict(missing)
+    assert str(missing) in str(e.value)
+
+
+def test_face_result_to_dict_is_plain_json(est):
+    face = est.predict(sample_image())[0]
+    d = face.to_dict()
+    back = json.loads(json.dumps(d))  # numpy types would raise here
+    assert back == d
+    assert back["age"] == pytest.approx(float(face.age)) and len(back["box"]) == 4
+    assert len(back["landmarks"]) == 5 and all(len(p) == 2 for p in back["landmarks"])
+    assert back["small_face"] is False and isinstance(back["distribution"], list)
+    assert {"gender", "gender_prob", "ethnicity", "ethnicity_prob", "score", "std"} <= set(back)
+
+
 def test_predict_crops_matches_predict_and_handles_zero_crops(est):
     from agecli.infer.pipeline import face_crops
 
@@ -168,7 +186,7 @@ except SystemExit as e:
                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        assert len(lines) == 1 and "needs torch" in lines[0] and "agecli[train]" in lines[0], (args, proc.stderr)
+        assert len(lines) == 1 and "needs torch" in lines[0] and '".[train]"' in lines[0], (args, proc.stderr)
         assert proc.stdout == ""
 
 

@@ -56,8 +56,9 @@ def test_demo_folder_csv_and_annotated_copies(inputs, tiny_onnx, tmp_path):
     rows = csv_rows(res.stdout)
     per_file: dict[str, list[dict]] = {}
     for r in rows:
-        per_file.setdefault(r["output"], []).append(r)
-        assert r["file"] == str(inputs / r["output"])  # the input as given: the folder joined with its name
+        name = Path(r["output"]).relative_to(out).as_posix()  # the copy, where a user opens it
+        per_file.setdefault(name, []).append(r)
+        assert r["file"] == str(inputs / name)  # the input as given: the folder joined with its name
     images = sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*.jpg"))
     assert sorted(per_file) == images
     for name in images:
@@ -147,9 +148,9 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
     assert first.exit_code == 0, first.output
     full = csv_rows((out / PREDICTIONS).read_text())
     # an interruption at ~75%: rows so far only in the partial file, the last copy missing
-    last = full[-1]["output"]
+    last = Path(full[-1]["output"]).relative_to(out).as_posix()
     (out / PREDICTIONS).rename(out / PARTIAL)
-    kept = [r for r in full if r["output"] != last]
+    kept = [r for r in full if r["output"] != full[-1]["output"]]
     with open(out / PARTIAL, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -164,6 +165,25 @@ def test_demo_skip_existing_finishes_an_interrupted_run(inputs, tiny_onnx, tmp_p
     assert [r["file"] for r in merged] == [r["file"] for r in full]
     assert [r["age"] for r in merged] == [r["age"] for r in full]
     assert csv_rows(res.stdout) == merged
+
+
+def test_demo_output_column_is_the_copy_a_user_can_open(inputs, monkeypatch):
+    """`demo chips/x.jpg --output-dir out1` writes out1/chips/x.jpg, and the row says so:
+    relative to the current folder when the option was, absolute when it was. A resume
+    through another spelling of the same folder still finds the earlier rows."""
+    monkeypatch.chdir(inputs)
+    chip = sorted(Path("chips").iterdir())[0].as_posix()
+    res = cli(chip, "groups/group_1.jpg", "--output-dir", "out1")  # the shipped model
+    assert res.exit_code == 0, res.output
+    outputs = {r["output"] for r in csv_rows(res.stdout)}
+    assert outputs == {f"out1/{chip}", "out1/groups/group_1.jpg"}
+    assert all(Path(o).is_file() for o in outputs)
+    again = cli(chip, "groups/group_1.jpg", "--output-dir", inputs / "out1", "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "2 skipped" in again.stderr
+    rows = csv_rows(again.stdout)
+    assert {r["output"] for r in rows} == {str(inputs / "out1" / chip), str(inputs / "out1" / "groups" / "group_1.jpg")}
+    assert csv_rows((inputs / "out1" / PREDICTIONS).read_text()) == rows
 
 
 def test_demo_video_every_n_frames(tiny_onnx, tmp_path):

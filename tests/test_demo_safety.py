@@ -89,7 +89,7 @@ def test_file_column_is_the_input_as_given(photos, tiny_onnx, tmp_path):
     res = demo(a, a, "--output-dir", out, "--resume", tiny_onnx)
     assert res.exit_code == 0, res.output
     got = [(r["file"], r["output"]) for r in rows(res.stdout) if r["face"] in ("", "0")]
-    assert got == [(str(a), "a.jpg"), (str(a), "a~2.jpg")]
+    assert got == [(str(a), str(out / "a.jpg")), (str(a), str(out / "a~2.jpg"))]
     assert (out / "a.jpg").is_file() and (out / "a~2.jpg").is_file()
 
 
@@ -127,6 +127,24 @@ def test_closed_pipe_ends_quietly(photos, tiny_onnx):
     assert proc.stdout.startswith("file,face,age")
     assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "141"
+
+
+def test_closed_pipe_with_an_output_dir_still_finishes_the_folder(photos, tmp_path):
+    """`demo --output-dir out | head -1`: the rows stop, the run does not: every copy and
+    predictions.csv are written, stderr says so, and the code is still 141."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    shutil.copy(photos / "a.jpg", photos / "c.jpg")  # 3 images
+    out = tmp_path / "out"
+    proc = subprocess.run(f"'{sys.executable}' -m agecli demo --img-dir '{photos}' --output-dir '{out}' "
+                          "--workers 1 --batch-size 1 | head -1; echo \"${PIPESTATUS[0]}\" >&2",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, env=env, timeout=300)
+    assert proc.stdout.startswith("file,face,age") and len(proc.stdout.splitlines()) == 1
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "141"
+    assert "stdout was closed by the reader" in proc.stderr and "predictions.csv" in proc.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "a.jpg", "b.jpg", "c.jpg", "predictions.csv"]
+    assert sorted(Path(r["file"]).name for r in rows((out / "predictions.csv").read_text())) == ["a.jpg", "b.jpg", "c.jpg"]
 
 
 def test_empty_img_list_is_bad_usage(tmp_path, tiny_onnx):

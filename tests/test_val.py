@@ -144,6 +144,15 @@ def test_val_missing_split_names_the_ones_present(tiny_aligned, tiny_checkpoint,
     assert "train, valid" in res.stderr.replace("test, ", "")
 
 
+def test_val_without_prepared_data_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a newcomer's fresh folder: no data/<dataset>/ CSVs
+    res = val("--dataset", "utkface")
+    assert res.exit_code == 2
+    err = " ".join(res.stderr.split())
+    assert "--data-dir is required: no utkface_test_align.csv in data/utkface" in err
+    assert "agecli prepare --dataset utkface --data-dir PATH_TO_IMAGES --out data/utkface" in err
+
+
 def test_val_without_a_model_or_default(tmp_path, monkeypatch):
     import agecli.infer.default_model as dm
 

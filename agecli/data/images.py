@@ -34,8 +34,8 @@ def read_regular(path: str | Path) -> bytes:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise ImageError("unreadable: not a regular file")
             return fh.read()
-    except OSError as e:
-        raise ImageError(f"unreadable: {e.strerror or e}") from None
+    except OSError as e:  # missing, no permission: name the file, or an API user cannot tell which
+        raise ImageError(f"unreadable: {e.strerror or e}: {os.fspath(path)}") from None
 
 
 def check_header(data: bytes) -> None:

@@ -134,6 +134,11 @@ def val_sets(model: Optional[Path], dataset: Optional[str],
     return list(zip(names, dirs))
 
 
+def _prepare_hint(dataset: str, out: Path) -> str:
+    """The command that makes the aligned CSVs val reads: a newcomer has the images, not them."""
+    return f"run agecli prepare --dataset {dataset} --data-dir PATH_TO_IMAGES --out {out.as_posix()}"
+
+
 def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, meta: dict) -> tuple[Path, str, Path]:
     """(data dir, dataset name, split CSV). The dataset defaults to the one the model was
     trained on; the data dir to data/<dataset>/ or the current folder, where the CSV is."""
@@ -148,7 +153,8 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, m
         candidates = [Path(p) for p in (meta.get("data_dir"), Path("data") / dataset, Path(".")) if p]
         found = [c for c in candidates if (c / name).is_file()]
         if not found:
-            raise ValError(f"--data-dir is required: no {name} in {', '.join(str(c) for c in candidates)}")
+            raise ValError(f"--data-dir is required: no {name} in {', '.join(str(c) for c in candidates)}; "
+                           f"to make it, {_prepare_hint(dataset, Path('data') / dataset)}")
         data_dir = found[0]
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -156,8 +162,7 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, m
     csv = data_dir / name
     if not csv.is_file():
         have = available_splits(data_dir, dataset)
-        hint = f"; splits present: {', '.join(have)}" if have else \
-            f"; run `agecli prepare --dataset {dataset} --data-dir ...` first"
+        hint = f"; splits present: {', '.join(have)}" if have else f"; to make it, {_prepare_hint(dataset, data_dir)}"
         raise ValError(f"{csv} not found{hint}")
     return data_dir, dataset, csv
 

@@ -19,7 +19,7 @@ from ..atomic import write_text
 from ..errors import UsageError
 from ..model.meta import expand_problem
 from ..parallel import default_workers
-from .outputs import STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
+from .outputs import OUTPUT_DIR_KEY, STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
@@ -68,6 +68,7 @@ class DemoSummary:
     unreadable: int = 0
     skipped: int = 0
     ended_early: int = 0  # videos that stopped before their declared end
+    stdout_closed: bool = False  # the reader closed stdout; with --output-dir the run went on
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -140,7 +141,8 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                     "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
         prior = prior_rows(folder, settings) if o.skip_existing else {}
         folder.claim(out_dir / STATE)
-        write_text(out_dir / STATE, json.dumps(settings, indent=1) + "\n")
+        # where this run's rows say the copies are (resume reads the names back from them)
+        write_text(out_dir / STATE, json.dumps({**settings, OUTPUT_DIR_KEY: out_dir.as_posix()}, indent=1) + "\n")
         plog = PredictionsLog(folder, prior)
     skip = plog.done_before if plog is not None and plog.prior else None
 
@@ -152,7 +154,9 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
             yield item
 
     results = _results(o, est, remember(items), source, workers, skip, timer)  # connects to Ray first
-    rows_out = RowWriter(stdout, o.fmt)
+    # with an output folder, a closed stdout (`| head`) stops the rows, not the run: the
+    # folder is finished (copies, predictions.csv), never left half-written
+    rows_out = RowWriter(stdout, o.fmt, keep_going=folder is not None)
     summary, done = DemoSummary(), 0
     start = time.perf_counter()
     try:
@@ -166,11 +170,14 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                 _record(res, summary)
                 copy = (annotated_path(out_dir, res.name)
                         if out_dir is not None and (res.image is not None or res.encoded is not None) else None)
-                rows = face_rows(res, shown, folder.rel(copy) if copy else None)
+                rows = face_rows(res, shown, copy.as_posix() if copy else None)
                 with timer("write"):
                     rows_out.write(rows)
                     if plog is not None:
                         plog.record(res.name, rows)
+                if rows_out.closed and not summary.stdout_closed:
+                    summary.stdout_closed = True
+                    logger.info("stdout was closed by the reader: no more rows there; finishing %s", out_dir)
                 # the copy comes after the rows: an existing copy means its rows were saved
                 if copy is not None:
                     write_outputs(res, folder, copy, o.save_crops, timer)

@@ -24,6 +24,7 @@ PREDICTIONS = "predictions.csv"
 PARTIAL = PREDICTIONS + ".partial"
 WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
 STATE = ".agecli-demo.json"  # the model and settings behind the rows
+OUTPUT_DIR_KEY = "output_dir"  # in STATE: the --output-dir as that run spelled it (not a setting to match)
 
 
 class OutputFolderError(UsageError):

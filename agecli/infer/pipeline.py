@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,19 @@ class FaceResult:
     def small_face(self) -> bool:
         """Too small (box under SMALL_FACE_PX) for a reliable age: reported, but flagged."""
         return is_small_face(self.box)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The face as plain Python types (lists, floats, str, None), ready for json.dumps:
+        numpy arrays and numpy scalars are not JSON-serialisable."""
+        def num(v: Any) -> float | None:
+            return None if v is None else float(v)
+
+        return {"age": float(self.age), "std": float(self.std), "box": [float(v) for v in self.box],
+                "landmarks": [[float(x), float(y)] for x, y in np.asarray(self.landmarks).reshape(-1, 2)],
+                "score": float(self.score), "small_face": bool(self.small_face),
+                "gender": self.gender, "gender_prob": num(self.gender_prob),
+                "ethnicity": self.ethnicity, "ethnicity_prob": num(self.ethnicity_prob),
+                "distribution": None if self.distribution is None else [float(v) for v in self.distribution]}
 
 
 @dataclass

@@ -5,7 +5,7 @@ detector and one age model; one actor per CPU, or per GPU with --device cuda), t
 same worker `demo --workers` runs in local processes, so the driver only writes: rows and files come out in input order, through the same writer as a
 local run, hence the same rows, the same annotated copies and the same resume.
 
-Every node needs agecli (`pip install "agecli[ray]"`) and the input paths; the model
+Every node needs agecli (`pip install ".[ray]"` in a clone) and the input paths; the model
 travels with the job.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import RAY_EXTRA_HINT
 from .pipeline import ImageResult
 from .sources import Item
 from .worker import MAX_CHUNK, PipelineWorker, WorkerSettings
@@ -49,7 +50,7 @@ def connect(address: str, log: Callable[[str], None]) -> None:
     try:
         import ray
     except ImportError:
-        raise RayError('--ray needs Ray: pip install "agecli[ray]"') from None
+        raise RayError(f"--ray needs Ray: {RAY_EXTRA_HINT}") from None
     if ray.is_initialized():
         return
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_bytes
-from .outputs import PARTIAL, PREDICTIONS, OutputFolder, annotated_path
+from .outputs import OUTPUT_DIR_KEY, PARTIAL, PREDICTIONS, OutputFolder, annotated_path
 from .rows import COLUMNS, csv_cells, read_rows
 
 logger = logging.getLogger(__name__)
@@ -24,10 +24,12 @@ Rows = list[dict[str, Any]]
 
 def prior_rows(folder: OutputFolder, settings: dict) -> dict[str, Rows]:
     """Rows an earlier run left for --skip-existing, kept only when the same model and
-    settings produced them."""
-    prior = read_rows(folder.path / PREDICTIONS)
-    prior.update(read_rows(folder.path / PARTIAL))
+    settings produced them; keyed by the copy's path inside the folder."""
     before = folder.state()
+    under = (before or {}).get(OUTPUT_DIR_KEY)
+    prior = {}
+    for f in (PREDICTIONS, PARTIAL):
+        prior.update({_in_folder(output, under): rows for output, rows in read_rows(folder.path / f).items()})
     changed = [k for k in settings if k != "model" and (before or {}).get(k) != settings[k]]
     if prior and changed:
         what = ("no record of the model that produced them" if before is None else
@@ -36,6 +38,18 @@ def prior_rows(folder: OutputFolder, settings: dict) -> dict[str, Rows]:
                     "processing every image again", folder.path, what)
         return {}
     return prior
+
+
+def _in_folder(output: str, under: str | None) -> str:
+    """An `output` cell as the copy's path inside the folder: a row holds the path a user
+    can open, the --output-dir of its run (`under`) joined with that; rows of older
+    versions hold the inner path alone."""
+    if under is not None:
+        try:
+            return Path(output).relative_to(under).as_posix()
+        except ValueError:
+            pass
+    return output
 
 
 class PredictionsLog:
@@ -54,23 +68,29 @@ class PredictionsLog:
         elif not _ends_with_newline(partial):
             self.fh.write("\n")  # the last line was cut by the interruption: start a new one
         self.order: list[str] = []
-        self.new_rows: dict[str, Rows] = {}
+        self.rows: dict[str, Rows] = {}  # this run's rows by input name: fresh, or kept from the earlier run
 
     def done_before(self, name: str) -> bool:
         """True when an earlier run saved this image's rows and its annotated copy."""
-        return name in self.prior and annotated_path(self.out_dir, name).exists()
+        copy = annotated_path(self.out_dir, name)
+        return self.folder.rel(copy) in self.prior and copy.exists()
 
     def kept(self, name: str) -> Rows:
-        """The earlier run's rows of a skipped image (they go into the merge as they are)."""
+        """The earlier run's rows of a skipped image, their `output` spelled as this run's
+        (the folder may have been given another way: relative, absolute); they go into
+        the merge like that."""
+        copy = annotated_path(self.out_dir, name)
+        rows = [{**r, "output": copy.as_posix()} for r in self.prior[self.folder.rel(copy)]]
         self.order.append(name)
-        return self.prior[name]
+        self.rows[name] = rows
+        return rows
 
     def record(self, name: str, rows: Rows) -> None:
         """Save one image's fresh rows (flushed, before its copy is written)."""
         self.order.append(name)
         self.writer.writerows(csv_cells(r) for r in rows)
         self.fh.flush()
-        self.new_rows[name] = rows
+        self.rows[name] = rows
 
     def close(self) -> None:
         self.fh.close()
@@ -82,7 +102,7 @@ class PredictionsLog:
         w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         for name in self.order:
-            w.writerows(csv_cells(r) for r in self.new_rows.get(name) or self.prior.get(name, []))
+            w.writerows(csv_cells(r) for r in self.rows[name])
         write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), buf.getvalue().encode("utf-8"))
         (self.out_dir / PARTIAL).unlink(missing_ok=True)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .pipeline import ImageResult
+if TYPE_CHECKING:  # the CLI's help reads COLUMNS: no numpy or OpenCV import for that
+    from .pipeline import ImageResult
 
 COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
            "ethnicity", "ethnicity_prob", "error", "output"]
@@ -51,21 +52,32 @@ def parse_row(row: dict[str, str]) -> dict[str, Any]:
 
 
 class RowWriter:
-    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image."""
+    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image.
 
-    def __init__(self, stream: TextIO, fmt: str) -> None:
-        self.stream, self.fmt = stream, fmt
+    With `keep_going`, a stream closed by its reader (`| head`) stops the rows but not
+    the run, which still has an output folder to finish; `closed` then says so."""
+
+    def __init__(self, stream: TextIO, fmt: str, keep_going: bool = False) -> None:
+        self.stream, self.fmt, self.keep_going = stream, fmt, keep_going
+        self.closed = False
         if fmt == "csv":
             self.writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
-            self.writer.writeheader()
+            self.writer.writeheader()  # buffered: it reaches the reader with the first rows
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            if self.fmt == "csv":
-                self.writer.writerow(csv_cells(row))
-            else:
-                self.stream.write(json.dumps({k: row[k] for k in COLUMNS}, ensure_ascii=False) + "\n")
-        self.stream.flush()
+        if self.closed:
+            return
+        try:
+            for row in rows:
+                if self.fmt == "csv":
+                    self.writer.writerow(csv_cells(row))
+                else:
+                    self.stream.write(json.dumps({k: row[k] for k in COLUMNS}, ensure_ascii=False) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            if not self.keep_going:
+                raise
+            self.closed = True
 
 
 def read_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
