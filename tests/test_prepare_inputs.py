@@ -191,3 +191,19 @@ def test_not_a_regular_file_is_refused_at_once(tmp_path):
         load_rgb(tmp_path / "p.jpg")
     with pytest.raises(ImageError, match="not a regular file"):
         load_rgb(tmp_path)
+
+
+def test_a_set_with_no_face_says_so_and_writes_no_split(tmp_path):
+    """Every image faceless: it ended with pandas' "No objects to concatenate", exit 2,
+    after writing empty split CSVs and leaving its partial files."""
+    import cv2
+    import numpy as np
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(imgs / f"{20 + i}_0_0_2017010{i}.jpg.chip.jpg"), np.full((100, 100, 3), 128, np.uint8))
+    res = prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", tmp_path / "out")
+    assert res.exit_code == 2, res.output
+    assert "no image of 3" in res.stderr and "3 no_face" in res.stderr and "concatenate" not in res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["utkface_rejected.csv"]

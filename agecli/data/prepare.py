@@ -229,6 +229,15 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     df = pd.DataFrame([done[p] for p in sorted(done) if p in keep], columns=PARTIAL_COLUMNS)
     rejected = df[df["error"].notna() & (df["error"].astype(str) != "")]
     accepted = df.drop(rejected.index)
+    if accepted.empty:  # nothing to split: say why per file, and leave no half-made set behind
+        listing = out / f"{name}_rejected.csv"
+        atomic_write_csv(rejected[["photo", "age", "error"]].rename(columns={"error": "reason"}), listing)
+        partial.unlink(missing_ok=True)
+        partial.with_suffix(".json").unlink(missing_ok=True)
+        counts = rejected["error"].astype(str).str.split(":").str[0].value_counts()
+        why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+        raise ValueError(f"no image of {len(records)} under {root} was accepted ({why}); nothing to split. "
+                         f"The reason for each file is in {listing}")
     cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()]
     parts = assign_splits(accepted, split, folds)
     files = {}
