@@ -156,7 +156,17 @@ TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset u
                 "  agecli {cmd} --dataset utkface,aaf --data-dir data/utkface --data-dir data/aaf --aug\n\n"
                 "Trailing KEY VALUE pairs override the defaults (see agecli/config.py). Each run gets its own "
                 "folder (runs/x, runs/x2, ...) with its config.json, unless it resumes or --exist-ok is given.")
-TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": False}
+# Unknown options reach ctx.args, so that a negative override value (TRAIN.LR -1) is a
+# value, not "No such option: -1"; a mistyped --option is still refused (_overrides).
+TRAIN_CTX = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _overrides(args: list[str]) -> list[str]:
+    """The trailing KEY VALUE pairs; a word like --agu is a mistyped option, not a key."""
+    for a in args[::2]:
+        if a.startswith("-"):
+            raise ValueError(f"no such option: {a} (see --help)")
+    return args
 
 
 def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path], dataset: str, aug: bool,
@@ -171,7 +181,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
     from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
-        cfg = apply_overrides(default_config(), list(ctx.args))
+        cfg = apply_overrides(default_config(), _overrides(list(ctx.args)))
         cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
         if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
             raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")

@@ -235,3 +235,14 @@ def test_model_dropout_reaches_the_model():
 
     cfg = apply_overrides(default_config(), ["MODEL.DROPOUT", "0.5", "MODEL.ARCH", "tiny_age"])
     assert build_model(model_meta(cfg, "dist", "ldl")).dropout.p == 0.5
+
+
+@pytest.mark.parametrize("extra, words", [(["TRAIN.LR", "-1"], "TRAIN.LR -1.0: must be between"),
+                                          (["--agu"], "no such option: --agu"),
+                                          (["TRAIN.EPOCHS", "1", "--agu"], "no such option: --agu")])
+def test_override_values_may_be_negative_and_mistyped_options_are_named(tiny_aligned, tmp_path, extra, words):
+    """`TRAIN.LR -1` was refused as "No such option: -1" instead of for its value."""
+    res = CliRunner().invoke(app, ["train", "--data-dir", str(tiny_aligned), "--dataset", "utkface",
+                                   "--checkpoint", str(tmp_path / "run"), *extra])
+    assert res.exit_code == 2 and words in res.output, res.output
+    assert not (tmp_path / "run").exists()
