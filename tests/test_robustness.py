@@ -68,7 +68,7 @@ def odd_files(tmp_path_factory) -> Path:
     return d
 
 
-UNREADABLE = ["corrupt.jpg", "empty.jpg", "text.jpg"]
+UNREADABLE = ["corrupt.jpg", "empty.jpg", "text.jpg", "truncated.jpg"]
 FACES = ["gray.png", "rgba.png", "sixteen.png", "exif_rotated.jpg", ODD_NAME]
 
 
@@ -104,8 +104,9 @@ def test_demo_over_awkward_files(odd_files, tiny_onnx, tmp_path):
         assert rows[name][0]["error"] == "" and float(rows[name][0]["age"]) > 0, name
         assert (out / name).is_file(), name
     assert rows["tiny.png"][0]["error"] == "no_face"
-    # a JPEG cut at a third decodes as viewers show it (the top third, grey below)
-    assert rows["truncated.jpg"][0]["error"] != "unreadable"
+    # a JPEG cut at a third is reported, not decoded into a flat-filled picture whose
+    # lost faces would go unnoticed (issue 20, item 9: 29 of 52 faces, exit 0)
+    assert "truncated" in res.stderr
     assert cv2.imdecode(np.fromfile(out / ODD_NAME, np.uint8), cv2.IMREAD_COLOR) is not None
     for name in UNREADABLE:
         assert name in res.stderr
@@ -216,3 +217,16 @@ def test_expand_outside_what_a_crop_can_be_is_refused_everywhere(tiny_onnx, tiny
         assert res.exception is None or isinstance(res.exception, SystemExit)
     with pytest.raises(UsageError, match="--expand"):
         AgeEstimator(tiny_onnx, expand=float(value))
+
+
+def test_a_group_photo_cut_short_is_reported_not_half_read(photos_dir, tmp_path):
+    """`head -c 60000 group_1.jpg > cut.jpg` gave 29 of its 52 faces, exit 0."""
+    data = (photos_dir / "group_1.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 5])
+    (tmp_path / "whole_but_no_end_marker.jpg").write_bytes(data[:-2])
+    res = cli("demo", tmp_path / "cut.jpg", tmp_path / "whole_but_no_end_marker.jpg")
+    assert res.exit_code == 1, res.output
+    rows = rows_by_file(res.stdout)
+    assert [r["error"] for r in rows["cut.jpg"]] == ["unreadable"]
+    assert "truncated" in res.stderr
+    assert len(rows["whole_but_no_end_marker.jpg"]) > 1

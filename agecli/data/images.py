@@ -59,7 +59,9 @@ def check_header(data: bytes) -> None:
 
 def decode_rgb(data: bytes) -> np.ndarray:
     """Decode image bytes to RGB uint8; a JPEG that lacks only its end marker (what many
-    cameras and interrupted copies leave) is decoded as viewers do."""
+    cameras and interrupted copies leave) is decoded as viewers do. A JPEG cut short
+    before its last rows is refused (`truncated`): its decoder fills the missing rows
+    with one flat colour, and faces there would be silently lost."""
     if not data:
         raise ImageError("unreadable: empty file")
     check_header(data)
@@ -68,6 +70,9 @@ def decode_rgb(data: bytes) -> np.ndarray:
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None and data.startswith(JPEG_START) and not data.rstrip(b"\0").endswith(JPEG_END):
         img = cv2.imdecode(np.frombuffer(data + JPEG_END, np.uint8), cv2.IMREAD_COLOR)
+        if img is not None and img.shape[0] > 8 and np.ptp(img[-8:].reshape(-1, img.shape[-1]), axis=0).max() == 0:
+            # no photo's last 8 rows are one exact colour; a scan that ran out of data is
+            raise ImageError("unreadable: truncated JPEG (the file ends before its last rows)")
     if img is None:
         raise ImageError("unreadable: not a decodable image")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
