@@ -20,7 +20,7 @@ from agecli.infer.onnx_meta import ONNX_META_KEY
 from agecli.infer.batches import normalise
 from agecli.infer.runners import OnnxRunner
 from agecli.infer.torch_runner import predict_torch
-from agecli.model.checkpoint import model_from_checkpoint
+from agecli.model.checkpoint import load_checkpoint, model_from_checkpoint
 
 from .conftest import utk_files
 
@@ -146,3 +146,28 @@ def test_an_output_that_is_the_checkpoint_is_refused(tiny_checkpoint, tmp_path):
         res = cli("--resume", keep, "--output", out)
         assert res.exit_code == 2 and "is the checkpoint being exported" in res.output, res.output
     assert keep.read_bytes() == before
+
+
+def test_flip_tta_model_mixes_each_face_with_its_mirror_in_torch_and_onnx(tiny_checkpoint, reference, tmp_path):
+    """meta flip_tta: every runner answers from the crop and its mirror image, mixed (the
+    two distributions averaged, age and std read from the mixture), and the exported
+    graph does the same."""
+    crops, _, meta = reference
+    ckpt = load_checkpoint(tiny_checkpoint)
+    ckpt["meta"] = {**ckpt["meta"], "flip_tta": True}
+    tta = tmp_path / "tta.pth"
+    torch.save(ckpt, tta)
+    model, _ = model_from_checkpoint(tiny_checkpoint)
+    plain = predict_torch(model, crops, meta)
+    mirrored = predict_torch(model, np.ascontiguousarray(crops[:, :, ::-1]), meta)
+    mixed = (plain["probs"] + mirrored["probs"]) / 2
+    expected = mixed @ np.arange(meta["age_min"], meta["age_max"] + 1)
+    tta_model, _ = model_from_checkpoint(tta)
+    assert np.allclose(predict_torch(tta_model, crops, meta)["age"], expected, atol=1e-3)
+    assert not np.allclose(plain["age"], expected, atol=1e-3)  # the mirror changes the answer
+    out = tmp_path / "tta.onnx"
+    res = cli("--resume", tta, "--output", out)
+    assert res.exit_code == 0, res.output
+    onnx_age = OnnxRunner(out).predict(crops)["age"]
+    assert np.allclose(onnx_age, expected, atol=0.05)
+    assert len(OnnxRunner(out).predict(crops[:1])["age"]) == 1

@@ -59,6 +59,7 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
     model = AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
                    dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained)
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
+    model.flip_tta = bool(meta.get("flip_tta", False))
     return model
 
 

@@ -52,6 +52,9 @@ class AgeNet(nn.Module):
         # Calibrates the distribution's spread into an honest +-1 std (see calibrate_std);
         # set from the checkpoint's meta, so it lives in the exported graph too.
         self.register_buffer("std_scale", torch.ones(()), persistent=False)
+        # Estimate each face from its crop and its mirror image and mix the two answers
+        # (set from the checkpoint's meta `flip_tta`, so it lives in the exported graph).
+        self.flip_tta = False
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}."""
@@ -64,21 +67,28 @@ class AgeNet(nn.Module):
         joint = torch.cat([feat, g.softmax(1), r.softmax(1)], 1)
         return {"logits": self.fc(joint), "gender_logits": g, "race_logits": r}
 
-    def decode(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Raw outputs -> age, std (the model's own spread), probs, gender/ethnicity probs."""
+    def decode(self, out: dict[str, torch.Tensor], pairs: bool = False) -> dict[str, torch.Tensor]:
+        """Raw outputs -> age, std (the model's own spread), probs, gender/ethnicity probs.
+        `pairs`: the batch is N crops then their N mirror images; each face's answer is
+        the mixture of its two (probabilities averaged, then age and std read from them)."""
+        def mix(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(2, -1, *t.shape[1:]).mean(0) if pairs else t
+
         if "age" in out:
-            age = out["age"].clamp(self.age_min, self.age_max)
+            age = mix(out["age"]).clamp(self.age_min, self.age_max)
             return {"age": age, "std": torch.zeros_like(age)}
-        probs = out["logits"].float().softmax(1)
+        probs = mix(out["logits"].float().softmax(1))
         age = probs @ self.bins
         var = probs @ (self.bins ** 2) - age ** 2
         res = {"age": age, "std": var.clamp_min(0).sqrt() * self.std_scale, "probs": probs}
         if "gender_logits" in out:
-            res["gender_probs"] = out["gender_logits"].float().softmax(1)
-            res["race_probs"] = out["race_logits"].float().softmax(1)
+            res["gender_probs"] = mix(out["gender_logits"].float().softmax(1))
+            res["race_probs"] = mix(out["race_logits"].float().softmax(1))
         return res
 
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.flip_tta:  # NCHW: the mirror image flips the width axis
+            return self.decode(self(torch.cat([x, x.flip(3)])), pairs=True)
         return self.decode(self(x))
 
 
