@@ -327,10 +327,9 @@ def _val_one(opts) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .api import AgeEstimator
-    from .atomic import check_writable_dir
     from .errors import AgecliError
     from .eval.evaluate import check_options, evaluate_split
-    from .eval.reports import default_output_dir, terminal_tables, write_reports
+    from .eval.reports import check_output_dir, default_output_dir, terminal_tables, write_reports
 
     problem = ""
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -340,13 +339,15 @@ def _val_one(opts) -> None:
             check_options(opts)
             est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                ready=lambda: opts.output_dir is None or check_writable_dir(opts.output_dir,
-                                                                                            "--output-dir"))
+                                ready=lambda: opts.output_dir is None or check_output_dir(opts.output_dir))
         except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
-    write_reports(ev, opts.output_dir or default_output_dir(ev))
+    try:
+        write_reports(ev, opts.output_dir or default_output_dir(ev))
+    except AgecliError as e:
+        fail(str(e))
     for table in terminal_tables(ev):
         err.print(table)
     s = ev.summary

@@ -191,3 +191,23 @@ def test_help_documents_the_exit_codes():
     for cmd in ([], ["prepare"], ["train"], ["val"], ["demo"], ["export"]):
         text = CliRunner().invoke(app, [*cmd, "--help"]).stdout
         assert "3" in text and "130" in text and "Exit codes" in text, cmd
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_ledger_entry(tiny_onnx, tmp_path):
+    """`x\\nline.jpg` was listed in .agecli-demo-files as two names, `x` and `line.jpg`; a
+    later run then took the user's out/line.jpg for its own and replaced it."""
+    chip = utk_files(1)[0]
+    odd, plain = tmp_path / "odd", tmp_path / "plain"
+    odd.mkdir()
+    plain.mkdir()
+    shutil.copy(chip, odd / "x\nline.jpg")
+    shutil.copy(chip, plain / "line.jpg")
+    out = tmp_path / "out"
+    assert demo("--img-dir", odd, "--output-dir", out, "--resume", tiny_onnx).exit_code == 0
+    assert (out / "x\nline.jpg").is_file()
+    (out / "line.jpg").write_bytes(b"the user's own file")
+    res = demo("--img-dir", plain, "--output-dir", out, "--resume", tiny_onnx)
+    assert res.exit_code == 2 and "not written by agecli" in res.stderr, res.output
+    assert (out / "line.jpg").read_bytes() == b"the user's own file"
+    # the odd name itself is still known as agecli's: re-running over it is allowed
+    assert demo("--img-dir", odd, "--output-dir", out, "--resume", tiny_onnx).exit_code == 0

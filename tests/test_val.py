@@ -191,22 +191,51 @@ def test_flip_average_is_the_mixture():
     assert m["probs"] == pytest.approx(np.array([[0.5, 0.5], [0.5, 0.5]]))
 
 
-def test_group_tables_skip_missing_labels(tmp_path):
-    """A set without gender/ethnicity labels gets the age-group table only, and a stale
-    by_gender.csv from an earlier run in the same folder is removed."""
+def test_group_tables_skip_missing_labels_and_user_files_are_kept(tmp_path):
+    """A set without gender/ethnicity labels gets the age-group table only; a stale
+    by_gender.csv of an earlier val run in the same folder is removed, while a user's
+    file under a report's name is never replaced or removed: the folder is refused."""
+    from agecli.errors import UsageError
     from agecli.eval.evaluate import Evaluation
     from agecli.eval.metrics import group_tables
     from agecli.eval.reports import write_reports
 
-    df = pd.DataFrame({"photo": ["a.jpg", "b.jpg", "c.jpg"], "age": [4.0, 30.0, 70.0], "pred": [6.0, 30.0, 50.0],
-                       "std": [1.0, 2.0, 3.0]})
-    df["error"] = df["pred"] - df["age"]
-    df["age_group"] = pd.Categorical(["0-5", "21-30", "61+"], categories=age_group_names() + ["unknown"])
-    (tmp_path / "by_gender.csv").write_text("stale\n")
-    ev = Evaluation(df, np.zeros((3, 32, 32, 3), np.uint8), {"mae": 22 / 3, "worst_threshold": 10.0,
-                                                              "dataset": "x", "split": "test"},
-                    groups=group_tables(df))
-    files = write_reports(ev, tmp_path)
-    assert "by_age_group.csv" in files and not (tmp_path / "by_gender.csv").exists()
-    assert pd.read_csv(tmp_path / "worst.csv")["photo"].tolist() == ["c.jpg"]
-    assert json.loads((tmp_path / "summary.json").read_text())["n_worst"] == 1
+    def evaluation(with_gender: bool) -> Evaluation:
+        df = pd.DataFrame({"photo": ["a.jpg", "b.jpg", "c.jpg"], "age": [4.0, 30.0, 70.0],
+                           "pred": [6.0, 30.0, 50.0], "std": [1.0, 2.0, 3.0]})
+        df["error"] = df["pred"] - df["age"]
+        df["age_group"] = pd.Categorical(["0-5", "21-30", "61+"], categories=age_group_names() + ["unknown"])
+        if with_gender:
+            df["gender"] = pd.Categorical(["male", "female", "male"], categories=["male", "female", "unknown"])
+        return Evaluation(df, np.zeros((3, 32, 32, 3), np.uint8), {"mae": 22 / 3, "worst_threshold": 10.0,
+                                                                   "dataset": "x", "split": "test"},
+                          groups=group_tables(df))
+
+    write_reports(evaluation(True), tmp_path / "ours")
+    assert (tmp_path / "ours" / "by_gender.csv").exists()
+    files = write_reports(evaluation(False), tmp_path / "ours")
+    assert "by_age_group.csv" in files and not (tmp_path / "ours" / "by_gender.csv").exists()
+    assert pd.read_csv(tmp_path / "ours" / "worst.csv")["photo"].tolist() == ["c.jpg"]
+    assert json.loads((tmp_path / "ours" / "summary.json").read_text())["n_worst"] == 1
+    for name in ("by_gender.csv", "predictions.csv"):
+        user = tmp_path / name.split(".")[0]
+        user.mkdir()
+        (user / name).write_text("mine\n")
+        with pytest.raises(UsageError, match=name):
+            write_reports(evaluation(False), user)
+        assert (user / name).read_text() == "mine\n" and sorted(p.name for p in user.iterdir()) == [name]
+
+
+def test_a_second_val_run_gets_the_next_free_default_folder(tiny_aligned, tiny_onnx, tmp_path, monkeypatch):
+    """The default val_<dataset>_<split>/ of an earlier run is kept; the next run writes val_..._<split>2/."""
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        res = val("--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface")
+        assert res.exit_code == 0, res.output
+    first, second = tmp_path / "val_utkface_test", tmp_path / "val_utkface_test2"
+    assert (first / "summary.json").is_file() and (second / "summary.json").is_file()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "summary.json").write_text("{}")
+    res = val("--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface", "--output-dir", "mine")
+    assert res.exit_code == 2 and "summary.json" in res.stderr, res.output
+    assert (tmp_path / "mine" / "summary.json").read_text() == "{}"

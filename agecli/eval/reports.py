@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,27 +120,60 @@ def plot_mae_by_age(df: pd.DataFrame, title: str) -> bytes:
 
 # ---------------------------------------------------------------- everything
 
+LEDGER = ".agecli-val-files"  # what val wrote in its folder (agecli.ledger)
+REPORTS = ("predictions.csv", *(f"{stem}.csv" for stem in GROUPINGS), "worst.csv", "worst.png",
+           "mae_by_age.png", "summary.json")
+
+
 def default_output_dir(ev: "Evaluation") -> Path:
-    """val_<dataset>_<split>/ in the current folder."""
-    return Path(f"val_{ev.summary['dataset']}_{ev.summary['split']}")
+    """val_<dataset>_<split>/ in the current folder, or the first free val_..._<split>2,
+    3, ...: a second run never replaces the first one's reports."""
+    base = Path(f"val_{ev.summary['dataset']}_{ev.summary['split']}")
+    path, n = base, 1
+    while os.path.lexists(path):
+        n += 1
+        path = base.with_name(f"{base.name}{n}")
+    return path
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse (UsageError, exit 2) a folder holding a report name val did not write there."""
+    from ..atomic import check_writable_dir
+    from ..errors import UsageError
+    from ..ledger import OwnedFolder
+
+    if not out_dir.exists():
+        check_writable_dir(out_dir, "--output-dir")
+        return
+    folder = OwnedFolder(out_dir, LEDGER)
+    users = [name for name in REPORTS if folder.foreign(out_dir / name)]
+    if users:
+        raise UsageError(f"--output-dir {out_dir}: {', '.join(users)} exist and were not written by agecli val; "
+                         "choose an empty or new folder")
 
 
 def write_reports(ev: "Evaluation", out_dir: Path) -> dict[str, Path]:
-    """Write every report of `ev` into out_dir (summary.json last, with the run's seconds)."""
+    """Write every report of `ev` into out_dir (summary.json last, with the run's seconds).
+    A file there that val did not write (its ledger says) is never replaced or removed:
+    such a folder is refused before anything is written (OutputFolderError, exit 2)."""
+    from ..ledger import OwnedFolder
+
+    check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    folder = OwnedFolder(out_dir, LEDGER)
     df, s = ev.frame, ev.summary
     files: dict[str, Path] = {}
 
     def put(name: str) -> Path:
-        files[name] = out_dir / name
+        files[name] = folder.claim(out_dir / name)
         return files[name]
 
     atomic_write_csv(_rounded(df), put("predictions.csv"))
     for stem in GROUPINGS:
         if stem in ev.groups:
             atomic_write_csv(_rounded(ev.groups[stem], 4), put(f"{stem}.csv"))
-        else:  # this set lacks the labels; never leave an older run's table looking current
-            (out_dir / f"{stem}.csv").unlink(missing_ok=True)
+        elif (out_dir / f"{stem}.csv").exists():  # this set lacks the labels: an earlier run's
+            (out_dir / f"{stem}.csv").unlink()  # table (ours: checked above) must not look current
     worst = worst_faces(df, s["worst_threshold"])
     cols = ["photo", "age", "pred", "error", "std"] + (["tta_pred"] if "tta_pred" in df else [])
     atomic_write_csv(_rounded(worst[cols]), put("worst.csv"))

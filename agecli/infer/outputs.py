@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import OutputError, check_writable_dir, write_bytes
+from ..atomic import write_bytes
+from ..ledger import OwnedFolder
 from ..errors import UsageError
 from .pipeline import ImageResult, StageTimer
 from .sources import IMAGE_EXTENSIONS, Source
@@ -31,38 +32,15 @@ class OutputFolderError(UsageError):
     """An output folder whose use would replace a user's file: exit code 2."""
 
 
-class OutputFolder:
+class OutputFolder(OwnedFolder):
     """The --output-dir of a run: which files in it agecli wrote (so that it replaces
     only those), and the record of the model and settings behind its rows."""
 
     def __init__(self, path: Path) -> None:
-        check_writable_dir(path, "--output-dir")
-        self.path = path
-        self.written: set[str] = set()
-        f = path / WRITTEN
-        if f.is_file():
-            self.written = set(f.read_text(encoding="utf-8").splitlines())
-        elif (path / PREDICTIONS).is_file() and _is_ours(path / PREDICTIONS):
-            self.written = {PREDICTIONS}
-        self.written.update((WRITTEN, STATE, PARTIAL, PREDICTIONS + ".tmp"))
-
-    def rel(self, target: Path) -> str:
-        return target.relative_to(self.path).as_posix()
-
-    def foreign(self, target: Path) -> bool:
-        """True when `target` exists and agecli did not write it (a user's file)."""
-        return os.path.lexists(target) and self.rel(target) not in self.written
-
-    def claim(self, target: Path) -> Path:
-        """List `target` as written by agecli (before writing it); refuse a user's file."""
-        if self.foreign(target):
-            raise OutputError(f"{target} exists and was not written by agecli; not replacing it")
-        rel = self.rel(target)
-        if rel not in self.written:
-            self.written.add(rel)
-            with open(self.path / WRITTEN, "a", encoding="utf-8") as fh:
-                fh.write(rel + "\n")
-        return target
+        had_ledger = (path / WRITTEN).is_file()
+        super().__init__(path, WRITTEN, (STATE, PARTIAL, PREDICTIONS + ".tmp"))
+        if not had_ledger and (path / PREDICTIONS).is_file() and _is_ours(path / PREDICTIONS):
+            self.written.add(PREDICTIONS)  # a folder from before the ledger
 
     def state(self) -> dict | None:
         try:

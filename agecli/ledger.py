@@ -1,0 +1,59 @@
+"""Output folders that never lose a user's file: a ledger of what agecli wrote there.
+
+Every file a command writes into its output folder is listed in the folder's ledger
+(one relative name a line, names escaped so a newline in a file name cannot forge an
+entry) before it is written. A file that exists and is not listed is the user's: it is
+never replaced or deleted. `demo` and `val` both keep one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .atomic import OutputError, check_writable_dir
+
+
+class OwnedFolder:
+    """An output folder and the names in it agecli wrote (and so may replace)."""
+
+    def __init__(self, path: Path, ledger: str, own: tuple[str, ...] = ()) -> None:
+        check_writable_dir(path, "--output-dir")
+        self.path = path
+        self.ledger = path / ledger
+        self.written: set[str] = set()
+        if self.ledger.is_file():
+            self.written = {_unescape(line) for line in self.ledger.read_text(encoding="utf-8").splitlines()}
+        self.written.update((ledger, *own))
+
+    def rel(self, target: Path) -> str:
+        return target.relative_to(self.path).as_posix()
+
+    def foreign(self, target: Path) -> bool:
+        """True when `target` exists and agecli did not write it (a user's file)."""
+        return os.path.lexists(target) and self.rel(target) not in self.written
+
+    def claim(self, target: Path) -> Path:
+        """List `target` as written by agecli (before writing it); refuse a user's file."""
+        if self.foreign(target):
+            raise OutputError(f"{target} exists and was not written by agecli; not replacing it")
+        rel = self.rel(target)
+        if rel not in self.written:
+            self.written.add(rel)
+            with open(self.ledger, "a", encoding="utf-8") as fh:
+                fh.write(_escape(rel) + "\n")
+        return target
+
+
+def _escape(name: str) -> str:
+    """A name on one line: JSON-quoted when it holds a newline, a quote or a backslash at the start."""
+    return json.dumps(name) if any(c in name for c in "\n\r") or name.startswith('"') else name
+
+
+def _unescape(line: str) -> str:
+    if line.startswith('"'):
+        try:
+            return json.loads(line)
+        except ValueError:
+            return line
+    return line
