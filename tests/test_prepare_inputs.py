@@ -207,3 +207,26 @@ def test_a_set_with_no_face_says_so_and_writes_no_split(tmp_path):
     assert res.exit_code == 2, res.output
     assert "no image of 3" in res.stderr and "3 no_face" in res.stderr and "concatenate" not in res.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["utkface_rejected.csv"]
+
+
+def test_prepare_never_replaces_a_users_file_in_its_out_folder(tiny_aligned, tmp_path):
+    """A user's utkface_report.md (or any file under one of prepare's names) in --out was
+    replaced; now the run is refused before any work and the file is kept. A folder an
+    earlier prepare made (ledger or not) is prepared again as before."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for f in sorted(tiny_aligned.glob("*.jpg"))[:6]:
+        shutil.copy(f, imgs / f.name)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "utkface_report.md").write_text("my notes\n")
+    res = prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", out)
+    assert res.exit_code == 2 and "utkface_report.md" in res.stderr, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["utkface_report.md"]
+    assert (out / "utkface_report.md").read_text() == "my notes\n"
+    (out / "utkface_report.md").unlink()
+    for _ in range(2):  # its own files it may replace
+        res = prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", out)
+        assert res.exit_code == 0, res.output
+    (out / ".agecli-prepare-files").unlink()  # as an older agecli left it
+    assert prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", out).exit_code == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import check_writable_dir, write_text
+from ..ledger import OwnedFolder
 from ..parallel import default_workers, ordered_map
 from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
@@ -169,6 +170,41 @@ def _resume_matches(partial: Path, key: dict, log: Callable[[str], None]) -> boo
     return False
 
 
+LEDGER = ".agecli-prepare-files"  # what prepare wrote in its --out folder (agecli.ledger)
+
+
+def output_names(name: str, split: str, folds: int) -> list[str]:
+    """Every file a prepare run named `name` writes in its --out folder."""
+    parts = [f"fold{k}" for k in range(folds)] if split == "subject" else list(SPLITS)
+    return [csv_name(name, p) for p in parts] + [
+        f"{name}{suffix}" for suffix in ("_rejected.csv", "_partial.csv", "_partial.json", "_report.md",
+                                         "_image_root.txt", "_age_hist.png")]
+
+
+def output_folder(out: Path, name: str, split: str, folds: int) -> OwnedFolder:
+    """The --out folder with its ledger; a file there under one of prepare's names that
+    agecli did not write is refused (ValueError) before any work. A folder an earlier
+    agecli prepared without a ledger is recognised by its aligned CSVs' header."""
+    had_ledger = (out / LEDGER).is_file()
+    folder = OwnedFolder(out, LEDGER)
+    names = output_names(name, split, folds)
+    if not had_ledger and any(_is_aligned_csv(out / n) for n in names if n.endswith("_align.csv")):
+        folder.written.update(n for n in names if (out / n).exists())
+    users = [n for n in names if folder.foreign(out / n)]
+    if users:
+        raise ValueError(f"--out {out}: {', '.join(users)} exist and were not written by agecli prepare; "
+                         "not replacing them: choose another --out (or --name)")
+    return folder
+
+
+def _is_aligned_csv(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().startswith(",".join(ALIGN_COLUMNS))
+    except OSError:
+        return False
+
+
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
             folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
             progress: Callable[[int, int], None] | None = None,
@@ -181,6 +217,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     out = Path(out_dir).resolve() if out_dir else root
     check_writable_dir(out, "--out")
     name = name or dataset
+    folder = output_folder(out, name, split, folds)
     partial = out / f"{name}_partial.csv"
 
     # With --out left at the data dir, a re-run finds the previous run's histogram among the images.
@@ -199,6 +236,8 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     todo = [r for r in records if r.path not in done]
 
     new_file = not partial.exists()
+    for n in output_names(name, split, folds):
+        folder.claim(out / n)  # listed before anything is written
     if new_file:
         write_text(partial.with_suffix(".json"), json.dumps(key, indent=1) + "\n")
     with open(partial, "a", newline="", encoding="utf-8") as fh:
