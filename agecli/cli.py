@@ -177,7 +177,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
     needs_torch(f"`agecli {cmd}`")
     from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .runs import check_names, check_pretrained, run_dir, start_run
+    from .runs import check_names, check_pretrained, check_resume, discard_unstarted, run_dir, start_run
     from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
@@ -197,7 +197,9 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
             check_pretrained(pretrained)
         if resume is not None and not resume.is_file():
             raise ValueError(f"--resume {resume}: no such checkpoint file")
-    except ValueError as e:
+        if resume is not None:
+            check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+    except (ValueError, CheckpointError) as e:
         fail(str(e))
     if resume is not None and checkpoint is None:
         ckdir = resume.parent  # a resumed run goes on in its own folder
@@ -209,6 +211,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
         ckdir = run_dir(base, exist_ok or resume is not None or distributed)
         if ckdir != base:
             log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
+    fresh = not ckdir.exists() or not any(ckdir.iterdir())  # made by this run: removed if refused
     if os.environ.get("RANK", "0") == "0" or not multi_gpu:
         start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
                                "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
@@ -246,6 +249,8 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
         except DivergedError as e:
             fail(str(e), INPUTS_FAILED)
         except (TrainingError, CheckpointError, ValueError) as e:
+            if fresh:
+                discard_unstarted(ckdir)
             fail(str(e))
 
 

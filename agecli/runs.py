@@ -46,6 +46,64 @@ def start_run(folder: Path, cfg: dict, args: dict[str, Any]) -> Path:
     return folder
 
 
+RESUME_KEYS = ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max", "dataset")
+
+
+def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = True) -> None:
+    """Everything a --resume must match, checked before the run writes anything: it is a
+    run's checkpoint (a shipped model has no training state: fine-tune it with
+    --pretrained), of the same model and datasets, in a folder an agecli run made (its
+    config.json) whose log.csv, if any, has agecli's columns. ValueError says which."""
+    from .model.checkpoint import load_checkpoint
+    from .model.meta import model_meta
+    from .train.trainer import LOG_COLUMNS
+
+    ckpt = load_checkpoint(resume)
+    if "optimizer" not in ckpt or "epoch" not in ckpt:
+        raise ValueError(f"--resume {resume}: a model without its training state, not a run to resume; "
+                         f"to train on from it, use --pretrained {resume}")
+    want = {**model_meta(cfg, ckpt["meta"].get("head"), cfg["TRAIN"]["LOSS"]), "dataset": dataset}
+    for k in RESUME_KEYS:  # the head follows from the loss; older runs did not record their datasets
+        if k == "head" or (k == "dataset" and "dataset" not in ckpt["meta"]):
+            continue
+        if ckpt["meta"].get(k) != want.get(k):
+            raise ValueError(f"--resume {resume}: the run has {k}={ckpt['meta'].get(k)!r}, this command "
+                             f"{want.get(k)!r}; resume with the run's own settings")
+    if not into_own_folder:
+        return
+    folder = resume.parent
+    try:
+        record = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        ok = isinstance(record, dict) and {"command", "args", "config"} <= set(record)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
+                         "into a folder agecli did not make. Copy the checkpoint into a new folder with "
+                         f"--checkpoint, or train on from it with --pretrained {resume}")
+    log = folder / "log.csv"
+    if log.exists():
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline().strip().split(",")
+        if header[:len(LOG_COLUMNS)] != LOG_COLUMNS:
+            raise ValueError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
+
+
+def discard_unstarted(folder: Path) -> None:
+    """Remove a run folder this run made when it was refused before training wrote
+    anything: it holds only its config.json (an empty tensorboard folder at most)."""
+    if not folder.is_dir():
+        return
+    entries = {p.name: p for p in folder.iterdir()}
+    board = entries.get("tensorboard")
+    if set(entries) - {CONFIG, "tensorboard"} or (board is not None and (not board.is_dir() or any(board.iterdir()))):
+        return
+    if board is not None:
+        board.rmdir()
+    (folder / CONFIG).unlink(missing_ok=True)
+    folder.rmdir()
+
+
 def check_names(cfg: dict) -> None:
     """MODEL.ARCH and TRAIN.LOSS against the registries, before any data is loaded."""
     from .model.backbones import BACKBONES

@@ -171,3 +171,9 @@ def test_flip_tta_model_mixes_each_face_with_its_mirror_in_torch_and_onnx(tiny_c
     onnx_age = OnnxRunner(out).predict(crops)["age"]
     assert np.allclose(onnx_age, expected, atol=0.05)
     assert len(OnnxRunner(out).predict(crops[:1])["age"]) == 1
+
+
+def test_export_of_a_missing_checkpoint_creates_nothing(tmp_path):
+    res = cli("--resume", tmp_path / "missing.pth", "--output", tmp_path / "new" / "m.onnx")
+    assert res.exit_code == 2 and "no such checkpoint" in res.output
+    assert not (tmp_path / "new").exists()

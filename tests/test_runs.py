@@ -128,7 +128,7 @@ def test_train_mt_without_labels_is_refused(tiny_aligned, tmp_path):
     ages_only = copy_set(tiny_aligned, tmp_path / "ages", lambda df: df.drop(columns=["gender", "race"]))
     res = train("train-mt", ages_only, "--checkpoint", tmp_path / "run")
     assert res.exit_code == 2 and "no gender labels" in res.stderr, res.output
-    assert not (tmp_path / "run" / "best.pth").exists()
+    assert not (tmp_path / "run").exists()  # a refused run leaves no folder holding only config.json
 
 
 @pytest.mark.parametrize("edit, words", [
@@ -246,3 +246,35 @@ def test_override_values_may_be_negative_and_mistyped_options_are_named(tiny_ali
                                    "--checkpoint", str(tmp_path / "run"), *extra])
     assert res.exit_code == 2 and words in res.output, res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_resume_writes_nothing_and_resumes_only_an_agecli_run(tiny_aligned, tmp_path):
+    """A refused --resume had already rewritten the run's config.json; --resume into a
+    folder agecli did not make replaced the user's files; other datasets were accepted
+    and corrupted log.csv; the shipped model as --resume was a KeyError (issue 20, 4, 5, 8, 22)."""
+    import shutil
+
+    from agecli.infer.default_model import default_model_path
+
+    ck = tmp_path / "run"
+    assert train("train-ldl", tiny_aligned, "--checkpoint", ck).exit_code == 0
+    before = {p.name: p.read_bytes() for p in ck.iterdir() if p.is_file()}
+    two_sets = copy_set(tiny_aligned, tmp_path / "aaf_like", lambda df: df)
+    for sets, extra, words in ((["utkface"], ["MODEL.ARCH", "tiny_age"], "arch="),
+                               (["utkface"], ["MODEL.IMG_SIZE", "72"], "img_size="),
+                               (["utkface", "utkface"], [], "dataset=")):
+        dirs = [a for d in (tiny_aligned, two_sets)[:len(sets)] for a in ("--data-dir", str(d))]
+        res = CliRunner().invoke(app, ["train-ldl", *dirs, "--dataset", ",".join(sets),
+                                       "--resume", str(ck / "last.pth"), *SMALL, *extra])
+        assert res.exit_code == 2 and words in res.stderr, (extra, res.output)
+        assert {p.name: p.read_bytes() for p in ck.iterdir() if p.is_file()} == before
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    shutil.copy(ck / "last.pth", foreign / "last.pth")
+    (foreign / "config.json").write_text('{"my": "settings"}')
+    res = train("train-ldl", tiny_aligned, "--resume", foreign / "last.pth")
+    assert res.exit_code == 2 and "no agecli run record" in res.stderr, res.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["config.json", "last.pth"]
+    assert (foreign / "config.json").read_text() == '{"my": "settings"}'
+    res = train("train-mt", tiny_aligned, "--resume", default_model_path().with_suffix(".pth"), small=False)
+    assert res.exit_code == 2 and "--pretrained" in res.stderr and clean_exit(res), res.output

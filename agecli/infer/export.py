@@ -133,6 +133,8 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
     file atomically only when it agrees within tolerance (0.05 years fp32, 0.5 fp16).
     With int8 the quantized model is written and its age change vs fp32 reported."""
     checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():  # before the output's folder is made: a refusal creates nothing
+        raise ExportError(f"--resume {checkpoint}: no such checkpoint file")
     if fmt not in FORMATS:
         raise ExportError(f"--format must be onnx or torchscript, not {fmt!r}")
     if checkpoint.suffix.lower() == ".onnx":
