@@ -1,8 +1,9 @@
 """Atomic writes: every file agecli produces appears whole or not at all.
 
-The bytes go to `<name>.tmp` beside the target and are renamed over it, so an
-interrupted run never leaves a half-written checkpoint, CSV, model or image; a write
-that fails (full disk, read-only folder) removes its temporary file and raises
+The bytes go to a working file beside the target (`.<name>.agecli-<pid>.tmp`: a name
+no user file has, so a user's `a.jpg.tmp` is never touched) and are renamed over it,
+so an interrupted run never leaves a half-written checkpoint, CSV, model or image; a
+write that fails (full disk, read-only folder) removes its working file and raises
 OutputError naming the file.
 """
 from __future__ import annotations
@@ -43,9 +44,14 @@ def check_writable_file(path: str | Path, what: str) -> Path:
     return path
 
 
+def working_name(path: Path) -> Path:
+    """The working file of an atomic write of `path`, agecli's and this process's alone."""
+    return path.with_name(f".{path.name}.agecli-{os.getpid()}.tmp")
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = working_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)

@@ -211,3 +211,22 @@ def test_a_newline_in_a_file_name_cannot_forge_a_ledger_entry(tiny_onnx, tmp_pat
     assert (out / "line.jpg").read_bytes() == b"the user's own file"
     # the odd name itself is still known as agecli's: re-running over it is allowed
     assert demo("--img-dir", odd, "--output-dir", out, "--resume", tiny_onnx).exit_code == 0
+
+
+def test_working_files_have_names_no_user_file_has(tiny_onnx, tmp_path):
+    """demo deleted a user's predictions.csv.partial and a.jpg.tmp in --output-dir: its
+    working files now carry agecli-specific names, and only those are cleaned up."""
+    chips = tmp_path / "in"
+    chips.mkdir()
+    for f in utk_files(2):
+        shutil.copy(f, chips / f.name)
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = {"predictions.csv.partial": b"my partial", f"{utk_files(1)[0].name}.tmp": b"my tmp"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    res = demo("--img-dir", chips, "--output-dir", out, "--resume", tiny_onnx)
+    assert res.exit_code == 0, res.output
+    for name, data in mine.items():
+        assert (out / name).read_bytes() == data, name
+    assert not [p.name for p in out.iterdir() if "agecli-" in p.name and p.name.endswith((".tmp", "-partial"))]

@@ -221,7 +221,9 @@ def test_a_failed_checkpoint_write_keeps_the_last_good_one(tiny_aligned, tmp_pat
     ck = tmp_path / "run"
     assert train("train-ldl", tiny_aligned, "--checkpoint", ck).exit_code == 0
     good = (ck / "last.pth").read_bytes()
-    (ck / "last.pth.tmp").mkdir()
+    from agecli.atomic import working_name
+
+    working_name(ck / "last.pth").mkdir()
     two_epochs = [x if x != "1" else "2" for x in SMALL[:4]] + SMALL[4:]
     res = train("train-ldl", tiny_aligned, "--resume", ck / "last.pth", *two_epochs, small=False)
     assert res.exit_code == 3, res.output

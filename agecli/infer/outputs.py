@@ -22,7 +22,7 @@ from .sources import IMAGE_EXTENSIONS, Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
-PARTIAL = PREDICTIONS + ".partial"
+PARTIAL = f".{PREDICTIONS}.agecli-partial"  # rows as images finish; a name no user file has
 WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
 STATE = ".agecli-demo.json"  # the model and settings behind the rows
 OUTPUT_DIR_KEY = "output_dir"  # in STATE: the --output-dir as that run spelled it (not a setting to match)
@@ -38,7 +38,7 @@ class OutputFolder(OwnedFolder):
 
     def __init__(self, path: Path) -> None:
         had_ledger = (path / WRITTEN).is_file()
-        super().__init__(path, WRITTEN, (STATE, PARTIAL, PREDICTIONS + ".tmp"))
+        super().__init__(path, WRITTEN, (STATE, PARTIAL))
         if not had_ledger and (path / PREDICTIONS).is_file() and _is_ours(path / PREDICTIONS):
             self.written.add(PREDICTIONS)  # a folder from before the ledger
 

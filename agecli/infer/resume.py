@@ -1,5 +1,5 @@
 """Resume bookkeeping of `demo --output-dir`: rows are appended to
-`predictions.csv.partial` as images finish (before their annotated copy is written, so
+`.predictions.csv.agecli-partial` as images finish (before their annotated copy is written, so
 an existing copy means saved rows); at the end they are merged into `predictions.csv`
 (written atomically) and the partial file is removed. With `skip_existing` the rows of
 images whose annotated copy is already there are re-used, so an interrupted run
