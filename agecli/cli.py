@@ -496,6 +496,9 @@ def _bare_ray(args: list[str]) -> list[str]:
 
 
 def main() -> None:
+    from .exits import terminate_like_ctrl_c
+
+    terminate_like_ctrl_c()
     app(args=_bare_ray(sys.argv[1:]))
 
 

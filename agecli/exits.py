@@ -17,11 +17,12 @@ INPUTS_FAILED = 1  # finished, but some inputs failed (reported in the output an
 USAGE = 2  # bad usage: options, config values, labels, models that cannot be used
 OUTPUT = 3  # an output or the environment failed: unwritable, disk full, no CUDA
 INTERRUPTED = 130  # Ctrl-C
+TERMINATED = 143  # SIGTERM (128 + 15), handled as Ctrl-C is
 BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what `yes | head` gives)
 
 TABLE = (f"Exit codes: {DONE} done; {INPUTS_FAILED} some inputs failed (reported); {USAGE} bad usage "
          f"(options, config, labels, model); {OUTPUT} an output or the environment failed (unwritable, "
-         f"disk full); {INTERRUPTED} interrupted; {BROKEN_PIPE} stdout closed by the reader.")
+         f"disk full); {INTERRUPTED} interrupted (Ctrl-C), {TERMINATED} terminated (SIGTERM); {BROKEN_PIPE} stdout closed by the reader.")
 
 
 def _silence_stdout() -> None:
@@ -34,7 +35,7 @@ def _silence_stdout() -> None:
 
 
 def guard(fail: Callable[[str, int], None], resume_hint: str = "") -> Callable:
-    """Decorate a command: KeyboardInterrupt -> 130 (with how to resume), BrokenPipeError
+    """Decorate a command: KeyboardInterrupt -> 130, SIGTERM -> 143 (with how to resume), BrokenPipeError
     -> 141 quietly, an output/environment failure (OutputError, OSError) -> 3."""
     from .atomic import OutputError
 
@@ -43,6 +44,8 @@ def guard(fail: Callable[[str, int], None], resume_hint: str = "") -> Callable:
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
+            except Terminated:
+                fail("terminated (SIGTERM)" + (f"; {resume_hint}" if resume_hint else ""), TERMINATED)
             except KeyboardInterrupt:
                 fail("interrupted" + (f"; {resume_hint}" if resume_hint else ""), INTERRUPTED)
             except BrokenPipeError:
@@ -57,9 +60,16 @@ def guard(fail: Callable[[str, int], None], resume_hint: str = "") -> Callable:
     return deco
 
 
-def ignore_sigint() -> None:
-    """For pool workers: Ctrl-C goes to the parent, which stops them, so the user sees
-    one message instead of a traceback per worker."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, systemd and batch schedulers send): stopped as Ctrl-C
+    stops a run (partial outputs kept, workers ended), then exit 143."""
+
+
+def terminate_like_ctrl_c() -> None:
+    """In the CLI process: turn SIGTERM into Terminated, raised in the main thread."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def stop(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, stop)

@@ -230,3 +230,53 @@ def test_working_files_have_names_no_user_file_has(tiny_onnx, tmp_path):
     for name, data in mine.items():
         assert (out / name).read_bytes() == data, name
     assert not [p.name for p in out.iterdir() if "agecli-" in p.name and p.name.endswith((".tmp", "-partial"))]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_workers_end_with_their_parent(photos_dir, tiny_onnx, tmp_path, sig):
+    """SIGTERM ended demo with 143 and no message, and after SIGKILL of the parent its
+    workers (700-800 MB each) lived on with parent 1. Now SIGTERM stops the run as
+    Ctrl-C does (a message, exit 143) and the workers end with the parent either way."""
+    import signal
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(60):
+        shutil.copy(photos_dir / "group_1.jpg", src / f"p{i:02d}.jpg")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "agecli", "demo", "--img-dir", str(src), "--output-dir",
+                             str(tmp_path / "out"), "--resume", str(tiny_onnx), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 120
+        while len(_children(proc.pid)) < 2 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert proc.poll() is None and len(workers) >= 2, "the run ended before its workers could be seen"
+        proc.send_signal(getattr(signal, f"SIG{sig}"))
+        _, stderr = proc.communicate(timeout=120)
+        deadline = time.time() + 60
+        while any(_alive(w) for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers)
+        if sig == "TERM":
+            assert proc.returncode == 143 and "terminated" in stderr and "--skip-existing" in stderr, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()

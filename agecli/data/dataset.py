@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..exits import ignore_sigint
+from ..parallel import ordered_map
 from ..face.align import crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
@@ -77,14 +75,10 @@ class AlignedFaces:
             chunk = max(1, math.ceil(len(rows) / (workers * 8)))
             parts = [(str(image_root), rows[i:i + chunk], expand, size) for i in range(0, len(rows), chunk)]
             if workers > 1 and len(parts) > 1:
-                # spawn, not fork: forking a process whose torch/OpenMP threads have run
-                # (a second training in one process, --folds) leaves the children hung.
-                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=ignore_sigint)
-                try:
-                    done = list(pool.map(_crop_rows, parts))
-                finally:  # on Ctrl-C: no queued chunk starts, the workers exit quietly
-                    pool.shutdown(cancel_futures=True)
+                # the one process pool of agecli (spawned, main script hidden, workers that
+                # ignore Ctrl-C and die with their parent), so a script calling this at its
+                # top level without a main guard works too
+                done = list(ordered_map(_crop_rows, parts, workers))
             else:
                 done = [_crop_rows(p) for p in parts]
             images = np.concatenate([d[0] for d in done]) if done else np.zeros((0, size, size, 3), np.uint8)
