@@ -235,3 +235,19 @@ def test_float_input_exports_of_older_versions_still_run(tiny_checkpoint, tmp_pa
     ages_old = OnnxRunner(old.SerializeToString()).predict(crops)["age"]
     ages_new = OnnxRunner(onnx_model(model, meta).SerializeToString()).predict(crops)["age"]
     assert np.abs(ages_old - ages_new).max() < 1e-3
+
+
+def test_evaluate_runs_from_a_script_without_a_main_guard(tiny_aligned, tiny_onnx, tmp_path):
+    """The README's evaluate(...) at a script's top level ran the script three times and
+    died with BrokenProcessPool: the crop cache's own pool re-ran the main script."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "score.py"
+    script.write_text("import agecli\n"
+                      f"ev = agecli.evaluate({str(tiny_onnx)!r}, {str(tiny_aligned)!r}, 'utkface', workers=2)\n"
+                      "print('MAE', ev.summary['n'])\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("MAE") == 1
