@@ -53,18 +53,36 @@ def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_rgb(image)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-        return np.array(image.convert("RGB"))
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float gray: scaled, not clipped
+            image = np.asarray(image)
+        else:
+            return np.array(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a path, a numpy array or a PIL image, not {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"image arrays must be uint8 (0-255), not {image.dtype}")
-    arr = image[:, :, None] if image.ndim == 2 else image
+    arr = _to_uint8(image)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
         raise ValueError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), not {image.shape}")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     arr = arr[:, :, :3]
     return np.ascontiguousarray(arr[:, :, ::-1] if color == "bgr" else arr)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """8 bits per channel, scaled as the file reader scales a 16-bit photo: integers
+    other than uint8 as 16-bit values (their top 8 bits), floats in 0-1 times 255
+    (floats beyond 1 are read as 0-255)."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.integer):
+        return (np.clip(image.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):
+        f = np.nan_to_num(image.astype(np.float64))
+        return np.clip(np.rint(f * (255.0 if f.max(initial=0) <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+    raise TypeError(f"image arrays must hold numbers, not {image.dtype}")
 
 
 class AgeEstimator:

@@ -51,8 +51,8 @@ def test_predict_rejects_what_it_cannot_read(est, tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(agecli.ImageError, match="unreadable"):
         est.predict(bad)
-    with pytest.raises(TypeError, match="uint8"):
-        est.predict(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(TypeError, match="numbers"):
+        est.predict(np.zeros((64, 64, 3), "U1"))
     with pytest.raises(ValueError, match="color"):
         est.predict(SAMPLE, color="hsv")
     with pytest.raises(ValueError, match=r"\(H, W\)"):
@@ -251,3 +251,19 @@ def test_evaluate_runs_from_a_script_without_a_main_guard(tiny_aligned, tiny_onn
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("MAE") == 1
+
+
+def test_16_bit_and_float_images_give_the_faces_of_their_8_bit_photo(est, tmp_path):
+    """A 16-bit PIL image or a float array gave no face (or a TypeError) where the same
+    photo read from a file gives its age: they are scaled to 8 bits as the reader does."""
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    age = est.predict(rgb)[0].age
+    as16 = rgb.astype(np.uint16) * 257
+    assert est.predict(as16)[0].age == pytest.approx(age, abs=1e-4)
+    assert est.predict(rgb.astype(np.float32) / 255)[0].age == pytest.approx(age, abs=1e-4)
+    assert est.predict(rgb.astype(np.float64))[0].age == pytest.approx(age, abs=1e-4)
+    cv2.imwrite(str(tmp_path / "gray16.png"), as16[:, :, 1])
+    gray16 = Image.open(tmp_path / "gray16.png")
+    assert gray16.mode.startswith("I")
+    faces = est.predict(gray16)
+    assert len(faces) == 1 and faces[0].age == pytest.approx(est.predict(rgb[:, :, 1])[0].age, abs=1e-4)
