@@ -499,6 +499,9 @@ def main() -> None:
     from .exits import terminate_like_ctrl_c
 
     terminate_like_ctrl_c()
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as its own bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     app(args=_bare_ray(sys.argv[1:]))
 
 

@@ -23,7 +23,7 @@ class OwnedFolder:
         self.ledger = path / ledger
         self.written: set[str] = set()
         if self.ledger.is_file():
-            self.written = {_unescape(line) for line in self.ledger.read_text(encoding="utf-8").splitlines()}
+            self.written = {_unescape(line) for line in self.ledger.read_text(encoding="utf-8", errors="surrogateescape").splitlines()}
         self.written.update((ledger, *own))
 
     def rel(self, target: Path) -> str:
@@ -40,7 +40,7 @@ class OwnedFolder:
         rel = self.rel(target)
         if rel not in self.written:
             self.written.add(rel)
-            with open(self.ledger, "a", encoding="utf-8") as fh:
+            with open(self.ledger, "a", encoding="utf-8", errors="surrogateescape") as fh:
                 fh.write(_escape(rel) + "\n")
         return target
 

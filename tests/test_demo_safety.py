@@ -280,3 +280,24 @@ def test_workers_end_with_their_parent(photos_dir, tiny_onnx, tmp_path, sig):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_file_name_that_is_not_utf8_is_processed_and_resumed(tiny_onnx, tmp_path):
+    """`caf\\xe9.jpg` ended demo --output-dir with a traceback, and the next file was never processed."""
+    src = tmp_path / "in"
+    src.mkdir()
+    odd = os.fsencode(src) + b"/caf\xe9.jpg"
+    with open(odd, "wb") as fh:
+        fh.write(utk_files(1)[0].read_bytes())
+    shutil.copy(utk_files(2)[1], src / "b.jpg")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "agecli", "demo", "--img-dir", str(src), "--output-dir", str(out),
+           "--resume", str(tiny_onnx)]
+    first = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert b"caf\xe9.jpg" in first.stdout and b"b.jpg" in first.stdout
+    assert os.path.exists(os.fsencode(out) + b"/caf\xe9.jpg") and (out / "b.jpg").is_file()
+    again = subprocess.run(cmd + ["--skip-existing"], capture_output=True, env=env, timeout=300)
+    assert again.returncode == 0 and b"2 skipped" in again.stderr, again.stderr[-2000:]
+    assert again.stdout.count(b"caf\xe9.jpg") == first.stdout.count(b"caf\xe9.jpg")

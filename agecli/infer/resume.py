@@ -61,7 +61,8 @@ class PredictionsLog:
         self.prior = prior
         partial = out_dir / PARTIAL
         keep = bool(prior) and partial.is_file()
-        self.fh = open(partial, "a" if keep else "w", newline="", encoding="utf-8")
+        # surrogateescape: a file name that is not UTF-8 (caf\xe9.jpg) is written as its own bytes
+        self.fh = open(partial, "a" if keep else "w", newline="", encoding="utf-8", errors="surrogateescape")
         self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS, lineterminator="\n")
         if not keep:
             self.writer.writeheader()
@@ -103,7 +104,7 @@ class PredictionsLog:
         w.writeheader()
         for name in self.order:
             w.writerows(csv_cells(r) for r in self.rows[name])
-        write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), buf.getvalue().encode("utf-8"))
+        write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), buf.getvalue().encode("utf-8", "surrogateescape"))
         (self.out_dir / PARTIAL).unlink(missing_ok=True)
 
 

@@ -87,7 +87,7 @@ def read_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
     if not path.is_file():
         return groups
     prev = None
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         for raw in csv.DictReader(fh):
             if not raw.get("output") or None in raw.values():
                 continue  # a line cut short by an interruption (or another version's file)
