@@ -301,3 +301,17 @@ def test_a_file_name_that_is_not_utf8_is_processed_and_resumed(tiny_onnx, tmp_pa
     again = subprocess.run(cmd + ["--skip-existing"], capture_output=True, env=env, timeout=300)
     assert again.returncode == 0 and b"2 skipped" in again.stderr, again.stderr[-2000:]
     assert again.stdout.count(b"caf\xe9.jpg") == first.stdout.count(b"caf\xe9.jpg")
+
+
+def test_a_glob_covering_the_output_folder_leaves_out_the_runs_own_copies(tiny_onnx, tmp_path, monkeypatch):
+    """`'ph/**/*.jpg' --output-dir ph/out` picked up the first run's copies on the next run,
+    which was then refused; the output folder is left out of globs as of --img-dir."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ph").mkdir()
+    for f in utk_files(2):
+        shutil.copy(f, tmp_path / "ph" / f.name)
+    for _ in range(2):
+        res = demo("ph/**/*.jpg", "--output-dir", "ph/out", "--resume", tiny_onnx)
+        assert res.exit_code == 0, res.output
+        files = {r["file"] for r in csv.DictReader(io.StringIO(res.stdout))}
+        assert len(files) == 2 and not any("out" in f.split("/") for f in files), files

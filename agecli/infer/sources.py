@@ -96,7 +96,9 @@ def _expand(arg: str, exclude: Path | None) -> list[Entry]:
     if os.path.lexists(path) or not GLOB_CHARS & set(arg):
         return [(output_name(path), path, arg)]
     matches = sorted(glob.glob(arg, recursive=True))
-    files = [Path(m) for m in matches if not Path(m).is_dir()]
+    skip = exclude.resolve() if exclude else None
+    files = [Path(m) for m in matches if not Path(m).is_dir()
+             and not (skip is not None and skip in Path(m).resolve().parents)]  # not the run's own copies
     return [(output_name(p), p, str(p)) for p in files] or [(arg, None, arg)]
 
 
