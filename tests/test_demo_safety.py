@@ -315,3 +315,23 @@ def test_a_glob_covering_the_output_folder_leaves_out_the_runs_own_copies(tiny_o
         assert res.exit_code == 0, res.output
         files = {r["file"] for r in csv.DictReader(io.StringIO(res.stdout))}
         assert len(files) == 2 and not any("out" in f.split("/") for f in files), files
+
+
+def test_save_crops_names_are_unique_per_input(tiny_onnx, tmp_path):
+    """a.jpg and a.png both wrote crops/a_face0.jpg (one lost); an input under crops/
+    collided with the crops."""
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    chip = cv2.imread(str(utk_files(1)[0]))
+    cv2.imwrite(str(src / "a.jpg"), chip)
+    cv2.imwrite(str(src / "a.png"), chip)
+    out = tmp_path / "out"
+    res = demo("--img-dir", src, "--output-dir", out, "--resume", tiny_onnx, "--save-crops")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "crops").iterdir()) == ["a.jpg_face0.jpg", "a.png_face0.jpg"]
+    (src / "crops").mkdir()
+    shutil.copy(src / "a.jpg", src / "crops" / "a.jpg_face0.jpg")
+    res = demo("--img-dir", src, "--output-dir", tmp_path / "out2", "--resume", tiny_onnx, "--save-crops")
+    assert res.exit_code == 2 and "where the crops go" in res.stderr, res.output

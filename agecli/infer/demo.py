@@ -125,7 +125,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
     items = source.items
     if folder is not None and source.total is not None and not source.live and source.paths:
         listed = list(items)  # names only: nothing is decoded yet
-        check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError)
+        check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError, save_crops=o.save_crops)
         items = iter(listed)
     workers = 1 if source.live else (o.workers or default_worker_count(source.total, o.device))
     if source.total is not None:

@@ -54,11 +54,16 @@ def _is_ours(predictions: Path) -> bool:
         return fh.readline().startswith("file,face,age,std,")
 
 
-def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], error=OutputFolderError) -> None:
+def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], error=OutputFolderError,
+                       save_crops: bool = False) -> None:
     """Refuse, before any work, a run whose annotated copies would replace one of its
-    inputs or a file in the output folder that agecli did not write."""
+    inputs or a file in the output folder that agecli did not write, or (with
+    --save-crops) land among the crops."""
     inputs = {os.path.realpath(p) for p in source.paths if p is not None}
     for name in names:
+        if save_crops and name.split("/")[0] == CROPS_DIR:
+            raise error(f"--save-crops: the input {name} would be copied into {folder.path / CROPS_DIR}, where the "
+                        "crops go; rename that folder or leave out --save-crops")
         target = annotated_path(folder.path, name)
         if os.path.realpath(target) in inputs:
             raise error(f"--output-dir {folder.path}: the annotated copy of {name} would replace the input "
@@ -78,6 +83,12 @@ def model_identity(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def crop_path(out_dir: Path, name: str, face: int) -> Path:
+    """Where face `face` of input `name` goes with --save-crops: the whole input name
+    (extension included) keeps a.jpg's and a.png's crops apart."""
+    return out_dir / CROPS_DIR / f"{name}_face{face}.jpg"
 
 
 def annotated_path(out_dir: Path, name: str) -> Path:
@@ -118,7 +129,6 @@ def write_outputs(res: ImageResult, folder: OutputFolder, copy: Path, save_crops
             encode_outputs(res, res.name, save_crops)
     with timer("write"):
         write_bytes(folder.claim(copy), res.encoded)
-        stem = str(Path(res.name).with_suffix(""))
         for i, data in enumerate(res.encoded_crops or []):
-            write_bytes(folder.claim(folder.path / CROPS_DIR / f"{stem}_face{i}.jpg"), data)
+            write_bytes(folder.claim(crop_path(folder.path, res.name, i)), data)
     res.encoded = res.encoded_crops = None
