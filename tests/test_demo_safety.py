@@ -335,3 +335,27 @@ def test_save_crops_names_are_unique_per_input(tiny_onnx, tmp_path):
     shutil.copy(src / "a.jpg", src / "crops" / "a.jpg_face0.jpg")
     res = demo("--img-dir", src, "--output-dir", tmp_path / "out2", "--resume", tiny_onnx, "--save-crops")
     assert res.exit_code == 2 and "where the crops go" in res.stderr, res.output
+
+
+def test_an_unreadable_sub_folder_is_named_not_skipped_silently(tiny_onnx, tmp_path, monkeypatch, caplog):
+    """A mode-000 sub-folder was skipped without a word by demo and prepare. (The tests
+    may run as root, who reads such folders, so the folder's listing is made to fail.)"""
+    from agecli.data.readers import list_images
+
+    src = tmp_path / "in"
+    (src / "locked").mkdir(parents=True)
+    shutil.copy(utk_files(1)[0], src / "a.jpg")
+    shutil.copy(utk_files(1)[0], src / "locked" / "b.jpg")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    res = demo("--img-dir", src, "--resume", tiny_onnx)
+    assert res.exit_code == 0 and "locked" in res.stderr and "cannot read this folder" in res.stderr, res.output
+    caplog.clear()
+    assert [p.name for p in list_images(src)] == ["a.jpg"]
+    assert "cannot read this folder" in caplog.text and "locked" in caplog.text

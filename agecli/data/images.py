@@ -3,6 +3,7 @@ and the inputs that must never hang or exhaust memory (FIFOs, decompression bomb
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 import warnings
@@ -19,6 +20,13 @@ JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 class ImageError(AgecliError):
     """An image that cannot be used; the message says why in a few words."""
+
+
+def unreadable_folder(e: OSError) -> None:
+    """os.walk's onerror: a folder that cannot be read is named in a warning (its images
+    are left out), never skipped without a word."""
+    logging.getLogger("agecli").warning("%s: cannot read this folder (%s); its images are left out",
+                                        e.filename, e.strerror or e)
 
 
 def read_regular(path: str | Path) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from ..data.images import ImageError, load_rgb
+from ..data.images import ImageError, load_rgb, unreadable_folder
 from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def walk_images(root: Path, exclude: Path | None = None) -> Iterator[Path]:
     anything under `exclude` (the output folder) are left out. FIFOs and dangling links
     with an image name are kept: they get an `unreadable` row rather than vanish."""
     skip = exclude.resolve() if exclude else None
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (skip is None or (here / d).resolve() != skip))

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..images import unreadable_folder
 from ..records import Record
 
 READERS = {
@@ -55,5 +57,13 @@ def read_file_names(root: Path, parse_name: Callable[[str], Record]) -> Iterator
 
 def list_images(root: Path) -> list[Path]:
     """Image names under `root`, recursively, sorted for a stable order. FIFOs and
-    dangling links are listed too, so prepare rejects them by name instead of losing them."""
-    return sorted(p for p in root.rglob("*") if not p.is_dir() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    dangling links are listed too, so prepare rejects them by name instead of losing
+    them; a sub-folder that cannot be read is named in a warning, never skipped silently."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):
+        here = Path(dirpath)
+        found += [here / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        found += [here / d for d in dirnames if Path(d).suffix.lower() in IMAGE_EXTENSIONS
+                  and not (here / d).is_dir()]  # a dangling link that os.walk lists among the folders
+    return sorted(found)
+
