@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class DemoSummary:
     stdout_closed: bool = False  # the reader closed stdout; with --output-dir the run went on
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    small_faces: int = 0
+    decades: Counter[int] = field(default_factory=Counter)  # faces per decade of age (30: 30-39)
 
 
 # A worker costs about a second to start (Python, its models, their first run); below
@@ -107,9 +110,11 @@ def _check_options(o: DemoOptions) -> None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
 
-def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None], None] | None = None,
+def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int | None], None] | None = None,
              timer: StageTimer | None = None) -> DemoSummary:
-    """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work."""
+    """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work.
+    `stdout` None keeps the rows off any stream (with an output folder they are in its
+    predictions.csv): the CLI's choice for a terminal."""
     from ..api import AgeEstimator
     from .resume import PredictionsLog, prior_rows
 
@@ -231,3 +236,5 @@ def _record(res: ImageResult, summary: DemoSummary) -> None:
     summary.images += 1
     summary.faces += len(res.faces)
     summary.no_face += res.error == "no_face"
+    summary.small_faces += sum(f.small_face for f in res.faces)
+    summary.decades.update(int(max(f.age, 0.0) // 10) * 10 for f in res.faces)
