@@ -434,6 +434,8 @@ def demo(
     webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
     attributes: Optional[str] = typer.Option(None, help="What each face row gives besides its age: age,gender (default) or "
                                                         "age,gender,ethnicity (asked for, never given by default; needs a model with an ethnicity head)."),
+    labels: str = typer.Option("full", help="Labels on the annotated copies: full (\"34 ±4\"), age (\"34\") or none "
+                                            "(boxes only). Small faces get a dimmer box and the age alone."),
     force_stdout: bool = typer.Option(False, "--stdout", help="Rows on stdout even on a terminal with --output-dir "
                                                                "(there they are otherwise left to predictions.csv)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; warnings and errors still go to stderr."),
@@ -453,7 +455,7 @@ def demo(
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
                        save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray, attributes=attributes)
+                       workers=workers, ray=ray, attributes=attributes, labels=labels)
     to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
     if quiet:
         logging.getLogger("agecli").setLevel(logging.WARNING)

@@ -21,6 +21,7 @@ from ..errors import UsageError
 from ..model.meta import expand_problem
 from ..parallel import default_workers
 from .outputs import OUTPUT_DIR_KEY, STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
+from .drawing import LABELS
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
@@ -57,6 +58,7 @@ class DemoOptions:
     workers: int | None = None  # processes each running the whole pipeline; None: default_worker_count
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
     attributes: str | None = None  # "age,gender,ethnicity"; None: age and gender
+    labels: str = "full"  # the annotated copies' labels: full ("34 ±4"), age ("34") or none
 
 
 @dataclass
@@ -106,6 +108,8 @@ def _check_options(o: DemoOptions) -> None:
     if o.ray and Path(o.ray).exists():
         raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
                         "put inputs before --ray or write --ray=ADDRESS")
+    if o.labels not in LABELS:
+        raise DemoError(f"--labels must be full, age or none, not {o.labels!r}")
     if (o.save_crops or o.skip_existing) and o.output_dir is None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
@@ -185,7 +189,7 @@ def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int
                     logger.info("stdout was closed by the reader: no more rows there; finishing %s", out_dir)
                 # the copy comes after the rows: an existing copy means its rows were saved
                 if copy is not None:
-                    write_outputs(res, folder, copy, o.save_crops, timer)
+                    write_outputs(res, folder, copy, o.save_crops, timer, o.labels)
             if progress:
                 progress(done, source.total)
     except KeyboardInterrupt:
@@ -213,7 +217,7 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
 
     settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
                               max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
-                              save_crops=o.save_crops, attributes=est.attributes)
+                              save_crops=o.save_crops, attributes=est.attributes, labels=o.labels)
     if o.ray is not None:
         from .ray_backend import RayError, connect, ray_results
 
