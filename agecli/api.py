@@ -190,12 +190,14 @@ class AgeEstimator:
         return self.runner.predict(np.ascontiguousarray(arr))
 
 
-def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb") -> np.ndarray:
-    """A copy of `image` with a box and an "age ±std" label per face, in the colour
-    order asked for (`color` also says how a numpy input is to be read)."""
+def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb", *, labels: str = "full") -> np.ndarray:
+    """A copy of `image` with a box and a label per face (`labels`: full "34 ±4", age
+    "34", none: boxes only; small faces dimmer, age alone), in the colour order asked
+    for (`color` also says how a numpy input is to be read). An unknown `labels` raises
+    UsageError."""
     from .infer.drawing import annotate
 
-    out = annotate(to_rgb(image, color), faces)
+    out = annotate(to_rgb(image, color), faces, labels)
     return np.ascontiguousarray(out[:, :, ::-1]) if color == "bgr" else out
 
 

@@ -379,13 +379,37 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
-               f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr.\n\n"
+               f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr. On a terminal with "
+               "--output-dir the rows go only to predictions.csv and stderr gets a summary (--stdout: rows too).\n\n"
                "With --output-dir, a file agecli did not write there is never replaced.\n\n"
                "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
                "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
                "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
                "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader (with "
                "--output-dir the run still finishes the folder and its predictions.csv).")
+
+
+def rows_to_stdout(is_tty: bool, output_dir: Path | None, force: bool) -> bool:
+    """Whether demo's rows go to stdout: always into a pipe or file, but not onto a
+    terminal when --output-dir keeps them in predictions.csv anyway (hundreds of CSV
+    lines mixed with the progress bar help nobody reading a terminal); --stdout forces them."""
+    return force or not (is_tty and output_dir is not None)
+
+
+def _counts_line(s) -> str:
+    return (f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
+            f"{s.skipped} skipped, {s.seconds:.1f} s")
+
+
+def demo_summary(s, output_dir: Path | None) -> list[str]:
+    """What a person at a terminal needs instead of the rows: the counts, the ages by
+    decade, and where the annotated copies and predictions.csv are."""
+    lines = [_counts_line(s) + (f"; {s.small_faces} faces too small for a reliable age" if s.small_faces else "")]
+    if s.decades:
+        lines.append("ages: " + ", ".join(f"{d}-{d + 9}: {n}" for d, n in sorted(s.decades.items())))
+    if output_dir is not None:
+        lines.append(f"annotated copies in {output_dir}{os.sep}, every row in {output_dir / 'predictions.csv'}")
+    return lines
 
 
 @app.command(cls=Command, epilog=DEMO_EPILOG)
@@ -410,6 +434,11 @@ def demo(
     webcam: bool = typer.Option(False, "--webcam", help="Read the webcam (Ctrl-C stops)."),
     attributes: Optional[str] = typer.Option(None, help="What each face row gives besides its age: age,gender (default) or "
                                                         "age,gender,ethnicity (asked for, never given by default; needs a model with an ethnicity head)."),
+    labels: str = typer.Option("full", help="Labels on the annotated copies: full (\"34 ±4\"), age (\"34\") or none "
+                                            "(boxes only). Small faces get a dimmer box and the age alone."),
+    force_stdout: bool = typer.Option(False, "--stdout", help="Rows on stdout even on a terminal with --output-dir "
+                                                               "(there they are otherwise left to predictions.csv)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; warnings and errors still go to stderr."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help=f"Run on a Ray cluster, which needs Ray: {escape(RAY_EXTRA_HINT)}. ADDRESS such as "
@@ -426,18 +455,23 @@ def demo(
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
                        save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray, attributes=attributes)
+                       workers=workers, ray=ray, attributes=attributes, labels=labels)
+    to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
+    if quiet:
+        logging.getLogger("agecli").setLevel(logging.WARNING)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err, transient=True, disable=quiet) as bar:
         task = bar.add_task("images", total=None)
         try:
-            s = run_demo(opts, sys.stdout, progress=lambda d, t: bar.update(task, completed=d, total=t))
+            s = run_demo(opts, sys.stdout if to_stdout else None,
+                         progress=lambda d, t: bar.update(task, completed=d, total=t))
         except AgecliError as e:
             fail(str(e))
         except WorkerError as e:
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
-    err.print(f"{s.images} images, {s.faces} faces, {s.no_face} without a face, {s.unreadable} unreadable, "
-              f"{s.skipped} skipped, {s.seconds:.1f} s")
+    if not quiet:
+        for line in ([_counts_line(s)] if to_stdout else demo_summary(s, output_dir)):
+            log(line)
     if s.stdout_closed:
         log(f"stdout was closed by the reader; {output_dir} is complete, every row in {output_dir / 'predictions.csv'}")
         raise BrokenPipeError  # the guard: exit 141, as the table says, quietly

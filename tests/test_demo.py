@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from agecli.cli import app
 from agecli.face.detector import SMALL_FACE_PX
-from agecli.infer.drawing import _overlaps, annotate, place_labels, text_px
+from agecli.infer.drawing import BOX_RGB, MAX_LEADER, ROUGH_ALPHA, _box_rect, _crosses, _overlaps, annotate, leader, place_labels, text_px
 from agecli.infer.outputs import PARTIAL, PREDICTIONS
 from agecli.infer.pipeline import AgePipeline, FaceResult
 from agecli.infer.rows import COLUMNS
@@ -316,6 +316,88 @@ def test_label_size_follows_image_and_face_size():
     img = np.zeros((600, 800, 3), np.uint8)
     out = annotate(img, [face])
     assert out.shape == img.shape and out.any() and not img.any()
+
+
+def _crowd(seed: int = 1) -> tuple[list[tuple[int, int, int, int]], list[bool]]:
+    """A 60-face crowd in rows, every third face small (as in a large group photo)."""
+    rng = np.random.default_rng(seed)
+    boxes, rough = [], []
+    for r in range(6):
+        for c in range(10):
+            x, y = 20 + c * 60 + rng.integers(-5, 5), 30 + r * 70 + rng.integers(-5, 5)
+            side = 12 if (r * 10 + c) % 3 == 0 else 45
+            boxes.append((x, y, x + side, y + side + 10))
+            rough.append(side < SMALL_FACE_PX)
+    return boxes, rough
+
+
+def test_every_label_stays_with_its_own_box():
+    """Issue 22, item 5: a label touches its own box, or (a face that is not small) a
+    short leader joins them that crosses no other face; it never covers another face,
+    so no label reads as the face's behind it."""
+    boxes, rough = _crowd()
+    # one face hemmed in above, beside and just below: its label can only sit a leader away
+    boxes += [(300, 520, 340, 560), (290, 490, 350, 519), (330, 562, 380, 580), (240, 520, 299, 560),
+              (341, 520, 400, 560)]
+    rough += [False] * 5
+    sizes = [(50, 16)] * len(boxes)
+    spots = place_labels(boxes, sizes, (640, 640, 3), rough)
+    rects = [_box_rect(b) for b in boxes]
+    leaders = 0
+    for i, spot in enumerate(spots):
+        if spot is None:
+            continue
+        others = [r for j, r in enumerate(rects) if j != i]
+        assert not any(_overlaps(spot, o) for o in others), i
+        line = leader(spot, rects[i])
+        if line is not None:
+            leaders += 1
+            assert not rough[i], "a small face's label touches its box"
+            (x1, y1), (x2, y2) = line
+            assert max(abs(x2 - x1), abs(y2 - y1)) <= MAX_LEADER * sizes[i][1] + 1
+            assert not any(_crosses(line, o) for o in others)
+    assert spots[len(boxes) - 5] is not None and leader(spots[len(boxes) - 5], rects[len(boxes) - 5]) is not None
+    assert sum(s is not None for s, r in zip(spots, rough) if not r) >= 0.8 * rough.count(False)
+    assert leaders >= 1
+
+
+def test_small_faces_are_drawn_rougher():
+    img = np.zeros((400, 600, 3), np.uint8)
+    big = FaceResult(34.4, 3.6, np.array([50.0, 100, 250, 320]), np.zeros((5, 2)), 0.99)
+    small = FaceResult(20.0, 9.0, np.array([450.0, 300, 462, 313]), np.zeros((5, 2)), 0.9)
+    assert small.small_face and not big.small_face
+    out = annotate(img, [big, small])
+    near_big, near_small = out[:, :300], out[250:, 400:]
+    assert (near_big == BOX_RGB).all(axis=2).any()  # full colour
+    assert 0 < near_small.max() <= round(255 * ROUGH_ALPHA) + 1  # dimmed box and label
+    rows_with_box = (out[:, 452:460] > 0).any(axis=2).any(axis=1)
+    assert rows_with_box.sum() < 40  # a 1-px box and a short label, not a thick frame
+    left_edge = (out[200, 40:70] > 0).any(axis=1).sum()
+    assert left_edge >= 2  # the big face's box is thicker than 1 px
+
+
+def test_labels_option_changes_the_copy_not_the_rows(tmp_path):
+    photo = str(utk_files(1)[0])
+    runs = {}
+    for form in ("full", "age", "none"):
+        out = tmp_path / form
+        res = cli(photo, "--output-dir", out, "--labels", form, "--workers", "1")
+        assert res.exit_code == 0, res.output
+        rows = [{k: v for k, v in r.items() if k != "output"} for r in csv_rows(res.stdout)]
+        runs[form] = rows, (out / Path(photo).name).read_bytes()
+    assert runs["full"][0] == runs["age"][0] == runs["none"][0]
+    copies = [runs[f][1] for f in ("full", "age", "none")]
+    assert len(set(copies)) == 3
+    bad = cli(photo, "--output-dir", tmp_path / "bad", "--labels", "big")
+    assert bad.exit_code == 2 and "--labels" in bad.stderr
+
+    import agecli
+
+    face = FaceResult(34.4, 3.6, np.array([100.0, 100, 300, 320]), np.zeros((5, 2)), 0.99)
+    img = np.zeros((600, 800, 3), np.uint8)
+    boxes_only = agecli.draw(img, [face], labels="none")
+    assert (boxes_only[:90] == 0).all()  # nothing above the box (and its line): no label
+    assert not np.array_equal(agecli.draw(img, [face], labels="age"), agecli.draw(img, [face]))
 
 
 def test_ethnicity_only_when_asked_and_only_from_a_model_that_has_it(tiny_aligned, tmp_path):

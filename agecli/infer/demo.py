@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..errors import UsageError
 from ..model.meta import expand_problem
 from ..parallel import default_workers
 from .outputs import OUTPUT_DIR_KEY, STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
+from .drawing import LABELS
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import RowWriter, face_rows
 from .sources import SourceError, open_source
@@ -56,6 +58,7 @@ class DemoOptions:
     workers: int | None = None  # processes each running the whole pipeline; None: default_worker_count
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
     attributes: str | None = None  # "age,gender,ethnicity"; None: age and gender
+    labels: str = "full"  # the annotated copies' labels: full ("34 ±4"), age ("34") or none
 
 
 @dataclass
@@ -71,6 +74,8 @@ class DemoSummary:
     stdout_closed: bool = False  # the reader closed stdout; with --output-dir the run went on
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
+    small_faces: int = 0
+    decades: Counter[int] = field(default_factory=Counter)  # faces per decade of age (30: 30-39)
 
 
 # A worker costs about a second to start (Python, its models, their first run); below
@@ -103,13 +108,17 @@ def _check_options(o: DemoOptions) -> None:
     if o.ray and Path(o.ray).exists():
         raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
                         "put inputs before --ray or write --ray=ADDRESS")
+    if o.labels not in LABELS:
+        raise DemoError(f"--labels must be full, age or none, not {o.labels!r}")
     if (o.save_crops or o.skip_existing) and o.output_dir is None:
         raise DemoError("--save-crops and --skip-existing need --output-dir")
 
 
-def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None], None] | None = None,
+def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int | None], None] | None = None,
              timer: StageTimer | None = None) -> DemoSummary:
-    """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work."""
+    """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work.
+    `stdout` None keeps the rows off any stream (with an output folder they are in its
+    predictions.csv): the CLI's choice for a terminal."""
     from ..api import AgeEstimator
     from .resume import PredictionsLog, prior_rows
 
@@ -180,7 +189,7 @@ def run_demo(o: DemoOptions, stdout: TextIO, progress: Callable[[int, int | None
                     logger.info("stdout was closed by the reader: no more rows there; finishing %s", out_dir)
                 # the copy comes after the rows: an existing copy means its rows were saved
                 if copy is not None:
-                    write_outputs(res, folder, copy, o.save_crops, timer)
+                    write_outputs(res, folder, copy, o.save_crops, timer, o.labels)
             if progress:
                 progress(done, source.total)
     except KeyboardInterrupt:
@@ -208,7 +217,7 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
 
     settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
                               max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
-                              save_crops=o.save_crops, attributes=est.attributes)
+                              save_crops=o.save_crops, attributes=est.attributes, labels=o.labels)
     if o.ray is not None:
         from .ray_backend import RayError, connect, ray_results
 
@@ -231,3 +240,5 @@ def _record(res: ImageResult, summary: DemoSummary) -> None:
     summary.images += 1
     summary.faces += len(res.faces)
     summary.no_face += res.error == "no_face"
+    summary.small_faces += sum(f.small_face for f in res.faces)
+    summary.decades.update(int(max(f.age, 0.0) // 10) * 10 for f in res.faces)

@@ -110,23 +110,24 @@ def write_image(rgb: np.ndarray, path: Path) -> None:
     write_bytes(path, encode_image(rgb, path.suffix))
 
 
-def encode_outputs(res: ImageResult, name: str, save_crops: bool) -> None:
-    """Draw and encode the annotated copy (and the crops) into `res`, dropping the pixels:
-    what a Ray actor sends back instead of the image."""
+def encode_outputs(res: ImageResult, name: str, save_crops: bool, labels: str = "full") -> None:
+    """Draw (with `labels`: full, age or none) and encode the annotated copy (and the
+    crops) into `res`, dropping the pixels: what a Ray actor sends back instead of the image."""
     from .drawing import annotate
 
-    res.encoded = encode_image(annotate(res.image, res.faces), annotated_path(Path(), name).suffix)
+    res.encoded = encode_image(annotate(res.image, res.faces, labels), annotated_path(Path(), name).suffix)
     if save_crops and res.crops is not None:
         res.encoded_crops = [encode_image(c, ".jpg") for c in res.crops]
     res.image = res.crops = None
 
 
-def write_outputs(res: ImageResult, folder: OutputFolder, copy: Path, save_crops: bool, timer: StageTimer) -> None:
+def write_outputs(res: ImageResult, folder: OutputFolder, copy: Path, save_crops: bool, timer: StageTimer,
+                  labels: str = "full") -> None:
     """The annotated copy of one image (and its crops), each file claimed first; the
     image is released after."""
     if res.encoded is None:
         with timer("draw"):
-            encode_outputs(res, res.name, save_crops)
+            encode_outputs(res, res.name, save_crops, labels)
     with timer("write"):
         write_bytes(folder.claim(copy), res.encoded)
         for i, data in enumerate(res.encoded_crops or []):

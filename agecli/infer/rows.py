@@ -52,20 +52,21 @@ def parse_row(row: dict[str, str]) -> dict[str, Any]:
 
 
 class RowWriter:
-    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image.
+    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image; no
+    stream (None) writes nothing, for a run whose rows are kept only in predictions.csv.
 
     With `keep_going`, a stream closed by its reader (`| head`) stops the rows but not
     the run, which still has an output folder to finish; `closed` then says so."""
 
-    def __init__(self, stream: TextIO, fmt: str, keep_going: bool = False) -> None:
+    def __init__(self, stream: TextIO | None, fmt: str, keep_going: bool = False) -> None:
         self.stream, self.fmt, self.keep_going = stream, fmt, keep_going
         self.closed = False
-        if fmt == "csv":
+        if fmt == "csv" and stream is not None:
             self.writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
             self.writer.writeheader()  # buffered: it reaches the reader with the first rows
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        if self.closed:
+        if self.closed or self.stream is None:
             return
         try:
             for row in rows:

@@ -32,6 +32,7 @@ class WorkerSettings:
     keep_images: bool = False
     save_crops: bool = False
     attributes: frozenset[str] = DEFAULT_ATTRIBUTES
+    labels: str = "full"  # the annotated copies' labels: full, age or none (drawing.LABELS)
 
 
 class PipelineWorker:
@@ -61,7 +62,7 @@ class PipelineWorker:
         for res in self.pipe.run(items, skip=skipped.__contains__):
             if res.image is not None:
                 with self.timer("draw"):
-                    encode_outputs(res, res.name, self.settings.save_crops)
+                    encode_outputs(res, res.name, self.settings.save_crops, self.settings.labels)
             out.append(res)
         return out
 
