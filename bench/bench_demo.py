@@ -57,8 +57,9 @@ def faces_found(out_dir: Path) -> list[tuple]:
     """Every face row of a run (file, face, box), to check that runs agree."""
     from agecli.infer.rows import read_rows
 
-    return [(name, r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
-            for name, rows in sorted(read_rows(out_dir / "predictions.csv").items()) for r in rows]
+    # by the input file: the output column names each run's own folder
+    return sorted((r["file"], r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
+                  for rows in read_rows(out_dir / "predictions.csv").values() for r in rows)
 
 
 def child(photos: str, out: str, model: str, runner: str, device: str, workers: int) -> None:
