@@ -58,8 +58,9 @@ def faces_found(out_dir: Path) -> list[tuple]:
     from agecli.infer.rows import read_rows
 
     # by the input file: the output column names each run's own folder
-    return sorted((r["file"], r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
-                  for rows in read_rows(out_dir / "predictions.csv").values() for r in rows)
+    rows = [(r["file"], r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
+            for group in read_rows(out_dir / "predictions.csv").values() for r in group]
+    return sorted(rows, key=str)
 
 
 def child(photos: str, out: str, model: str, runner: str, device: str, workers: int) -> None:

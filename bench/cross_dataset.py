@@ -162,6 +162,9 @@ def main() -> None:
         print(markdown(ff[head + ["worst group"] + [c for c in ff if c.startswith("in ")]]))
         print("\nFairFace-540: median prediction per group\n")
         print(markdown(ff[["model"] + [c for c in ff if c.startswith("median ")]]))
+        if any(c.startswith("gender ") for c in ff):
+            print("\nFairFace-540: gender accuracy per age group\n")
+            print(markdown(ff[["model"] + [c for c in ff if c.startswith("gender ") and c != "gender acc"]]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ when round(p) is, i.e. p in [lo - 0.5, hi + 0.5)):
 - in-group: share of faces whose rounded prediction lies inside the group;
 - distance: mean years from the prediction to that interval (0 inside);
 - within 1 std: share whose pred +- std overlaps the interval (aim: near 68 %);
-- gender accuracy; per group: in-group rate and median prediction.
+- gender accuracy; per group: in-group rate, median prediction and gender accuracy.
 
 Faces go through the detector and the crop `demo` uses (the largest, most central face
 of each photo); a photo where no face is found counts as outside its group. The
@@ -84,10 +84,13 @@ def score(pred: np.ndarray, std: np.ndarray | None, gender_pred: np.ndarray | No
     if std is not None:
         s = pd.Series(std, index=found["photo"].values).reindex(full.index).to_numpy(float)
         row["within 1 std"] = round(float((has & (pr + s >= lo) & (pr - s < hi)).mean()), 3)
+    groups = full["age_group"].to_numpy()
     if gender_pred is not None:
         g = pd.Series(gender_pred, index=found["photo"].values).reindex(full.index).to_numpy(float)
-        row["gender acc"] = round(float((has & (g == full["gender"].to_numpy())).mean()), 3)
-    groups = full["age_group"].to_numpy()
+        right = has & (g == full["gender"].to_numpy())
+        row["gender acc"] = round(float(right.mean()), 3)
+        for name in GROUPS:
+            row[f"gender {name}"] = round(float(right[groups == name].mean()), 2)
     for name in GROUPS:
         m = groups == name
         row[f"in {name}"] = round(float(inside[m].mean()), 2) if m.any() else float("nan")

@@ -13,12 +13,15 @@ Steps (each an ordinary agecli command, printed before it runs):
 4. fine-tune default_v3b: another copy of v3 at 128 px, 6 epochs, peak learning rate
    3e-4, another shuffle seed;
 5. soup_v3_v3b: the mean of v3's and v3b's weights (a "model soup": same network, same
-   speed), its std scale fitted on the valid faces;
-6. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+   speed), its std scale fitted on the valid faces: v4;
+6. soup_v5: v4's weights with flip_tta (each face is estimated from its crop and its
+   mirror image, the two answers mixed), its std scale fitted on the valid faces with
+   that in force: v5, shipped;
+7. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-7. test: the shipped ONNX model on both test sets (bench/cross_dataset.py --train-none),
-   and `agecli val` reports per set.
+8. test: the shipped ONNX model on both test sets and FairFace-540
+   (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 
 Every stage is kept once done and an interrupted one resumes, so rerunning the command
 goes on where it stopped; only the stages the shipped model needs are built. A stage's
@@ -27,6 +30,10 @@ soup was built from v3 as released before it, without retraining v2 and v3:
 
     mkdir -p runs/default_v3
     git show d1aece8:weights/agecli_default.pth > runs/default_v3/best.pth
+
+and v5 from v4 as released (its fp16 file), without rebuilding v4:
+
+    git show 3c8c996:weights/agecli_default.pth > runs/soup_v3_v3b.pth
 """
 from __future__ import annotations
 
@@ -37,15 +44,20 @@ import sys
 from pathlib import Path
 
 # run folder under --runs (or soup file) -> (what it starts from, its KEY VALUE overrides).
-# A start is another stage's best.pth; a soup averages the stages it lists.
+# A start is another stage's best.pth; a soup averages the stages it lists, and its
+# second item is what it adds to the metadata.
 STAGES = {
     "default_v2": (None, ["TRAIN.EPOCHS", "12"]),
     "default_v3": ("default_v2", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0004"]),
     "default_v3b": ("default_v3", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "6", "TRAIN.LR", "0.0003",
                                   "TRAIN.SEED", "1"]),
-    "soup_v3_v3b": (["default_v3", "default_v3b"], []),
+    "soup_v3_v3b": (["default_v3", "default_v3b"], {}),  # v4
+    # v5: v4's weights answering from each face and its mirror image, the two mixed, its
+    # std scale fitted with that in force (a "soup" of one). The candidates it was chosen
+    # from (a balanced-sampling fine-tune of v4 and its soup with v4) are in the card.
+    "soup_v5": (["soup_v3_v3b"], {"flip_tta": True}),
 }
-SHIPPED = "soup_v3_v3b"
+SHIPPED = "soup_v5"
 THREADS = ["TRAIN.THREADS", "2"]
 
 
@@ -59,9 +71,10 @@ def best(runs: Path, name: str) -> Path:
     return runs / f"{name}.pth" if isinstance(STAGES[name][0], list) else runs / name / "best.pth"
 
 
-def soup(parts: list[Path], dst: Path, data: Path, sets: list[str]) -> None:
-    """Average the parts' weights and fit the std scale on the valid faces. `dst` is
-    written once, whole, so an interrupted soup is redone, never shipped unfitted."""
+def soup(parts: list[Path], dst: Path, data: Path, sets: list[str], meta_update: dict) -> None:
+    """Average the parts' weights and fit the std scale on the valid faces (with the
+    soup's own metadata, e.g. flip_tta, in force). `dst` is written once, whole, so an
+    interrupted soup is redone, never shipped unfitted."""
     import torch
 
     from agecli.data.records import csv_name
@@ -70,7 +83,7 @@ def soup(parts: list[Path], dst: Path, data: Path, sets: list[str]) -> None:
     from agecli.train.trainer import evaluate_sets
 
     mean = dst.with_name(dst.stem + ".unfitted.pth")
-    average_checkpoints(parts, mean)
+    average_checkpoints(parts, mean, meta_update)
     model, meta = model_from_checkpoint(mean)
     model.std_scale.fill_(1.0)  # evaluate_sets fits the factor on the raw spread
     valid = {n: load_faces(data / n / csv_name(n, "valid"), data / n, n, meta["img_size"], meta["expand"],
@@ -105,7 +118,7 @@ def main() -> None:
             if not best(args.runs, name).exists():
                 for part in start:
                     build(part)
-                soup([best(args.runs, s) for s in start], best(args.runs, name), args.data, list(sets))
+                soup([best(args.runs, s) for s in start], best(args.runs, name), args.data, list(sets), extra)
             return
         run_dir = args.runs / name
         if (run_dir / "last.pth").exists():  # an interrupted run resumes; a finished one returns at once
