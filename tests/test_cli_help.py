@@ -79,3 +79,20 @@ def test_package_metadata_carries_the_licence(tmp_path):
     meta = (tmp_path / "md" / proc.stdout.split()[-1] / "METADATA").read_text()
     assert "License-Expression: MIT" in meta
     assert "License-File: LICENSE" in meta
+
+
+def test_webcam_without_a_camera_is_one_line_not_opencv_warnings():
+    """`--webcam` with no camera printed 8 lines of OpenCV warnings before the clean error."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    if any(os.path.exists(f"/dev/video{i}") for i in range(4)):
+        pytest.skip("this machine has a camera")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "agecli", "demo", "--webcam"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "no webcam could be opened" in proc.stderr
+    assert "WARN" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -191,7 +191,12 @@ def video_source(path: Path, every: int = 1) -> Source:
 
 def webcam_source(every: int = 1, index: int = 0) -> Source:
     """Frames of the webcam until it stops or the user presses Ctrl-C."""
-    cap = cv2.VideoCapture(index)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # no camera: one line of ours, not OpenCV's 8
+    try:
+        cap = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
         raise SourceError("--webcam: no webcam could be opened")
