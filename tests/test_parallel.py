@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -73,10 +74,12 @@ def inputs(tmp_path, photos_dir):
     return root
 
 
-def test_demo_workers_give_the_rows_and_copies_of_one_process(inputs, tiny_onnx, tmp_path):
+def test_demo_workers_give_the_rows_and_copies_of_one_process(inputs, tiny_onnx, tmp_path, monkeypatch):
     runs = {}
     for w in (1, 2):
-        out = tmp_path / f"out{w}"
+        (tmp_path / f"w{w}").mkdir()
+        monkeypatch.chdir(tmp_path / f"w{w}")  # the same --output-dir spelling: the output column names it
+        out = Path("out")
         res = CliRunner().invoke(app, ["demo", "--img-dir", str(inputs), "--resume", str(tiny_onnx),
                                        "--output-dir", str(out), "--workers", str(w), "--save-crops"])
         assert res.exit_code == 1, res.output  # the broken file

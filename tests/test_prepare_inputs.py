@@ -206,7 +206,7 @@ def test_a_set_with_no_face_says_so_and_writes_no_split(tmp_path):
     res = prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", tmp_path / "out")
     assert res.exit_code == 2, res.output
     assert "no image of 3" in res.stderr and "3 no_face" in res.stderr and "concatenate" not in res.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["utkface_rejected.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".agecli-prepare-files", "utkface_rejected.csv"]
 
 
 def test_prepare_never_replaces_a_users_file_in_its_out_folder(tiny_aligned, tmp_path):
