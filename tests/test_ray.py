@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -43,22 +44,24 @@ def outputs(out_dir):
     return {p.relative_to(out_dir).as_posix(): p.read_bytes() for p in sorted(out_dir.rglob("*")) if p.is_file()}
 
 
-def test_ray_rows_and_copies_equal_a_single_process_run(cluster, inputs, tiny_onnx, tmp_path):
+def test_ray_rows_and_copies_equal_a_single_process_run(cluster, inputs, tiny_onnx, tmp_path, monkeypatch):
     runs = {}
     for mode in ("local", "ray"):
+        (tmp_path / mode).mkdir()
+        monkeypatch.chdir(tmp_path / mode)  # one --output-dir spelling for both: the output column names it
         stdout = io.StringIO()
-        opts = DemoOptions(img_dir=inputs, model=tiny_onnx, output_dir=tmp_path / mode, save_crops=True,
+        opts = DemoOptions(img_dir=inputs, model=tiny_onnx, output_dir=Path("out"), save_crops=True,
                            workers=1 if mode == "local" else None, ray="local" if mode == "ray" else None)
         s = run_demo(opts, stdout)
-        runs[mode] = (stdout.getvalue(), outputs(tmp_path / mode), (s.images, s.faces, s.no_face, s.unreadable))
+        runs[mode] = (stdout.getvalue(), outputs(tmp_path / mode / "out"), (s.images, s.faces, s.no_face, s.unreadable))
     # 3 chips + the group photo (8 faces when synthetic, 40+ when real), one unreadable file
     assert runs["ray"][2] == runs["local"][2] and runs["local"][2][1] >= 11 and runs["local"][2][3] == 1
     assert runs["ray"][0] == runs["local"][0]  # the rows, in input order
     assert runs["ray"][1] == runs["local"][1]  # predictions.csv, annotated copies, crops
     assert "group_1.jpg" in runs["ray"][1] and "blank.png" in runs["ray"][1]
 
-    # an interrupted Ray run finishes with --skip-existing like a local one
-    out = tmp_path / "ray"
+    # an interrupted Ray run finishes with --skip-existing like a local one (cwd: tmp_path/ray)
+    out = Path("out")
     (out / "group_1.jpg").unlink()
     stdout = io.StringIO()
     s = run_demo(DemoOptions(img_dir=inputs, model=tiny_onnx, output_dir=out, save_crops=True, skip_existing=True,
