@@ -239,3 +239,27 @@ def test_a_second_val_run_gets_the_next_free_default_folder(tiny_aligned, tiny_o
     res = val("--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface", "--output-dir", "mine")
     assert res.exit_code == 2 and "summary.json" in res.stderr, res.output
     assert (tmp_path / "mine" / "summary.json").read_text() == "{}"
+
+
+def test_a_photo_replaced_under_its_name_is_cropped_again(tiny_aligned, tiny_onnx, tmp_path):
+    """The crop cache was keyed on the CSV text alone: an image replaced under the same
+    name kept its old crop and so its old prediction, in silence."""
+    import shutil
+
+    data = tmp_path / "set"
+    shutil.copytree(tiny_aligned, data, ignore=shutil.ignore_patterns(".agecli_cache"))
+    test = pd.read_csv(data / "utkface_test_align.csv")
+    first = val("--resume", tiny_onnx, "--data-dir", data, "--dataset", "utkface", "--output-dir", tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    before = pd.read_csv(tmp_path / "a" / "predictions.csv").set_index("photo")["pred"]
+    target = data / test["photo"].iloc[0]
+    other = data / test["photo"].iloc[1]
+    flipped = cv2.flip(cv2.imread(str(other)), 1)  # another face, same name as the first
+    cv2.imwrite(str(target), cv2.resize(flipped, cv2.imread(str(target)).shape[1::-1]))
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    again = val("--resume", tiny_onnx, "--data-dir", data, "--dataset", "utkface", "--output-dir", tmp_path / "b")
+    assert again.exit_code == 0, again.output
+    after = pd.read_csv(tmp_path / "b" / "predictions.csv").set_index("photo")["pred"]
+    name = test["photo"].iloc[0]
+    assert after[name] != before[name]
+    assert (after.drop(name) == before.drop(name)).all()

@@ -44,6 +44,19 @@ def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, l
     return out, errors
 
 
+def _images_state(root: str | Path, photos) -> bytes:
+    """Size and modification time of every image: part of the cache key, so a photo
+    replaced under the same name is cropped again instead of answered from the old crop."""
+    h = hashlib.sha256()
+    for photo in photos:
+        try:
+            st = os.stat(os.path.join(root, photo))
+            h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
+        except OSError:
+            h.update(b"-;")
+    return h.digest()
+
+
 @dataclass
 class AlignedFaces:
     """All crops of one aligned CSV in memory, with their labels (-1 = unknown)."""
@@ -63,6 +76,7 @@ class AlignedFaces:
         csv_path = Path(csv_path)
         df = read_align_csv(csv_path)
         key = hashlib.sha256(csv_path.read_bytes() + f"|{Path(image_root).resolve()}|{size}|{expand}|{CROP_VERSION}".encode())
+        key.update(_images_state(image_root, df["photo"]))
         cache = Path(cache_dir) if cache_dir else None
         npy = cache / f"{csv_path.stem}_{size}_{key.hexdigest()[:12]}.npy" if cache else None
         images = _load_cache(npy, df, size, log) if npy is not None else None
