@@ -246,6 +246,9 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
                 best = run_train(job)
                 err.print(f"best validation: MAE {best.get('mae', float('nan')):.3f} at epoch {best.get('epoch')}  "
                           f"checkpoints in {ckdir}")
+                if best.get("skipped_images"):
+                    err.print(f"{best['skipped_images']} images could not be read and were left out (named above)")
+                    raise typer.Exit(INPUTS_FAILED)
         except DivergedError as e:
             fail(str(e), INPUTS_FAILED)
         except (TrainingError, CheckpointError, ValueError) as e:
@@ -320,15 +323,19 @@ def val(
         sets = val_sets(resume, dataset, data_dir or [])
     except ValError as e:
         fail(str(e))
+    skipped = 0
     for name, folder in sets:
         out = output_dir / name if output_dir is not None and len(sets) > 1 else output_dir
         if len(sets) > 1:
             err.print(f"== {name}")
-        _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size, tta,
-                            baseline, worst_threshold, cache_dir, workers))
+        skipped += _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size,
+                                       tta, baseline, worst_threshold, cache_dir, workers))
+    if skipped:
+        raise typer.Exit(INPUTS_FAILED)  # the figures stand, over the faces that could be read
 
 
-def _val_one(opts) -> None:
+def _val_one(opts) -> int:
+    """Evaluate one set and write its reports; returns how many of its images were skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .api import AgeEstimator
@@ -361,6 +368,10 @@ def _val_one(opts) -> None:
                   f"{100 * s['within_1std']:.0f}% of faces within 1 std")
     err.print(f"reports: {ev.files['summary.json'].parent}/  (summary.json, {s['n_worst']} faces in worst.csv, "
               f"{s['seconds']:.1f} s)", markup=False, highlight=False)
+    if s["skipped"]:
+        err.print(f"{s['skipped']} images could not be read and are not in the figures (summary.json "
+                  "skipped_photos names them)", markup=False, highlight=False)
+    return int(s["skipped"])
 
 
 COLUMN_NOTES = {"small_face": "1: too small for a reliable age", "error": "no_face | unreadable",

@@ -178,10 +178,12 @@ def test_cache_is_saved_even_when_an_image_is_unreadable(tiny_aligned, tmp_path)
     logs: list[str] = []
     first = AlignedFaces.load(csv, images, 32, 0.25, tmp_path / "cache", workers=1, log=logs.append)
     assert len(first) == len(df) - 1 and list((tmp_path / "cache").glob("*.npy"))
-    (images / df["photo"][1]).unlink()  # a second run reads the cache, not the images
     again = AlignedFaces.load(csv, images, 32, 0.25, tmp_path / "cache", workers=1, log=logs.append)
     assert len(again) == len(first) and (again.images == first.images).all()
-    assert isinstance(again.images, __import__("numpy").memmap)  # mapped, not copied into RAM
+    assert isinstance(again.images, __import__("numpy").memmap)  # the cache, mapped, not copied into RAM
+    # the unreadable image is named on every run, the cached one too (it was silent there)
+    assert [s.split(":")[0] for s in first.skipped] == [s.split(":")[0] for s in again.skipped] == [df["photo"][0]]
+    assert len(logs) == 2 and all(df["photo"][0] in m for m in logs)
 
 
 def test_prepared_subject_folds_train_and_validate_end_to_end(tiny_aligned, tmp_path):
@@ -280,3 +282,14 @@ def test_a_refused_resume_writes_nothing_and_resumes_only_an_agecli_run(tiny_ali
     assert (foreign / "config.json").read_text() == '{"my": "settings"}'
     res = train("train-mt", tiny_aligned, "--resume", default_model_path().with_suffix(".pth"), small=False)
     assert res.exit_code == 2 and "--pretrained" in res.stderr and clean_exit(res), res.output
+
+
+def test_training_with_an_unreadable_image_finishes_and_exits_1(tiny_aligned, tmp_path):
+    """train skipped unreadable images with exit 0 (README: 1, some inputs failed)."""
+    data = tmp_path / "set"
+    shutil.copytree(tiny_aligned, data, ignore=shutil.ignore_patterns(".agecli_cache"))
+    photo = pd.read_csv(data / "utkface_train_align.csv")["photo"].iloc[0]
+    (data / photo).write_bytes(b"broken")
+    res = train("train-ldl", data, "--checkpoint", tmp_path / "run")
+    assert res.exit_code == 1 and photo in res.stderr and "could not be read" in res.stderr, res.output
+    assert (tmp_path / "run" / "best.pth").is_file()

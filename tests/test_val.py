@@ -263,3 +263,22 @@ def test_a_photo_replaced_under_its_name_is_cropped_again(tiny_aligned, tiny_onn
     name = test["photo"].iloc[0]
     assert after[name] != before[name]
     assert (after.drop(name) == before.drop(name)).all()
+
+
+def test_val_names_unreadable_images_and_exits_1_on_every_run(tiny_aligned, tiny_onnx, tmp_path):
+    """val skipped an unreadable image with exit 0, and on the cached second run said
+    nothing at all (summary n=25 for a 26-row CSV, warnings [])."""
+    import shutil
+
+    data = tmp_path / "set"
+    shutil.copytree(tiny_aligned, data, ignore=shutil.ignore_patterns(".agecli_cache"))
+    test = pd.read_csv(data / "utkface_test_align.csv")
+    (data / test["photo"].iloc[0]).write_bytes(b"broken")
+    for out in ("a", "b"):  # the second run reads the crop cache
+        res = val("--resume", tiny_onnx, "--data-dir", data, "--dataset", "utkface", "--output-dir", tmp_path / out)
+        assert res.exit_code == 1, res.output
+        assert test["photo"].iloc[0] in res.stderr
+        s = json.loads((tmp_path / out / "summary.json").read_text())
+        assert s["skipped"] == 1 and s["n"] == len(test) - 1
+        assert s["skipped_photos"][0].startswith(test["photo"].iloc[0])
+        assert any(test["photo"].iloc[0] in w for w in s["warnings"])

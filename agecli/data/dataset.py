@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,7 @@ class AlignedFaces:
     genders: np.ndarray  # (N,) int64
     races: np.ndarray  # (N,) int64
     frame: pd.DataFrame  # the CSV rows, in the same order
+    skipped: list[str] = field(default_factory=list)  # "photo: reason" of rows whose image could not be read
 
     def __len__(self) -> int:
         return len(self.ages)
@@ -80,10 +81,13 @@ class AlignedFaces:
         cache = Path(cache_dir) if cache_dir else None
         npy = cache / f"{csv_path.stem}_{size}_{key.hexdigest()[:12]}.npy" if cache else None
         images = _load_cache(npy, df, size, log) if npy is not None else None
+        skipped: list[str] = []
         if images is not None:
-            skipped = npy.with_suffix(".skip.npy")
-            if skipped.exists():  # rows whose image was unreadable when the cache was built
-                df = df[~np.load(skipped)].reset_index(drop=True)
+            mask = npy.with_suffix(".skip.npy")
+            if mask.exists():  # rows whose image was unreadable when the cache was built: said every run
+                bad = np.load(mask)
+                skipped = [f"{p}: unreadable when the crop cache was built" for p in df["photo"][bad]]
+                df = df[~bad].reset_index(drop=True)
         else:
             rows = list(df[["photo", "deg", "box1", "box2", "box3", "box4"]].itertuples(index=False, name=None))
             chunk = max(1, math.ceil(len(rows) / (workers * 8)))
@@ -99,17 +103,18 @@ class AlignedFaces:
             errors = [e for d in done for e in d[1]]
             bad = np.array([bool(e) for e in errors], dtype=bool)
             if bad.any():
-                if log:
-                    log(f"{csv_path.name}: {int(bad.sum())} images could not be read and are skipped "
-                        f"(first: {df['photo'].iloc[int(np.argmax(bad))]}: {errors[int(np.argmax(bad))]})")
+                skipped = [f"{p}: {e}" for p, e, b in zip(df["photo"], errors, bad) if b]
                 images, df = images[~bad], df[~bad].reset_index(drop=True)
             if npy is not None:
                 _save_cache(npy, images, bad, log)
+        if skipped and log:
+            log(f"{csv_path.name}: {len(skipped)} images could not be read and are skipped (first: {skipped[0]})")
         def labels(col: str) -> np.ndarray:
             if col not in df:
                 return np.full(len(df), -1, np.int64)
             return df[col].fillna(-1).astype(np.int64).to_numpy()
-        return cls(images, df["age"].to_numpy(np.float32), labels("gender"), labels("race"), df.reset_index(drop=True))
+        return cls(images, df["age"].to_numpy(np.float32), labels("gender"), labels("race"), df.reset_index(drop=True),
+                   skipped)
 
     @classmethod
     def concat(cls, parts: list["AlignedFaces"]) -> "AlignedFaces":
@@ -118,7 +123,7 @@ class AlignedFaces:
             return parts[0]
         return cls(np.concatenate([p.images for p in parts]), np.concatenate([p.ages for p in parts]),
                    np.concatenate([p.genders for p in parts]), np.concatenate([p.races for p in parts]),
-                   pd.concat([p.frame for p in parts], ignore_index=True))
+                   pd.concat([p.frame for p in parts], ignore_index=True), [s for p in parts for s in p.skipped])
 
 def _load_cache(npy: Path, df: pd.DataFrame, size: int, log) -> np.ndarray | None:
     """The cached crops, memory-mapped (a set larger than RAM still trains); None when

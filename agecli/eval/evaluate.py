@@ -329,13 +329,13 @@ def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
     except ValueError as e:
         raise ValError(str(e)) from None
     cache_dir = (opts.cache_dir or data_dir / ".agecli_cache") if opts.cache else None
-    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), cache_dir, opts.workers)
+    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), cache_dir, opts.workers, log=warn)
     preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)
     df = prediction_frame(faces, preds, tta)
 
     path = est.model_path
     summary: dict[str, Any] = figures(df)
-    summary.update({"skipped": csv_rows - len(df), "model": str(path), "model_hash": file_hash(path),
+    summary.update({"skipped": csv_rows - len(df), "skipped_photos": faces.skipped[:100], "model": str(path), "model_hash": file_hash(path),
                     "arch": meta.get("arch"), "head": meta.get("head"), "loss": meta.get("loss"),
                     "img_size": meta.get("img_size"), "ldl": opts.ldl, "dataset": dataset, "split": opts.split,
                     "csv": str(csv), "expand": float(expand), "trained_expand": trained_expand,

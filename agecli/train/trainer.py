@@ -381,4 +381,5 @@ def train(job: TrainJob) -> dict:
             break
     if distributed:
         torch.distributed.destroy_process_group()
-    return history_best
+    skipped = len(train_data.skipped) + sum(len(v.skipped) for v in val_sets.values())
+    return {**history_best, "skipped_images": skipped} if skipped else history_best
