@@ -36,9 +36,11 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int) -> None:
     """Ask Linux to end this process when its parent dies (SIGKILL included): a worker of
-    a killed run (700-800 MB each) must not live on with parent 1. Elsewhere a no-op."""
+    a killed run (700-800 MB each) must not live on with parent 1. A parent that died
+    while this worker was starting, before the request, is caught by its pid. Elsewhere
+    a no-op."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -48,7 +50,9 @@ def die_with_parent() -> None:
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @contextmanager
@@ -65,9 +69,9 @@ def _main_script_hidden() -> Iterator[None]:
             main.__file__ = path
 
 
-def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops the pool
-    die_with_parent()
+    die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
 
@@ -86,7 +90,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     window = max(1, window or 4 * workers)
     pending: deque[Future | tuple[Any]] = deque()
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(initializer, initargs))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(initializer, initargs, os.getpid()))
     it = iter(items)
     try:
         while True:

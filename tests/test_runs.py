@@ -136,6 +136,9 @@ def test_train_mt_without_labels_is_refused(tiny_aligned, tmp_path):
     (lambda df: df.assign(age=[250.0] + list(df["age"][1:])), "row 2: age 250"),
     (lambda df: df.assign(age=["abc"] + list(df["age"][1:])), "row 2: age 'abc' is not a number"),
     (lambda df: pd.concat([df, df.iloc[:1]]), "appears in rows 2,"),
+    # a traceback before: a zero-size box (ZeroDivisionError in the crop) and an empty photo cell
+    (lambda df: df.assign(box3=[df["box1"][0]] + list(df["box3"][1:])), "row 2: the face box"),
+    (lambda df: df.assign(photo=[""] + list(df["photo"][1:])), "row 2: the photo cell is empty"),
 ])
 def test_edited_aligned_csv_names_file_row_and_value(tiny_aligned, tmp_path, edit, words):
     data = copy_set(tiny_aligned, tmp_path / "edited", edit)

@@ -105,6 +105,16 @@ def read_align_csv(path: str | Path) -> pd.DataFrame:
         i = int(np.argmax(bad.to_numpy()))
         raise ValueError(f"{path}: row {i + 2}: age {df['age'].iloc[i]:g} is outside 0-{MAX_AGE} "
                          f"({int(bad.sum())} such rows)")
+    empty = df["photo"].isna() | (df["photo"].astype(str).str.strip() == "")
+    if empty.any():
+        i = int(np.argmax(empty.to_numpy()))
+        raise ValueError(f"{path}: row {i + 2}: the photo cell is empty ({int(empty.sum())} such rows)")
+    flat = (df["box3"] <= df["box1"]) | (df["box4"] <= df["box2"])
+    if flat.any():
+        i = int(np.argmax(flat.to_numpy()))
+        raise ValueError(f"{path}: row {i + 2}: the face box ({df['box1'].iloc[i]:g}, {df['box2'].iloc[i]:g}, "
+                         f"{df['box3'].iloc[i]:g}, {df['box4'].iloc[i]:g}) has no width or height "
+                         f"({int(flat.sum())} such rows)")
     dup = df["photo"].duplicated(keep=False)
     if dup.any():
         rows = df.index[dup & (df["photo"] == df["photo"][dup].iloc[0])].tolist()
