@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import OutputError, check_writable_dir
+from .errors import UsageError
+
+
+LOCK = ".agecli.lock"  # the pid of the run writing into the folder now
+
+
+class FolderBusy(UsageError):
+    """Another agecli run is writing into this output folder (exit 2)."""
 
 
 class OwnedFolder:
@@ -24,7 +34,7 @@ class OwnedFolder:
         self.written: set[str] = set()
         if self.ledger.is_file():
             self.written = {_unescape(line) for line in self.ledger.read_text(encoding="utf-8", errors="surrogateescape").splitlines()}
-        self.written.update((ledger, *own))
+        self.written.update((ledger, LOCK, *own))
 
     def rel(self, target: Path) -> str:
         return target.relative_to(self.path).as_posix()
@@ -43,6 +53,59 @@ class OwnedFolder:
             with open(self.ledger, "a", encoding="utf-8", errors="surrogateescape") as fh:
                 fh.write(_escape(rel) + "\n")
         return target
+
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One run at a time in this folder: a second one is refused while the first runs
+        (two runs interleaved their rows and shared one partial file). A lock whose process
+        is gone (killed) is taken over."""
+        path = self.path / LOCK
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                owner = _lock_owner(path)
+                if (owner is not None and _alive(owner)) or (owner is None and _younger_than(path, 10.0)):
+                    raise FolderBusy(f"--output-dir {self.path}: another agecli run (process {owner}) is writing "
+                                     f"there; wait for it or choose another folder (no such run? delete {path})") from None
+                path.unlink(missing_ok=True)  # its run died without cleaning up
+        else:
+            raise FolderBusy(f"--output-dir {self.path}: cannot take its lock {path}")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _younger_than(path: Path, seconds: float) -> bool:
+    """A lock just being written holds no pid yet: not to be taken as stale."""
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _escape(name: str) -> str:

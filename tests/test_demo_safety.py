@@ -367,3 +367,39 @@ def test_an_unreadable_sub_folder_is_named_not_skipped_silently(tiny_onnx, tmp_p
     finally:
         logging.getLogger("agecli").removeHandler(handler)
     assert any("cannot read this folder" in m and "locked" in m for m in seen), seen
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_runs_lock_taken_over(photos_dir, tiny_onnx, tmp_path):
+    """Two demo runs into one folder lost one run's rows (with a false "not written by
+    agecli" message) and shared one partial file."""
+    import signal
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(60):
+        shutil.copy(photos_dir / "group_1.jpg", src / f"p{i:02d}.jpg")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen([sys.executable, "-m", "agecli", "demo", "--img-dir", str(src), "--output-dir", str(out),
+                              "--resume", str(tiny_onnx), "--workers", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 120
+        while not (out / ".agecli.lock").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert first.poll() is None, "the first run ended before the second could start"
+        second = demo("--img-dir", src, "--output-dir", out, "--resume", tiny_onnx)
+        assert second.exit_code == 2 and "another agecli run" in second.stderr, second.output
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert (out / ".agecli.lock").exists()  # a killed run cannot clean up
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(utk_files(1)[0], one / "a.jpg")
+    res = demo("--img-dir", one, "--output-dir", out, "--resume", tiny_onnx)
+    assert res.exit_code == 0, res.output
+    assert not (out / ".agecli.lock").exists()

@@ -5,6 +5,7 @@ resume bookkeeping in `resume`; this module checks the options and runs the loop
 (here, or on a Ray cluster through `ray_backend`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -119,12 +120,18 @@ def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int
     """Run the whole demo; raises DemoError / AgecliError for setup problems, before any work.
     `stdout` None keeps the rows off any stream (with an output folder they are in its
     predictions.csv): the CLI's choice for a terminal."""
+    _check_options(o)
+    folder = OutputFolder(o.output_dir) if o.output_dir is not None else None
+    with folder.lock() if folder is not None else contextlib.nullcontext():
+        return _run(o, folder, stdout, progress, timer)
+
+
+def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
+         progress: Callable[[int, int | None], None] | None, timer: StageTimer | None) -> DemoSummary:
     from ..api import AgeEstimator
     from .resume import PredictionsLog, prior_rows
 
-    _check_options(o)
     out_dir = o.output_dir
-    folder = OutputFolder(out_dir) if out_dir is not None else None
     try:
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir, webcam=o.webcam)
     except SourceError as e:
