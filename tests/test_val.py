@@ -282,3 +282,21 @@ def test_val_names_unreadable_images_and_exits_1_on_every_run(tiny_aligned, tiny
         assert s["skipped"] == 1 and s["n"] == len(test) - 1
         assert s["skipped_photos"][0].startswith(test["photo"].iloc[0])
         assert any(test["photo"].iloc[0] in w for w in s["warnings"])
+
+
+def test_a_box_that_does_not_lie_on_its_image_is_reported_not_answered(tiny_aligned, tiny_onnx, tmp_path):
+    """box3=1e300 in an aligned CSV was accepted: a 15-year-old came out 60.5, exit 0."""
+    import shutil
+
+    data = tmp_path / "set"
+    shutil.copytree(tiny_aligned, data, ignore=shutil.ignore_patterns(".agecli_cache"))
+    csv = data / "utkface_test_align.csv"
+    df = pd.read_csv(csv)
+    df.loc[0, "box3"] = 1e300
+    df.loc[1, ["box1", "box3"]] = [5000.0, 5100.0]  # beside the image
+    df.to_csv(csv, index=False)
+    res = val("--resume", tiny_onnx, "--data-dir", data, "--dataset", "utkface", "--output-dir", tmp_path / "out")
+    assert res.exit_code == 1 and "bad_box" in res.stderr, res.output
+    pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert df["photo"][0] not in set(pred["photo"]) and df["photo"][1] not in set(pred["photo"])
+    assert len(pred) == len(df) - 2

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..parallel import ordered_map
-from ..face.align import crop_face
+from ..face.align import box_problem, crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
 
@@ -37,10 +37,14 @@ def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, l
     errors = []
     for i, (photo, deg, b1, b2, b3, b4) in enumerate(rows):
         try:
-            out[i] = crop_face(load_rgb(os.path.join(root, photo)), deg, (b1, b2, b3, b4), expand, size)
-            errors.append("")
+            rgb = load_rgb(os.path.join(root, photo))
         except ImageError as e:
             errors.append(str(e))
+            continue
+        problem = box_problem(rgb.shape[0], rgb.shape[1], deg, (b1, b2, b3, b4))
+        if problem is None:
+            out[i] = crop_face(rgb, deg, (b1, b2, b3, b4), expand, size)
+        errors.append(problem or "")
     return out, errors
 
 

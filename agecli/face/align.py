@@ -60,6 +60,17 @@ def align_face(face: Face, height: int, width: int) -> AlignParams:
     return AlignParams(deg=float(deg), box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
 
 
+def box_problem(height: int, width: int, deg: float, box) -> str | None:
+    """Why a stored face box cannot be a face of this image (None when it can): it must
+    overlap the rotated image and be at most twice its longer side. An edited CSV's box3
+    of 1e300 otherwise crops a blur of the whole photo and answers with some age."""
+    _, (cw, ch) = rotation_matrix(height, width, deg)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 <= 0 or y2 <= 0 or x1 >= cw or y1 >= ch or max(x2 - x1, y2 - y1) > 2 * max(cw, ch):
+        return f"bad_box: ({x1:g}, {y1:g}, {x2:g}, {y2:g}) does not lie on the {width}x{height} image"
+    return None
+
+
 def crop_box(box: tuple[float, float, float, float], expand: float) -> tuple[float, float, float, float]:
     """Square box around the face, grown by `expand` (0.2 = 20% larger).
 
