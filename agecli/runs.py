@@ -46,29 +46,24 @@ def start_run(folder: Path, cfg: dict, args: dict[str, Any]) -> Path:
     return folder
 
 
-RESUME_KEYS = ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max", "dataset")
-
-
 def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = True) -> None:
     """Everything a --resume must match, checked before the run writes anything: it is a
     run's checkpoint (a shipped model has no training state: fine-tune it with
     --pretrained), of the same model and datasets, in a folder an agecli run made (its
     config.json) whose log.csv, if any, has agecli's columns. ValueError says which."""
     from .model.checkpoint import load_checkpoint
-    from .model.meta import model_meta
+    from .model.meta import model_meta, resume_mismatch
     from .train.trainer import LOG_COLUMNS
 
     ckpt = load_checkpoint(resume)
     if "optimizer" not in ckpt or "epoch" not in ckpt:
         raise ValueError(f"--resume {resume}: a model without its training state, not a run to resume; "
                          f"to train on from it, use --pretrained {resume}")
+    # the head follows from the loss, so the run's own head is taken and the loss compared
     want = {**model_meta(cfg, ckpt["meta"].get("head"), cfg["TRAIN"]["LOSS"]), "dataset": dataset}
-    for k in RESUME_KEYS:  # the head follows from the loss; older runs did not record their datasets
-        if k == "head" or (k == "dataset" and "dataset" not in ckpt["meta"]):
-            continue
-        if ckpt["meta"].get(k) != want.get(k):
-            raise ValueError(f"--resume {resume}: the run has {k}={ckpt['meta'].get(k)!r}, this command "
-                             f"{want.get(k)!r}; resume with the run's own settings")
+    differs = resume_mismatch(ckpt["meta"], want)
+    if differs:
+        raise ValueError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
     if not into_own_folder:
         return
     folder = resume.parent

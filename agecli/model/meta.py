@@ -49,6 +49,21 @@ def meta_problem(meta: object) -> str | None:
     return None if why is None else f"metadata expand {why}"
 
 
+RESUME_KEYS = ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max", "dataset")
+
+
+def resume_mismatch(run: dict, now: dict) -> str | None:
+    """The first fact a resumed run must keep that differs between the run's metadata and
+    this command's (`key=run's value, this command's`), or None. A run from before
+    datasets were recorded is not held to them."""
+    for k in RESUME_KEYS:
+        if k == "dataset" and "dataset" not in run:
+            continue
+        if run.get(k) != now.get(k):
+            return f"{k}={run.get(k)!r}, this command {now.get(k)!r}"
+    return None
+
+
 def file_hash(path: str | Path) -> str:
     """Short sha256 of a file: the identity reports quote."""
     h = hashlib.sha256()

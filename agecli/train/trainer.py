@@ -31,6 +31,7 @@ from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
+from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
 from .schedules import build_optimizer, build_scheduler
 
@@ -256,10 +257,9 @@ def train(job: TrainJob) -> dict:
     resume_state = None
     if job.resume:
         resume_state = load_checkpoint(job.resume)
-        old = resume_state["meta"]
-        for k in ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max"):
-            if old.get(k) != meta[k]:
-                raise TrainingError(f"--resume {job.resume}: checkpoint has {k}={old[k]!r}, this run {meta[k]!r}")
+        differs = resume_mismatch(resume_state["meta"], meta)  # the CLI checked first; the API lands here
+        if differs:
+            raise TrainingError(f"--resume {job.resume}: the run has {differs}")
     torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
     model = build_model(meta, pretrained=False if resume_state else job.pretrained)
     if isinstance(job.pretrained, str) and not resume_state:
