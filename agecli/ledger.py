@@ -109,7 +109,7 @@ def _alive(pid: int) -> bool:
 
 
 def _escape(name: str) -> str:
-    """A name on one line: JSON-quoted when it holds a newline, a quote or a backslash at the start."""
+    """A name on one line: JSON-quoted when it holds a line break or starts with a quote."""
     return json.dumps(name) if any(c in name for c in "\n\r") or name.startswith('"') else name
 
 

@@ -63,7 +63,5 @@ def list_images(root: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):
         here = Path(dirpath)
         found += [here / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
-        found += [here / d for d in dirnames if Path(d).suffix.lower() in IMAGE_EXTENSIONS
-                  and not (here / d).is_dir()]  # a dangling link that os.walk lists among the folders
     return sorted(found)
 
