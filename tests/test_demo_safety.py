@@ -403,3 +403,17 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_runs_lock_taken_o
     res = demo("--img-dir", one, "--output-dir", out, "--resume", tiny_onnx)
     assert res.exit_code == 0, res.output
     assert not (out / ".agecli.lock").exists()
+
+
+def test_an_hdr_bomb_named_jpg_gets_a_row_and_the_run_goes_on(photos, tiny_onnx, tmp_path):
+    """A Radiance HDR file named .jpg declaring 20000x20000 (Pillow cannot read its
+    header) was decoded to 4.8 GB of floats before the pixel limit refused it."""
+    from .test_prepare_inputs import make_float_bomb
+
+    make_float_bomb(photos / "c.jpg", "hdr")
+    res = demo("--img-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 1, res.output
+    by_file = {r["file"]: r for r in rows(res.stdout)}
+    assert by_file[str(photos / "c.jpg")]["error"] == "unreadable"
+    assert "c.jpg" in res.stderr and "20000x20000 exceeds" in res.stderr
+    assert by_file[str(photos / "a.jpg")]["age"] != ""

@@ -161,9 +161,20 @@ def make_bomb(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_decompression_bomb_is_refused_from_its_header(tmp_path):
-    bomb = tmp_path / "bomb.jpg"
-    make_bomb(bomb)
+def make_float_bomb(path: Path, kind: str) -> None:
+    """A Radiance HDR or PFM file (formats Pillow cannot read) declaring 20000x20000:
+    OpenCV decodes it to 4.8 GB of floats."""
+    if kind == "hdr":
+        head = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 20000 +X 20000\n"
+    else:
+        head = b"PF\n20000 20000\n-1\n"
+    path.write_bytes(head + bytes(range(256)) * 4096)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "hdr", "pfm"])
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, kind):
+    bomb = tmp_path / "bomb.jpg"  # named .jpg whatever it holds: the bytes decide
+    make_bomb(bomb) if kind == "jpeg" else make_float_bomb(bomb, kind)
     # VmHWM, the peak of this process's own memory: ru_maxrss would also count the
     # parent's size at fork (a big pytest process), which exec does not reset
     code = ("from agecli.data.images import load_rgb, ImageError\n"

@@ -46,10 +46,34 @@ def read_regular(path: str | Path) -> bytes:
         raise ImageError(f"unreadable: {e.strerror or e}: {os.fspath(path)}") from None
 
 
+def _opencv_only_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a format OpenCV decodes and Pillow does not
+    know (Radiance HDR, PFM, PAM); None for any other bytes."""
+    head = data[:4096]
+    try:
+        if head.startswith(b"#?"):  # Radiance HDR: text lines, a blank line, then "-Y h +X w"
+            lines = head.split(b"\n")
+            blank = lines.index(b"")
+            axes = lines[blank + 1].split()
+            size = {axes[0][1:]: int(axes[1]), axes[2][1:]: int(axes[3])}
+            return size[b"X"], size[b"Y"]
+        if head[:3] in (b"PF\n", b"Pf\n"):  # PFM: "PF\n<w> <h>\n<scale>\n"
+            w, h = head.split(b"\n")[1].split()[:2]
+            return int(w), int(h)
+        if head.startswith(b"P7\n"):  # PAM: "WIDTH w" and "HEIGHT h" lines before ENDHDR
+            lines = head.split(b"\n")
+            fields = dict(line.split(None, 1) for line in lines[1:lines.index(b"ENDHDR")] if line.strip())
+            return int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])
+    except (ValueError, IndexError, KeyError):
+        raise ImageError("unreadable: a header that declares no size") from None
+    return None
+
+
 def check_header(data: bytes) -> None:
     """Refuse an image whose header declares more than MAX_PIXELS, before any pixel is
-    decoded (a 9 MB JPEG can declare 20000x20000). Headers Pillow does not know pass:
-    cv2 decides, and the size is checked again after decoding."""
+    decoded (a 9 MB JPEG can declare 20000x20000, a 25 MB HDR file 20000x20000 floats).
+    Pillow reads the size of the formats it knows, `_opencv_only_size` of those only
+    OpenCV decodes; for other bytes cv2 decides, and the size is checked again after."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -60,7 +84,10 @@ def check_header(data: bytes) -> None:
     except Image.DecompressionBombError:  # Pillow's own limit is above ours
         raise ImageError(f"unreadable: the header declares more than {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return
+        size = _opencv_only_size(data)
+        if size is None:
+            return
+        w, h = size
     if w * h > MAX_PIXELS:
         raise ImageError(f"unreadable: {w}x{h} exceeds {MAX_PIXELS} pixels")
 
