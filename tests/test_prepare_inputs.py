@@ -241,3 +241,24 @@ def test_prepare_never_replaces_a_users_file_in_its_out_folder(tiny_aligned, tmp
         assert res.exit_code == 0, res.output
     (out / ".agecli-prepare-files").unlink()  # as an older agecli left it
     assert prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", out).exit_code == 0
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_by_name_and_the_set_goes_on(tmp_path):
+    """`caf\\xe9.jpg` (Latin-1 bytes) aborted the whole prepare with a UnicodeEncodeError
+    naming no file: the aligned CSVs are UTF-8 text and cannot hold that name."""
+    src = tmp_path / "in"
+    src.mkdir()
+    chips = utk_files(6)
+    for f in chips[1:]:
+        shutil.copy(f, src / f.name)
+    odd = os.fsencode(src / chips[0].name[:-len(".jpg")]) + b"caf\xe9.jpg"
+    shutil.copy(chips[0], odd)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--workers", 1)
+    assert res.exit_code == 1, res.output  # an image left out: exit 1, the rest prepared
+    assert "caf\\xe9.jpg" in res.stderr and "not UTF-8" in res.stderr
+    rejected = pd.read_csv(tmp_path / "out" / "utkface_rejected.csv")
+    assert rejected["photo"].str.endswith("caf\\xe9.jpg").sum() == 1
+    assert rejected["reason"].str.startswith("bad_name").sum() == 1
+    aligned = pd.concat(pd.read_csv(tmp_path / "out" / f"utkface_{s}_align.csv") for s in ("train", "valid", "test"))
+    assert len(aligned) + len(rejected) == 6
+    assert f"{len(aligned)}/6 faces aligned" in res.stderr

@@ -205,6 +205,19 @@ def _is_aligned_csv(path: Path) -> bool:
         return False
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of undecodable bytes
+        return False
+
+
+def _shown(name: str) -> str:
+    """A file name as UTF-8 text, undecodable bytes written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
             folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
             progress: Callable[[int, int], None] | None = None,
@@ -225,6 +238,15 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                if not ((root / r.path).parent == out and is_prepare_output(r.path))]
     if not records:
         raise ValueError(f"no images found for dataset {dataset!r} under {root}")
+    # The aligned CSVs are UTF-8 text: a name that is not (caf\xe9.jpg from an old
+    # Latin-1 disk) cannot be written there, so it is rejected by name, not fatal to the set.
+    bad_names = [{"photo": _shown(r.path), "age": r.age, "error": "bad_name: not UTF-8"}
+                 for r in records if not _is_utf8(r.path)]
+    for row in bad_names:
+        log(f"{root / row['photo']}: the file name is not UTF-8, so it cannot be stored in the aligned CSV; "
+            "rename the file to use it")
+    n_images = len(records)
+    records = [r for r in records if _is_utf8(r.path)]
     key = run_key(dataset, root, score_threshold, records)
     done: dict[str, dict] = {}
     if _resume_matches(partial, key, log):
@@ -265,7 +287,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                     progress(finished, total)
 
     keep = {r.path for r in records}
-    df = pd.DataFrame([done[p] for p in sorted(done) if p in keep], columns=PARTIAL_COLUMNS)
+    df = pd.DataFrame([done[p] for p in sorted(done) if p in keep] + bad_names, columns=PARTIAL_COLUMNS)
     rejected = df[df["error"].notna() & (df["error"].astype(str) != "")]
     accepted = df.drop(rejected.index)
     if accepted.empty:  # nothing to split: say why per file, and leave no half-made set behind
@@ -275,7 +297,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         partial.with_suffix(".json").unlink(missing_ok=True)
         counts = rejected["error"].astype(str).str.split(":").str[0].value_counts()
         why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
-        raise ValueError(f"no image of {len(records)} under {root} was accepted ({why}); nothing to split. "
+        raise ValueError(f"no image of {n_images} under {root} was accepted ({why}); nothing to split. "
                          f"The reason for each file is in {listing}")
     cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()]
     parts = assign_splits(accepted, split, folds)
@@ -295,7 +317,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
 
     reasons = rejected["error"].astype(str)
     failed = int((~reasons.str.startswith("no_face")).sum())  # unreadable files and bad labels
-    summary = {"dataset": name, "total": len(records), "accepted": len(accepted), "rejected": len(rejected),
+    summary = {"dataset": name, "total": n_images, "accepted": len(accepted), "rejected": len(rejected),
                "failed": failed,
                "splits": {k: len(v) for k, v in parts.items()}, "files": files,
                "rejected_file": str(out / f"{name}_rejected.csv")}
