@@ -262,3 +262,38 @@ def test_a_file_name_that_is_not_utf8_is_rejected_by_name_and_the_set_goes_on(tm
     aligned = pd.concat(pd.read_csv(tmp_path / "out" / f"utkface_{s}_align.csv") for s in ("train", "valid", "test"))
     assert len(aligned) + len(rejected) == 6
     assert f"{len(aligned)}/6 faces aligned" in res.stderr
+
+
+@pytest.mark.parametrize("damage", [b'photo,"x\n1,2,3\n', b"\xff\xfe\x00bad\n", b"replace:a,b\n1,2\n"])
+def test_a_damaged_partial_file_is_discarded_with_a_message_not_fatal_to_every_rerun(tmp_path, damage):
+    """A partial file that no longer parses (a parser error, bytes that are not UTF-8,
+    other columns) made every re-run fail with pandas' text; it is agecli's own working
+    file: discarded with one line naming it, and the set is aligned afresh."""
+    from agecli.data.prepare import prepare
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in utk_files(4):
+        shutil.copy(f, src / f.name)
+    out = tmp_path / "out"
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        if done:
+            raise Stop
+
+    with pytest.raises(Stop):
+        prepare("utkface", src, out, workers=1, progress=stop)
+    partial = out / "utkface_partial.csv"
+    if damage.startswith(b"replace:"):
+        partial.write_bytes(damage[len(b"replace:"):])
+    else:
+        partial.write_bytes(partial.read_bytes() + damage)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", out, "--workers", 1)
+    assert res.exit_code in (0, 1), res.output  # 1 only when a synthetic chip has no face
+    said = "".join(res.stderr.split())  # the console wraps long lines anywhere
+    assert "utkface_partial.csv:thisrun'searlierprogresscannotberead" in said
+    assert (out / "utkface_train_align.csv").is_file() and not partial.exists()
+    assert "Traceback" not in res.output

@@ -170,6 +170,27 @@ def _resume_matches(partial: Path, key: dict, log: Callable[[str], None]) -> boo
     return False
 
 
+def _read_partial(partial: Path, log: Callable[[str], None]) -> dict[str, dict]:
+    """The rows an interrupted run finished, by photo. A partial file that cannot be
+    read as prepare wrote it (edited, or damaged on disk) is agecli's own working file:
+    it is discarded with a line saying why and the set is aligned afresh, instead of
+    failing every re-run on a parser error."""
+    try:
+        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
+                           keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
+        if list(prev.columns) != PARTIAL_COLUMNS:
+            raise ValueError("its columns are not prepare's")
+        for c in ("age", "deg", "box1", "box2", "box3", "box4"):
+            pd.to_numeric(prev[c])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log(f"{partial}: this run's earlier progress cannot be read ({why}); discarding it and starting over")
+        partial.unlink()
+        partial.with_suffix(".json").unlink(missing_ok=True)
+        return {}
+    return {r["photo"]: r for r in prev.to_dict("records")}
+
+
 LEDGER = ".agecli-prepare-files"  # what prepare wrote in its --out folder (agecli.ledger)
 
 
@@ -252,9 +273,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     if _resume_matches(partial, key, log):
         _drop_cut_row(partial)
     if partial.exists():
-        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
-                           keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
-        done = {r["photo"]: r for r in prev.to_dict("records")}
+        done = _read_partial(partial, log)
     todo = [r for r in records if r.path not in done]
 
     new_file = not partial.exists()
