@@ -139,11 +139,28 @@ def test_train_mt_without_labels_is_refused(tiny_aligned, tmp_path):
     # a traceback before: a zero-size box (ZeroDivisionError in the crop) and an empty photo cell
     (lambda df: df.assign(box3=[df["box1"][0]] + list(df["box3"][1:])), "row 2: the face box"),
     (lambda df: df.assign(photo=[""] + list(df["photo"][1:])), "row 2: the photo cell is empty"),
+    # parser text before ("invalid literal for int()"): a label written as a word
+    (lambda df: df.assign(gender=["male"] + list(df["gender"][1:])), "row 2: gender 'male' is not a code"),
+    (lambda df: df.assign(race=[7] + list(df["race"][1:])), "row 2: race 7 is not a code"),
 ])
 def test_edited_aligned_csv_names_file_row_and_value(tiny_aligned, tmp_path, edit, words):
     data = copy_set(tiny_aligned, tmp_path / "edited", edit)
     res = train("train", data, "--checkpoint", tmp_path / "run")
     assert res.exit_code == 2 and words in res.stderr and "utkface_train_align.csv" in res.stderr, res.output
+
+
+def test_a_row_with_an_extra_field_is_refused_not_shifted(tiny_aligned, tmp_path):
+    """One field too many in a row: pandas took the first as an index and read every
+    column one to the left, reporting a row's deg as its age (or a misleading age error)."""
+    data = copy_set(tiny_aligned, tmp_path / "extra")
+    path = data / "utkface_train_align.csv"
+    lines = path.read_text().splitlines()
+    photo, rest = lines[1].split(",", 1)
+    lines[1] = f"{photo},7,{rest}"
+    path.write_text("\n".join(lines) + "\n")
+    res = train("train", data, "--checkpoint", tmp_path / "run")
+    assert res.exit_code == 2, res.output
+    assert "utkface_train_align.csv: row 2:" in res.stderr and "fields where the header has" in res.stderr
 
 
 def test_duplicate_age_column_is_refused(tiny_aligned, tmp_path):
