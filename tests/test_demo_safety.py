@@ -417,3 +417,20 @@ def test_an_hdr_bomb_named_jpg_gets_a_row_and_the_run_goes_on(photos, tiny_onnx,
     assert by_file[str(photos / "c.jpg")]["error"] == "unreadable"
     assert "c.jpg" in res.stderr and "20000x20000 exceeds" in res.stderr
     assert by_file[str(photos / "a.jpg")]["age"] != ""
+
+
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # how an iPhone photo begins
+
+
+def test_photos_agecli_cannot_decode_get_a_row_saying_so(photos, tiny_onnx):
+    """An iPhone's .heic photos (and camera RAW files) vanished from the run without a word."""
+    (photos / "IMG_0001.HEIC").write_bytes(HEIC_HEAD + bytes(2000))
+    (photos / "raw.dng").write_bytes(b"II*\x00" + bytes(64))
+    res = demo("--img-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 1, res.output
+    by_name = {Path(r["file"]).name: r for r in rows(res.stdout)}
+    assert set(by_name) == {"a.jpg", "b.jpg", "IMG_0001.HEIC", "raw.dng"}
+    assert by_name["IMG_0001.HEIC"]["error"] == "unreadable" and by_name["raw.dng"]["error"] == "unreadable"
+    said = " ".join(res.stderr.split())
+    assert "IMG_0001.HEIC" in said and "HEIC file, which agecli has no decoder for" in said
+    assert "convert it to JPEG or PNG" in said

@@ -297,3 +297,18 @@ def test_a_damaged_partial_file_is_discarded_with_a_message_not_fatal_to_every_r
     assert "utkface_partial.csv:thisrun'searlierprogresscannotberead" in said
     assert (out / "utkface_train_align.csv").is_file() and not partial.exists()
     assert "Traceback" not in res.output
+
+
+def test_a_heic_photo_in_a_set_is_rejected_by_name_not_skipped(tmp_path):
+    from .test_demo_safety import HEIC_HEAD
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in utk_files(3):
+        shutil.copy(f, src / f.name)
+    (src / "30_1_0_20170101000000000.heic").write_bytes(HEIC_HEAD + bytes(2000))
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--workers", 1)
+    assert res.exit_code == 1, res.output
+    rejected = pd.read_csv(tmp_path / "out" / "utkface_rejected.csv")
+    row = rejected[rejected["photo"] == "30_1_0_20170101000000000.heic"]
+    assert len(row) == 1 and "HEIC file, which agecli has no decoder for" in row["reason"].iloc[0]

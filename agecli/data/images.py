@@ -15,6 +15,14 @@ import numpy as np
 from ..errors import AgecliError
 
 MAX_PIXELS = 120_000_000  # refuse absurd images with a message instead of exhausting memory
+# The one list of what a folder walk takes as a photo (demo, prepare's readers): what
+# agecli decodes, and the camera formats it has no decoder for, listed all the same so each
+# gets a row saying so (an iPhone's .heic photos vanished from a run without a word).
+NO_DECODER = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".psd": "Photoshop",
+              **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"), "camera RAW")}
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif",
+                              *NO_DECODER})
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
@@ -108,6 +116,8 @@ def decode_rgb(data: bytes) -> np.ndarray:
         if img is not None and img.shape[0] > 8 and np.ptp(img[-8:].reshape(-1, img.shape[-1]), axis=0).max() == 0:
             # no photo's last 8 rows are one exact colour; a scan that ran out of data is
             raise ImageError("unreadable: truncated JPEG (the file ends before its last rows)")
+    if img is None and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        raise ImageError(f"unreadable: {_no_decoder('HEIC')}")
     if img is None:
         raise ImageError("unreadable: not a decodable image")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
@@ -121,4 +131,15 @@ def load_rgb(path: str | Path) -> np.ndarray:
     Raises ImageError for missing, empty, corrupt, oversized or non-image files and for
     anything that is not a regular file.
     """
-    return decode_rgb(read_regular(path))
+    try:
+        return decode_rgb(read_regular(path))
+    except ImageError as e:
+        kind = NO_DECODER.get(Path(path).suffix.lower())
+        if kind and str(e) == "unreadable: not a decodable image":
+            raise ImageError(f"unreadable: {_no_decoder(kind)}") from None
+        raise
+
+
+def _no_decoder(kind: str) -> str:
+    return f"a {kind} file, which agecli has no decoder for; convert it to JPEG or PNG"
+

@@ -18,7 +18,7 @@ from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
 from .pipeline import ImageResult, StageTimer
-from .sources import IMAGE_EXTENSIONS, Source
+from .sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
@@ -91,10 +91,13 @@ def crop_path(out_dir: Path, name: str, face: int) -> Path:
     return out_dir / CROPS_DIR / f"{name}_face{face}.jpg"
 
 
+WRITABLE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
 def annotated_path(out_dir: Path, name: str) -> Path:
     """Where the annotated copy of `name` goes: the same relative path and name
-    (`.jpg` appended when the name has no writable image extension)."""
-    return out_dir / (name if Path(name).suffix.lower() in IMAGE_EXTENSIONS else name + ".jpg")
+    (`.jpg` appended when the name has no extension OpenCV writes everywhere)."""
+    return out_dir / (name if Path(name).suffix.lower() in WRITABLE_EXTENSIONS else name + ".jpg")
 
 
 def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
@@ -103,11 +106,6 @@ def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
     if not ok:
         raise OSError(f"cannot encode an image as {suffix}")
     return buf.tobytes()
-
-
-def write_image(rgb: np.ndarray, path: Path) -> None:
-    """Encode by extension and write atomically."""
-    write_bytes(path, encode_image(rgb, path.suffix))
 
 
 def encode_outputs(res: ImageResult, name: str, save_crops: bool, labels: str = "full") -> None:

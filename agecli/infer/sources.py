@@ -17,11 +17,10 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from ..data.images import ImageError, load_rgb, unreadable_folder
+from ..data.images import IMAGE_EXTENSIONS, ImageError, load_rgb, unreadable_folder
 from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 GLOB_CHARS = frozenset("*?[")
 
 
