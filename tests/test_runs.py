@@ -87,6 +87,8 @@ def test_resume_goes_on_in_its_own_folder_and_refuses_another_loss(tiny_aligned,
     (["TRAIN.LOSS", "hinge"], "TRAIN.LOSS 'hinge'"),
     (["--expand", "-1"], "DATA.EXPAND -1"),
     (["--folds", "0"], "--folds"),
+    # more folds than faces: it trained the first folds, then died on an empty one
+    (["--folds", "500"], "of the 500 folds would hold no face"),
     (["--pretrained", "missing.pth"], "no such file"),
     (["--resume", "missing.pth"], "no such checkpoint"),
 ])
