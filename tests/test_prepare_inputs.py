@@ -312,3 +312,14 @@ def test_a_heic_photo_in_a_set_is_rejected_by_name_not_skipped(tmp_path):
     rejected = pd.read_csv(tmp_path / "out" / "utkface_rejected.csv")
     row = rejected[rejected["photo"] == "30_1_0_20170101000000000.heic"]
     assert len(row) == 1 and "HEIC file, which agecli has no decoder for" in row["reason"].iloc[0]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "a,b"])
+def test_a_name_with_folder_parts_is_refused_before_anything_is_written(tmp_path, name):
+    """`--name ../x` wrote x_train_align.csv and the rest beside --out, not in it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(utk_files(1)[0], src / utk_files(1)[0].name)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--name", name)
+    assert res.exit_code == 2 and "--name" in res.stderr, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and len(list(src.iterdir())) == 1

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict
@@ -247,10 +248,13 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     `workers` processes run the detector (default: one per core)."""
     workers = default_workers() if workers is None else workers
     check_options(split, folds, workers, score_threshold)
+    name = name or dataset
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # `../x` wrote beside --out, not in it
+        raise ValueError(f"--name {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
+                         "the files in --out and what --dataset names later")
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
     check_writable_dir(out, "--out")
-    name = name or dataset
     folder = output_folder(out, name, split, folds)
     partial = out / f"{name}_partial.csv"
 
