@@ -351,7 +351,7 @@ def _val_one(opts) -> int:
             check_options(opts)
             est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                ready=lambda: opts.output_dir is None or check_output_dir(opts.output_dir))
+                                ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
         except AgecliError as e:
             problem = str(e)
     if problem:
