@@ -193,6 +193,8 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
         check_names(cfg)
         if folds < 1:
             raise ValueError(f"--folds must be 1 or more, not {folds}")
+        if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
+            raise ValueError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
         if pretrained:
             check_pretrained(pretrained)
         if resume is not None and not resume.is_file():

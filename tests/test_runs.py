@@ -76,6 +76,15 @@ def test_resume_goes_on_in_its_own_folder_and_refuses_another_loss(tiny_aligned,
     assert not (tmp_path / "ldl2").exists()
 
 
+def test_a_checkpoint_that_is_a_file_is_refused(tiny_aligned, tmp_path):
+    """`--checkpoint photo.jpg` (an existing file) trained into photo.jpg2/."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a user's photo")
+    res = train("train", tiny_aligned, "--checkpoint", photo)
+    assert res.exit_code == 2 and "is a file, not a folder" in res.stderr, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"] and photo.read_bytes() == b"a user's photo"
+
+
 @pytest.mark.parametrize("extra, words", [
     (["MODEL.AGE_MAX", "0"], "MODEL.AGE_MAX 0"),
     (["TRAIN.EPOCHS", "0"], "TRAIN.EPOCHS 0"),
