@@ -434,3 +434,15 @@ def test_photos_agecli_cannot_decode_get_a_row_saying_so(photos, tiny_onnx):
     said = " ".join(res.stderr.split())
     assert "IMG_0001.HEIC" in said and "HEIC file, which agecli has no decoder for" in said
     assert "convert it to JPEG or PNG" in said
+
+
+def test_annotated_png_copies_print_no_opencv_warnings(photos, tiny_onnx, tmp_path):
+    """Each PNG copy printed OpenCV's "[ WARN ] ... unsupported key" (a JPEG setting
+    given to the PNG encoder)."""
+    import cv2
+
+    cv2.imwrite(str(photos / "c.png"), cv2.imread(str(photos / "a.jpg")))
+    proc = run_cli("demo", "--img-dir", photos, "--resume", tiny_onnx, "--output-dir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "c.png").read_bytes().startswith(b"\x89PNG")
+    assert "WARN" not in proc.stderr, proc.stderr

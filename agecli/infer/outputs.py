@@ -101,8 +101,10 @@ def annotated_path(out_dir: Path, name: str) -> Path:
 
 
 def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
-    """The image encoded by file extension (JPEG quality 95)."""
-    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    """The image encoded by file extension (JPEG quality 95; the JPEG setting given to
+    another encoder made OpenCV print a `[ WARN ]` line per image)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), params)
     if not ok:
         raise OSError(f"cannot encode an image as {suffix}")
     return buf.tobytes()
