@@ -464,6 +464,7 @@ def demo(
 
     from .errors import AgecliError
     from .infer.demo import DemoOptions, run_demo
+    from .infer.sources import UnreadableVideo
     from .parallel import WorkerError
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
@@ -478,6 +479,8 @@ def demo(
         try:
             s = run_demo(opts, sys.stdout if to_stdout else None,
                          progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except UnreadableVideo as e:
+            fail(str(e), INPUTS_FAILED)
         except AgecliError as e:
             fail(str(e))
         except WorkerError as e:

@@ -162,6 +162,28 @@ def test_truncated_video_is_reported(tmp_path, tiny_onnx):
     assert "the video ended at frame" in res.stderr
 
 
+def test_an_mp4_cut_before_its_index_is_an_input_that_failed(tmp_path, tiny_onnx):
+    """An MP4 keeps its index at the end: copied only in part it cannot be opened at all,
+    and that exited 2 (bad usage) where README's table says 1 (an input failed)."""
+    import cv2
+
+    chip = cv2.imread(str(utk_files(1)[0]))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5,
+                             (chip.shape[1], chip.shape[0]))
+    if not writer.isOpened():
+        pytest.skip("no MP4 video writer in this OpenCV build")
+    for _ in range(20):
+        writer.write(chip)
+    writer.release()
+    data = (tmp_path / "clip.mp4").read_bytes()
+    assert data.rfind(b"moov") > len(data) // 2  # the index is in the second half
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    res = demo("--video", tmp_path / "cut.mp4", "--resume", tiny_onnx)
+    assert res.exit_code == 1 and "cut.mp4: unreadable" in res.stderr, res.output
+    missing = demo("--video", tmp_path / "absent.mp4", "--resume", tiny_onnx)
+    assert missing.exit_code == 2, missing.output  # a path that is not there stays bad usage
+
+
 def test_skip_existing_with_another_model_does_not_keep_old_ages(photos, tiny_onnx, tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
     first = demo("--img-dir", photos, "--output-dir", out, "--resume", tiny_onnx)
