@@ -145,10 +145,6 @@ def prepare(
         raise typer.Exit(INPUTS_FAILED)
 
 
-def _not_built(name: str) -> None:
-    fail(f"`agecli {name}` is not built yet", 2)
-
-
 TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset utkface --aug\n\n"
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
                 "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"

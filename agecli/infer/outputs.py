@@ -6,7 +6,6 @@ listed in `.agecli-demo-files` first, and a copy that would replace an input or 
 unlisted file is refused before work starts (`OutputFolder`, `check_no_overwrite`)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
+from ..model.meta import file_hash as model_identity  # noqa: F401 - what --skip-existing compares
 from .pipeline import ImageResult, StageTimer
 from .sources import Source
 
@@ -74,15 +74,6 @@ def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], e
     for f in (PREDICTIONS, PARTIAL):
         if folder.foreign(folder.path / f):
             raise error(f"--output-dir {folder.path}: {folder.path / f} exists and was not written by agecli")
-
-
-def model_identity(path: Path) -> str:
-    """A short sha256 of the model file: what --skip-existing compares."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def crop_path(out_dir: Path, name: str, face: int) -> Path:
