@@ -44,6 +44,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "FOCAL_GAMMA": 2.0,
         "SEED": 0,
         "THREADS": 0,  # torch CPU threads; 0 = torch's default
+        "LOADERS": -1,  # threads augmenting the next batches; -1 = up to 8 beside a GPU, none on a CPU
         "PATIENCE": 0,  # stop after this many epochs without a better val MAE; 0 = never
         "MAX_STEPS": 0,  # stop each epoch after this many batches (smoke tests); 0 = all
         "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
@@ -83,6 +84,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.FOCAL_GAMMA": (0.0, 20.0),
     "TRAIN.SEED": (0, 2**31 - 1),
     "TRAIN.THREADS": (0, 4096),
+    "TRAIN.LOADERS": (-1, 64),
     "TRAIN.PATIENCE": (0, 100_000),
     "TRAIN.MAX_STEPS": (0, 10**9),
     "TRAIN.BALANCE": (0.0, 1.0),

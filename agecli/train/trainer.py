@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.dataset import AlignedFaces, batch_tensor
+from ..data.dataset import AlignedFaces
 from ..data.records import csv_name, resolve_image_root
 from ..atomic import OutputError, figure_png, write_bytes
 from ..eval.metrics import age_metrics
@@ -33,6 +33,7 @@ from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
 from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
+from .loader import epoch_batches, loader_threads
 from .schedules import build_optimizer, build_scheduler
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
@@ -295,9 +296,9 @@ def train(job: TrainJob) -> dict:
     ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
     board = tensorboard_writer(ckdir) if rank == 0 else None
 
+    threads = loader_threads(t.get("LOADERS", -1), device)  # configs saved before it existed
     for epoch in range(start_epoch, t["EPOCHS"]):
         rng = np.random.default_rng([t["SEED"], epoch])
-        gen = torch.Generator().manual_seed(t["SEED"] * 100003 + epoch)
         torch.manual_seed(t["SEED"] * 7919 + epoch)
         if net_trainable != (epoch >= t["FREEZE_EPOCHS"]):
             net_trainable = epoch >= t["FREEZE_EPOCHS"]
@@ -305,11 +306,11 @@ def train(job: TrainJob) -> dict:
         model.train()
         order = rank_order(epoch_order(rng, ages, t["BALANCE"]), rank, world)
         t0, seen, loss_sum = time.time(), 0, 0.0
-        for step in range(steps):
-            idx = np.sort(order[step * t["BATCH_SIZE"]:(step + 1) * t["BATCH_SIZE"]])
-            if len(idx) == 0:
-                break
-            x = batch_tensor(train_data.images[idx], meta["mean"], meta["std"], job.aug, rng, gen, photo_aug).to(device)
+        chosen = [np.sort(order[k * t["BATCH_SIZE"]:(k + 1) * t["BATCH_SIZE"]]) for k in range(steps)]
+        chosen = [idx for idx in chosen if len(idx)]
+        ready = epoch_batches(train_data.images, chosen, meta, job.aug, photo_aug, t["SEED"], epoch, threads)
+        for step, (idx, x) in enumerate(zip(chosen, ready)):
+            x = x.to(device)
             batch = {"age": torch.from_numpy(ages[idx]).to(device),
                      "gender": torch.from_numpy(train_data.genders[idx]).to(device),
                      "race": torch.from_numpy(train_data.races[idx]).to(device)}
