@@ -201,3 +201,15 @@ def test_average_checkpoints_is_the_mean_of_their_weights(tiny_checkpoint, tmp_p
     with pytest.raises(CheckpointError, match="another model"):
         average_checkpoints([tiny_checkpoint, tmp_path / "other.pth"], tmp_path / "bad.pth")
     assert not (tmp_path / "bad.pth").exists()
+
+
+def test_train_called_from_python_writes_nothing_on_stdout(tiny_aligned, tmp_path, capsys, caplog):
+    """TrainJob's default log was `print`: a script calling `train` got its progress on stdout."""
+    from agecli.train.trainer import TrainJob, train
+
+    cfg = apply_overrides(default_config(), ["MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2",
+                                             "TRAIN.BATCH_SIZE", "16", "TRAIN.LOSS", "ldl", "TRAIN.WARMUP_EPOCHS", "0"])
+    with caplog.at_level("INFO", logger="agecli.train"):
+        train(TrainJob(cfg, tiny_aligned, "utkface", tmp_path / "run", aug=True))
+    assert capsys.readouterr().out == ""
+    assert any("epoch 1" in r.getMessage() for r in caplog.records)

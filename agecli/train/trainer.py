@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -60,7 +61,8 @@ class TrainJob:
     resume: Path | None = None
     pretrained: bool | str = True
     multi_gpu: bool = False
-    log: Callable[[str], None] = print
+    # progress lines: the CLI prints them; a Python caller gets log records, not stdout
+    log: Callable[[str], None] = logging.getLogger("agecli.train").info
     progress: Callable[[str, int, int, dict], None] | None = None  # (phase, done, total, stats)
     extra_meta: dict = field(default_factory=dict)
 
