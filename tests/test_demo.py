@@ -221,12 +221,12 @@ def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
 
 
 def test_default_model_path_checkout_then_package(tmp_path, monkeypatch):
-    import agecli
+    from agecli.infer import default_model
     from agecli.infer.default_model import MissingModelError, default_model_path
 
     pkg = tmp_path / "agecli"
     pkg.mkdir()
-    monkeypatch.setattr(agecli, "__file__", str(pkg / "__init__.py"))
+    monkeypatch.setattr(default_model, "__file__", str(pkg / "infer" / "default_model.py"))
     with pytest.raises(MissingModelError, match="pass --resume"):
         default_model_path()
     (pkg / "weights").mkdir()
