@@ -83,6 +83,7 @@ class Clip:
     frames: int
     centres: list[list[tuple[float, float] | None]]  # [face][frame]
     hidden: list[set[int]] = field(default_factory=list)  # [face]: frames it is occluded in
+    face_px: float = FACE_PX
 
     def visible(self, face: int, frame: int) -> tuple[float, float] | None:
         c = self.centres[face][frame]
@@ -93,6 +94,7 @@ def write_clip(path: Path, patches: tuple[np.ndarray, ...], centres: list[list[t
                hidden: list[set[int]] | None = None, size: tuple[int, int] = (320, 240), fps: float = 10.0) -> Clip:
     """Encode the faces along their paths (MJPG in .avi); occluded faces are covered by a
     grey card. Faces are pasted in order: a later face passes in front of an earlier one."""
+    face_px = patches[0].shape[0] / PATCH
     hidden = hidden or [set() for _ in centres]
     frames = len(centres[0])
     bg = background(*size)
@@ -108,12 +110,12 @@ def write_clip(path: Path, patches: tuple[np.ndarray, ...], centres: list[list[t
                 paste(canvas, patches[i], track[k])
                 if k in hidden[i]:
                     x, y = track[k]
-                    half = FACE_PX * 0.85
+                    half = face_px * 0.85
                     cv2.rectangle(canvas, (int(x - half), int(y - half)), (int(x + half), int(y + half)),
                                   (128, 128, 128), -1)
         writer.write(np.ascontiguousarray(np.clip(canvas, 0, 255).astype(np.uint8)[:, :, ::-1]))
     writer.release()
-    return Clip(path, fps, size, frames, centres, hidden)
+    return Clip(path, fps, size, frames, centres, hidden, face_px)
 
 
 def line(start: tuple[float, float], end: tuple[float, float], frames: int) -> list[tuple[float, float]]:
@@ -145,9 +147,30 @@ def truth_of(clip: Clip, frame: int, box) -> int | None:
     """The face a detected box belongs to: the visible face whose centre is nearest,
     within half a face width; None for none."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    best, best_d = None, FACE_PX / 2
+    best, best_d = None, clip.face_px / 2
     for i in range(len(clip.centres)):
         c = clip.visible(i, frame)
         if c is not None and (d := float(np.hypot(c[0] - cx, c[1] - cy))) < best_d:
             best, best_d = i, d
     return best
+
+
+def ids_per_face(clip: Clip, rows: list[dict]) -> dict[int, list[tuple[int, int]]]:
+    """(frame, track) of every detection of each pasted face, in frame order, from demo's
+    rows (CSV cells); a detection that is no pasted face raises AssertionError."""
+    seen: dict[int, list[tuple[int, int]]] = {}
+    for r in rows:
+        if not r["track"]:
+            continue  # a frame without a face
+        frame = int(r["file"].rsplit("_", 1)[1][:6])
+        face = truth_of(clip, frame, [float(r[k]) for k in ("x1", "y1", "x2", "y2")])
+        assert face is not None, f"a detection at frame {frame} that is no pasted face: {r}"
+        seen.setdefault(face, []).append((frame, int(r["track"])))
+    return seen
+
+
+def switches(seq: list[tuple[int, int]], within: int | None = None) -> int:
+    """How often the track id changes along one face's detections (only between
+    detections at most `within` frames apart, when given: a face gone for longer than
+    the gap limit rightly comes back as a new track)."""
+    return sum(a[1] != b[1] for a, b in zip(seq, seq[1:]) if within is None or b[0] - a[0] <= within)

@@ -24,7 +24,7 @@ from agecli.infer.outputs import WRITTEN
 from agecli.infer.rows import TRACK_COLUMNS
 from agecli.infer.video import read_ahead
 
-from .clips import Clip, away_clip, background, crossing_clip, face_patches, paste, truth_of
+from .clips import Clip, away_clip, background, crossing_clip, face_patches, ids_per_face, paste, switches, truth_of
 from .conftest import chip_video, photos_path
 
 
@@ -42,24 +42,6 @@ def clips(tmp_path_factory) -> dict[str, Clip]:
     root = tmp_path_factory.mktemp("clips")
     return {"crossing": crossing_clip(root / "crossing.avi", photos_path()),
             "away": away_clip(root / "away.avi", photos_path())}
-
-
-def ids_per_face(clip: Clip, rows: list[dict]) -> dict[int, list[tuple[int, int]]]:
-    """(frame, track) of every detection of each pasted face, in frame order; a
-    detection that is no pasted face fails the test."""
-    seen: dict[int, list[tuple[int, int]]] = collections.defaultdict(list)
-    for r in rows:
-        if not r["track"]:
-            continue  # a frame without a face
-        frame = int(r["file"].rsplit("_", 1)[1][:6])
-        face = truth_of(clip, frame, [float(r[k]) for k in ("x1", "y1", "x2", "y2")])
-        assert face is not None, f"a detection at frame {frame} that is no pasted face: {r}"
-        seen[face].append((frame, int(r["track"])))
-    return seen
-
-
-def switches(seq: list[tuple[int, int]]) -> int:
-    return sum(a[1] != b[1] for a, b in zip(seq, seq[1:]))
 
 
 @pytest.mark.parametrize("every", [1, 3])

@@ -262,7 +262,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
             logger.info("--skip-existing: a video is tracked from its first frame; processing %s again", video.name)
         _start_folder(folder, est, o)
         plog = PredictionsLog(folder, {})
-        movie = AnnotatedVideo(folder.claim(movie_path), video.fps, video.size)
+        movie = AnnotatedVideo(folder.claim(movie_path), video.fps)
     tracker = Tracker(video.fps, o.track_gap)
     pipe = est.pipeline(keep_crops=True, timer=timer)
     rows_out = RowWriter(stdout, o.fmt, keep_going=folder is not None)
@@ -317,8 +317,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     summary.tracks = tracker.summaries()
     if folder is not None:
         if read_all:
-            movie.finish()
-            summary.video_out = movie_path
+            summary.video_out = movie_path if movie.finish() else None
         else:
             logger.warning("%s not written: the video could not be read to its end (the rows of the frames read "
                            "are in %s)", movie_path, out_dir / "predictions.csv")

@@ -154,13 +154,12 @@ def file_source(inputs: list[str], img_dir: Path | None = None, img_list: str | 
 @dataclass
 class Video:
     """A video file or the webcam, read in order by `frames`. `fps` is the declared rate
-    (30 when the container gives none), `size` (width, height), `count` the declared
-    frame count (0: unknown, as for a webcam)."""
+    (30 when the container gives none), `count` the declared frame count (0: unknown,
+    as for a webcam)."""
 
     cap: cv2.VideoCapture
     name: str  # the video's stem: frames are named <name>/frame_NNNNNN.jpg
     fps: float
-    size: tuple[int, int]
     count: int
     every: int = 1
     ended_early: list[str] = field(default_factory=list)  # set when it stops before `count`
@@ -195,9 +194,8 @@ class Video:
 
 def _video(cap: cv2.VideoCapture, name: str, every: int) -> Video:
     fps = cap.get(cv2.CAP_PROP_FPS)
-    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-    return Video(cap, name, fps if 0 < fps < 1000 else 30.0, size, count, every)
+    return Video(cap, name, fps if 0 < fps < 1000 else 30.0, count, every)
 
 
 def video_source(path: Path, every: int = 1) -> Source:

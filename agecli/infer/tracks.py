@@ -25,8 +25,10 @@ FULL_WEIGHT_PX = 64  # faces narrower than this count less (rougher ages)
 MIN_STD = 1.0  # a std below this counts as this (a near-zero std must not outweigh every other frame)
 SIZE_RATIO = 0.6  # a face may not shrink or grow by more than this factor from one match to the next
 GATE = 1.0  # how far (in face widths) from its predicted place a face may be matched ...
+NEW_GATE = 2.0  # ... or, while the track's motion is not yet known (new, or back after a miss), this far ...
 GATE_PER_MISS = 0.5  # ... plus this per processed frame the track went unseen (up to MAX_GATE)
 MAX_GATE = 3.0
+PREDICT_STEPS = 2  # a track unseen longer is expected where this many steps of its motion took it
 
 
 def look(crop: np.ndarray) -> np.ndarray:
@@ -53,6 +55,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
         return 0.0
     inter = w * h
     return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def _size_change(a: np.ndarray, b: np.ndarray) -> float:
+    """1 for boxes of one size, smaller the more they differ: in width or in height,
+    whichever changed less (a face at the image's edge loses part of its box one way)."""
+    def ratio(x: float, y: float) -> float:
+        return min(x, y) / max(x, y, 1e-6)
+
+    return max(ratio(a[2] - a[0], b[2] - b[0]), ratio(a[3] - a[1], b[3] - b[1]))
 
 
 def evidence_weight(face: FaceResult) -> float:
@@ -114,14 +125,17 @@ class Track:
         self.first_frame = self.last_frame = frame
         self.box = np.asarray(box, float)
         self.velocity = np.zeros(4)  # of the box's corners, pixels per frame
+        self.steady = False  # velocity measured over consecutive processed frames
         self.look: np.ndarray | None = None
         self.frames = 0
         self.weight = self.age_sum = self.var_sum = 0.0
         self.gender, self.ethnicity = _Votes(), _Votes()
         self.best_weight, self.best_crop = -1.0, None
 
-    def predicted(self, frame: int) -> np.ndarray:
-        return self.box + self.velocity * (frame - self.last_frame)
+    def predicted(self, frame: int, horizon: int) -> np.ndarray:
+        """Where the box should be at `frame`: moved on by the velocity, for at most
+        `horizon` frames (a face unseen for long may have stopped or turned)."""
+        return self.box + self.velocity * min(frame - self.last_frame, horizon)
 
     @property
     def age(self) -> float:
@@ -134,10 +148,14 @@ class Track:
         age without making it that much surer."""
         return float(np.sqrt(self.var_sum / self.weight)) if self.weight else float("nan")
 
-    def add(self, frame: int, face: FaceResult, face_look: np.ndarray | None, crop: np.ndarray | None) -> None:
+    def add(self, frame: int, face: FaceResult, face_look: np.ndarray | None, crop: np.ndarray | None,
+            consecutive: bool = True) -> None:
+        """One frame's face: motion, look and the weighted sums. `consecutive`: the track
+        was seen in the processed frame before this one (else its motion is less sure)."""
         if self.frames:
             step = (np.asarray(face.box, float) - self.box) / max(frame - self.last_frame, 1)
-            self.velocity = step if self.frames == 1 else 0.5 * self.velocity + 0.5 * step
+            self.velocity = 0.5 * self.velocity + 0.5 * step if self.steady and consecutive else step
+            self.steady = consecutive
         self.box, self.last_frame = np.asarray(face.box, float), frame
         if face_look is not None:
             self.look = face_look if self.look is None else 0.7 * self.look + 0.3 * face_look
@@ -176,13 +194,12 @@ class Tracker:
         """How well `face` continues `track` (lower is better), None when it cannot."""
         box = np.asarray(face.box, float)
         width = max(track.box[2] - track.box[0], 1.0)
-        ratio = (box[2] - box[0]) / width
-        if not SIZE_RATIO <= ratio <= 1 / SIZE_RATIO:
+        if _size_change(track.box, box) < SIZE_RATIO:
             return None
-        pred = track.predicted(frame)
+        pred = track.predicted(frame, PREDICT_STEPS * self.step)
         dist = float(np.hypot((box[0] + box[2] - pred[0] - pred[2]) / 2, (box[1] + box[3] - pred[1] - pred[3]) / 2))
         missed = max(0, round((frame - track.last_frame) / self.step) - 1)
-        if dist / width > min(GATE + GATE_PER_MISS * missed, MAX_GATE):
+        if dist / width > min((GATE if track.steady else NEW_GATE) + GATE_PER_MISS * missed, MAX_GATE):
             return None
         cost = dist / width + 0.5 * (1.0 - iou(pred, box))
         if face_look is not None and track.look is not None:
@@ -216,7 +233,8 @@ class Tracker:
                 track = Track(self.next_id, frame, f.box)
                 self.next_id += 1
                 self.active.append(track)
-            track.add(frame, f, looks[fi], crops[fi] if have_crops else None)
+            track.add(frame, f, looks[fi], crops[fi] if have_crops else None,
+                      consecutive=frame - track.last_frame <= self.step)
             f.track, f.track_age, f.track_std = track.id, track.age, track.std
 
     def summaries(self) -> list[TrackSummary]:

@@ -83,32 +83,44 @@ class AnnotatedVideo:
     """An annotated video, written atomically: the frames go to a file inside agecli's
     working folder for `path` (`atomic.working_name`; the file inside keeps the final
     name, since OpenCV picks the container from the extension) and it is moved to
-    `path` by `finish`. `discard` removes it all."""
+    `path` by `finish`. `discard` removes it all. The size is the first frame's (a
+    webcam may declare none)."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        self.path, self.size = path, size
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
         remove_stale_work(path)
         self.work = working_name(path)
         self.inner = self.work / path.name
+        self.writer: cv2.VideoWriter | None = None
+        self.size = (0, 0)
+        self.frames = 0
+
+    def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
         try:
             self.work.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-        self.writer = cv2.VideoWriter(str(self.inner), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
-        if not self.writer.isOpened():
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
+        self.size = size
+        writer = cv2.VideoWriter(str(self.inner), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
+        if not writer.isOpened():
             self.discard()
-            raise OutputError(f"cannot write {path}: this OpenCV cannot encode {FOURCC} video")
-        self.frames = 0
+            raise OutputError(f"cannot write {self.path}: this OpenCV cannot encode {FOURCC} video")
+        return writer
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one frame (resized to the video's size if it differs: a frame of
         another size would be dropped silently)."""
+        if self.writer is None:
+            self.writer = self._open((rgb.shape[1], rgb.shape[0]))
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
         self.frames += 1
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
+        """Move the video into place; False (nothing written) for a video of no frames."""
+        if self.writer is None:
+            return False
         self.writer.release()
         try:
             os.replace(self.inner, self.path)
@@ -116,7 +128,9 @@ class AnnotatedVideo:
             self.discard()
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
         shutil.rmtree(self.work, ignore_errors=True)
+        return True
 
     def discard(self) -> None:
-        self.writer.release()
+        if self.writer is not None:
+            self.writer.release()
         shutil.rmtree(self.work, ignore_errors=True)
