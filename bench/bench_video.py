@@ -14,8 +14,9 @@ frames per second, the CPU seconds, the time per stage. Then, against the known 
 id switches and tracks per run, and per face: its still-image age (the model on the
 same crop, still and unencoded), the final track age at each `--every`, their spread
 (standard deviation) beside the spread of the single frames' ages (`--every 1`), and
-the track's error against the still age beside the median single frame's. On a busy
-machine the wall times say as much about the other jobs; the load average is printed.
+the track's error against the still age beside the median single frame's; last, the
+`--every 5` run's tracks.csv. On a busy machine the wall times say as much about the
+other jobs; the load average is printed.
 """
 from __future__ import annotations
 
@@ -118,6 +119,11 @@ def main() -> None:
         print(f"| {face} | {still:.1f} | {', '.join(f'{a:.1f}' for a in finals)} | {statistics.pstdev(finals):.2f} | "
               f"{statistics.pstdev(singles):.2f} | {abs(finals[0] - still):.2f} | "
               f"{statistics.median(abs(a - still) for a in singles):.2f} |")
+
+
+    shown = next((r for r in runs if r["out"] and r["every"] == 5), None)
+    if shown is not None:
+        print(f"\n{shown['out'] / 'tracks.csv'} (--every 5):\n" + (shown["out"] / "tracks.csv").read_text())
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     from .drawing import annotate
     from .resume import PredictionsLog
     from .tracks import Tracker
-    from .video import AnnotatedVideo, read_ahead, video_output_path
+    from .video import READ_AHEAD, AnnotatedVideo, read_ahead, video_output_path
 
     video, out_dir = source.video, o.output_dir
     if o.workers not in (None, 1):
@@ -268,7 +268,8 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     rows_out = RowWriter(stdout, o.fmt, keep_going=folder is not None)
     summary, done, shown = DemoSummary(), 0, []
     start = time.perf_counter()
-    frames = read_ahead(video.frames(decode_all=movie is not None))
+    # a webcam's frames are wanted fresh: one waiting, not a queue of old ones
+    frames = read_ahead(video.frames(decode_all=movie is not None), depth=1 if source.live else READ_AHEAD)
     read_all = False
     try:
         try:

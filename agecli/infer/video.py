@@ -1,6 +1,7 @@
 """Video plumbing for `demo`: frames decoded ahead in a reader thread (decoding overlaps
 the models; a bounded queue bounds the frames in memory), and the annotated video,
-written atomically so that no half-written video ever sits under its final name."""
+encoded behind them in a writer thread and written atomically, so that no
+half-written video ever sits under its final name."""
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from ..atomic import OutputError, working_name
 from ..ledger import pid_alive
 
 T = TypeVar("T")
-READ_AHEAD = 8  # frames decoded ahead of the models: ~22 MB at 720p
+READ_AHEAD = 8  # frames decoded ahead of the models (and waiting to be encoded): ~22 MB at 720p
 FOURCC = "mp4v"  # MPEG-4 in .mp4: written by every OpenCV wheel's FFmpeg, played by common players
 _DONE = object()
 
@@ -84,7 +85,8 @@ class AnnotatedVideo:
     working folder for `path` (`atomic.working_name`; the file inside keeps the final
     name, since OpenCV picks the container from the extension) and it is moved to
     `path` by `finish`. `discard` removes it all. The size is the first frame's (a
-    webcam may declare none)."""
+    webcam may declare none). Encoding runs in a writer thread, behind the models, at
+    most READ_AHEAD frames behind."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
@@ -94,34 +96,59 @@ class AnnotatedVideo:
         self.writer: cv2.VideoWriter | None = None
         self.size = (0, 0)
         self.frames = 0
+        self.queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        self.thread: threading.Thread | None = None
+        self.failure: list[BaseException] = []
 
-    def _open(self, size: tuple[int, int]) -> cv2.VideoWriter:
+    def _open(self, size: tuple[int, int]) -> None:
         try:
             self.work.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
         self.size = size
-        writer = cv2.VideoWriter(str(self.inner), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
-        if not writer.isOpened():
+        self.writer = cv2.VideoWriter(str(self.inner), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
+        if not self.writer.isOpened():
             self.discard()
             raise OutputError(f"cannot write {self.path}: this OpenCV cannot encode {FOURCC} video")
-        return writer
+        self.thread = threading.Thread(target=self._encode, name="agecli-video-writer", daemon=True)
+        self.thread.start()
+
+    def _encode(self) -> None:
+        while (bgr := self.queue.get()) is not _DONE:
+            if not self.failure:
+                try:
+                    self.writer.write(bgr)
+                except BaseException as e:  # raised in the main thread by the next write or finish
+                    self.failure.append(e)
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one frame (resized to the video's size if it differs: a frame of
         another size would be dropped silently)."""
+        if self.failure:
+            raise OutputError(f"cannot write {self.path}: {self.failure[0]}")
         if self.writer is None:
-            self.writer = self._open((rgb.shape[1], rgb.shape[0]))
+            self._open((rgb.shape[1], rgb.shape[0]))
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+        self.queue.put(np.ascontiguousarray(rgb[:, :, ::-1]))
         self.frames += 1
+
+    def _close(self) -> None:
+        if self.thread is not None:
+            self.queue.put(_DONE)
+            self.thread.join()
+            self.thread = None
+        if self.writer is not None:
+            self.writer.release()
 
     def finish(self) -> bool:
         """Move the video into place; False (nothing written) for a video of no frames."""
         if self.writer is None:
             return False
-        self.writer.release()
+        self._close()
+        if self.failure:
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {self.failure[0]}")
         try:
             os.replace(self.inner, self.path)
         except OSError as e:
@@ -131,6 +158,5 @@ class AnnotatedVideo:
         return True
 
     def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+        self._close()
         shutil.rmtree(self.work, ignore_errors=True)
