@@ -10,7 +10,8 @@ Each `--every` value is one `run_demo` in this process (the models loaded once p
 outside the timing), with `--output-dir` (the annotated video of every frame,
 tracks.csv) and, for 1 and 5, also without one (rows only: skipped frames are not
 decoded). Reported per run: input frames per second of the run's wall time, processed
-frames per second, the CPU seconds, the time per stage. Then, against the known paths:
+frames per second, the CPU seconds (all threads) and input frames per CPU second (what
+a loaded machine does not change much), the time per stage (summed over threads). Then, against the known paths:
 id switches and tracks per run, and per face: its still-image age (the model on the
 same crop, still and unencoded), the final track age at each `--every`, their spread
 (standard deviation) beside the spread of the single frames' ages (`--every 1`), and
@@ -88,11 +89,13 @@ def main() -> None:
           f"from {photos}; cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f} before")
     runs = [run(clip.path, e, tmp / f"out{e}") for e in everies]
     runs += [run(clip.path, e, None) for e in (1, 5) if e in everies]
-    print("\n| --every | outputs | frames/s (input) | processed frames/s | CPU s | stages (s) |\n|---|---|---|---|---|---|")
+    print("\n| --every | outputs | frames/s (input) | processed frames/s | CPU s | input frames per CPU s | stages (s) |"
+          "\n|---|---|---|---|---|---|---|")
     for r in runs:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items() if v >= 0.05)
         print(f"| {r['every']} | {'annotated video + tracks.csv' if r['out'] else 'rows only'} | "
-              f"{clip.frames / r['seconds']:.1f} | {r['processed'] / r['seconds']:.1f} | {r['cpu']:.1f} | {stages} |")
+              f"{clip.frames / r['seconds']:.1f} | {r['processed'] / r['seconds']:.1f} | {r['cpu']:.1f} | "
+              f"{clip.frames / r['cpu']:.1f} | {stages} |")
     print(f"load {os.getloadavg()[0]:.2f} after")
 
     per_run = {r["every"]: ids_per_face(clip, r["rows"]) for r in runs if r["out"]}

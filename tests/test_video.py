@@ -133,17 +133,21 @@ def test_a_truncated_video_gives_its_rows_exit_1_and_no_video(tmp_path):
     assert table(out / "tracks.csv")  # the people of the frames it could read
 
 
-def test_a_killed_runs_working_video_is_cleared_and_a_users_file_never_replaced(clips, tmp_path):
+def test_a_run_again_replaces_its_own_files_clears_a_killed_runs_and_keeps_a_users(clips, tmp_path):
     clip = clips["crossing"]
     out = tmp_path / "out"
-    out.mkdir()
+    res = demo("--video", clips["away"].path, "--every", "5", "--output-dir", out)  # 3 people
+    assert res.exit_code == 0 and (out / "tracks" / "track_0003.jpg").is_file()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = out / f".crossing.mp4.agecli-{int(gone.stdout)}.tmp"  # what a run killed outright leaves
     stale.mkdir()
     (stale / "crossing.mp4").write_bytes(b"half a video")
-    res = demo("--video", clip.path, "--every", "10", "--output-dir", out)
+    res = demo("--video", clip.path, "--every", "2", "--output-dir", out)
     assert res.exit_code == 0, res.output
     assert not stale.exists()
+    tracks = table(out / "tracks.csv")
+    assert len(tracks) == 2  # two people, where the earlier run had three: its third crop is gone
+    assert sorted(p.as_posix() for p in (out / "tracks").iterdir()) == sorted(t["crop"] for t in tracks)
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "crossing.mp4").write_bytes(b"the user's")

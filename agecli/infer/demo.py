@@ -174,8 +174,9 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
 
     plog = None
     if folder is not None:
-        settings = _start_folder(folder, est, o)
-        prior = prior_rows(folder, settings) if o.skip_existing else {}
+        settings = _settings(est, o)
+        prior = prior_rows(folder, settings) if o.skip_existing else {}  # read before this run's state replaces it
+        _write_state(folder, settings)
         plog = PredictionsLog(folder, prior)
     skip = plog.done_before if plog is not None and plog.prior else None
 
@@ -226,15 +227,18 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
     return summary
 
 
-def _start_folder(folder: OutputFolder, est, o: DemoOptions) -> dict:
-    """Record the model and settings behind this run's rows (and where its copies are:
-    resume reads the names back from the rows); returns the settings."""
-    settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
-                "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
-                "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
+def _settings(est, o: DemoOptions) -> dict:
+    """The model and settings behind a run's rows: what --skip-existing compares."""
+    return {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
+            "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
+            "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
+
+
+def _write_state(folder: OutputFolder, settings: dict) -> None:
+    """Record the settings and where this run's rows say the copies are (resume reads
+    the names back from them)."""
     folder.claim(folder.path / STATE)
     write_text(folder.path / STATE, json.dumps({**settings, OUTPUT_DIR_KEY: folder.path.as_posix()}, indent=1) + "\n")
-    return settings
 
 
 def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est, stdout: TextIO | None,
@@ -260,7 +264,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
                             [out_dir / TRACK_CROPS] + [out_dir / video.name] * o.save_frames, error=DemoError)
         if o.skip_existing:
             logger.info("--skip-existing: a video is tracked from its first frame; processing %s again", video.name)
-        _start_folder(folder, est, o)
+        _write_state(folder, _settings(est, o))
         plog = PredictionsLog(folder, {})
         movie = AnnotatedVideo(folder.claim(movie_path), video.fps)
     tracker = Tracker(video.fps, o.track_gap)
@@ -337,6 +341,10 @@ def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
             path = track_crop_path(folder.path, t.track)
             write_bytes(folder.claim(path), encode_image(t.crop, ".jpg"))
             crops[t.track] = path.as_posix()
+    crop_dir = folder.path / TRACK_CROPS
+    for old in crop_dir.glob("track_*.jpg") if crop_dir.is_dir() else ():
+        if old.as_posix() not in crops.values() and not folder.foreign(old):
+            old.unlink()  # an earlier run's track that this run does not have
     rows = track_rows(tracks, crops)
     for name, kind in [(TRACKS, "csv")] + [(TRACKS_JSONL, "jsonl")] * (fmt == "jsonl"):
         write_text(folder.claim(folder.path / name), table_text(rows, TRACK_COLUMNS, kind))

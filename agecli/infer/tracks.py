@@ -6,7 +6,8 @@ frame whose ages jump. A face is matched to the track whose box, moved on by the
 track's own velocity, lies nearest and overlaps most, and whose look (a tiny thumbnail
 of the aligned crop) is closest: motion carries two faces through a crossing, the look
 tells them apart where their boxes meet, and a track survives a face hidden or missed
-for up to `max_gap` seconds. After that it ends; a face seen again later starts a new one.
+for up to `max_gap` seconds (and always one missed processed frame). After that it
+ends; a face seen again later starts a new one.
 """
 from __future__ import annotations
 
@@ -214,8 +215,9 @@ class Tracker:
         if self.prev_frame is not None and frame > self.prev_frame:
             self.step = frame - self.prev_frame
         self.prev_frame = frame
-        still = [t for t in self.active if frame - t.last_frame <= self.max_gap_frames]
-        self.ended += [t for t in self.active if frame - t.last_frame > self.max_gap_frames]
+        gap = max(self.max_gap_frames, 2 * self.step)  # a sparse --every still forgives one missed frame
+        still = [t for t in self.active if frame - t.last_frame <= gap]
+        self.ended += [t for t in self.active if frame - t.last_frame > gap]
         self.active = still
         have_crops = crops is not None and len(crops) == len(faces)
         looks = [look(c) for c in crops] if have_crops else [None] * len(faces)
