@@ -376,7 +376,7 @@ def _val_one(opts) -> int:
 
 COLUMN_NOTES = {"small_face": "1: too small for a reliable age", "error": "no_face | unreadable",
                 "output": "the annotated copy, with --output-dir", "track": "the person, in a video or the webcam",
-                "track_age": "that person's age over the frames so far"}
+                "track_age": "that person's age over the frames so far", "track_std": "its std"}
 
 
 def _columns_sentence() -> str:

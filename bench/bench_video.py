@@ -1,7 +1,7 @@
 """`demo --video` on a 720p clip it makes: frames/s for `--every 1` and `--every 5`, and
 what tracking does to the ages (issue 19).
 
-    python bench/bench_video.py [--photos ../shared/photos] [--frames 120] [--every 1,2,3,5]
+    python bench/bench_video.py [--photos ../shared/photos] [--frames 120] [--every 1,2,3,5] [--keep DIR]
 
 The clip (1280x720, 30 frames/s, MJPG) is made of real face crops (the group photos,
 else tests/synth.py's) moved along known paths, as in tests/test_video.py: two faces
@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=None, help="group photos to cut faces from (default ../shared/photos)")
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--every", default="1,2,3,5")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="write the clip and each run's outputs (every5/clip720.mp4, tracks.csv, ...) here, not in a "
+                         "temporary folder")
     args = ap.parse_args()
     from agecli.api import AgeEstimator
     from tests import synth
@@ -83,11 +86,12 @@ def main() -> None:
     if not photos.is_dir():
         photos = synth.photos_dir()
     everies = [int(e) for e in args.every.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="agecli-bench-video-"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="agecli-bench-video-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     clip = make_clip(tmp / "clip720.avi", photos, args.frames)
     print(f"clip: {SIZE[0]}x{SIZE[1]}, {clip.frames} frames at {FPS:.0f} frames/s, 4 faces {FACE_PX} px wide "
           f"from {photos}; cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f} before")
-    runs = [run(clip.path, e, tmp / f"out{e}") for e in everies]
+    runs = [run(clip.path, e, tmp / f"every{e}") for e in everies]
     runs += [run(clip.path, e, None) for e in (1, 5) if e in everies]
     print("\n| --every | outputs | frames/s (input) | processed frames/s | CPU s | input frames per CPU s | stages (s) |"
           "\n|---|---|---|---|---|---|---|")
