@@ -145,10 +145,6 @@ def prepare(
         raise typer.Exit(INPUTS_FAILED)
 
 
-def _not_built(name: str) -> None:
-    fail(f"`agecli {name}` is not built yet", 2)
-
-
 TRAIN_EPILOG = ("Examples:\n\n  agecli {cmd} --data-dir data/utkface --dataset utkface --aug\n\n"
                 "  agecli {cmd} --data-dir data/utkface --dataset utkface --aug MODEL.ARCH resnet18 "
                 "MODEL.IMG_SIZE 112 TRAIN.OPT sgd TRAIN.LR 0.1 TRAIN.EPOCHS 30 TRAIN.BATCH_SIZE 64\n\n"
@@ -193,6 +189,8 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
         check_names(cfg)
         if folds < 1:
             raise ValueError(f"--folds must be 1 or more, not {folds}")
+        if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
+            raise ValueError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
         if pretrained:
             check_pretrained(pretrained)
         if resume is not None and not resume.is_file():
@@ -351,7 +349,7 @@ def _val_one(opts) -> int:
             check_options(opts)
             est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                ready=lambda: opts.output_dir is None or check_output_dir(opts.output_dir))
+                                ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
         except AgecliError as e:
             problem = str(e)
     if problem:
@@ -481,6 +479,7 @@ def demo(
 
     from .errors import AgecliError
     from .infer.demo import DemoOptions, run_demo
+    from .infer.sources import UnreadableVideo
     from .parallel import WorkerError
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
@@ -496,6 +495,8 @@ def demo(
         try:
             s = run_demo(opts, sys.stdout if to_stdout else None,
                          progress=lambda d, t: bar.update(task, completed=d, total=t))
+        except UnreadableVideo as e:
+            fail(str(e), INPUTS_FAILED)
         except AgecliError as e:
             fail(str(e))
         except WorkerError as e:

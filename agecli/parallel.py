@@ -78,17 +78,16 @@ def _start_worker(initializer: Callable[..., None] | None, initargs: tuple, pare
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 initializer: Callable[..., None] | None = None, initargs: tuple = (),
-                window: int | None = None, passthrough: Callable[[T], Any] | None = None) -> Iterator[R]:
+                window: int | None = None) -> Iterator[R]:
     """`fn(item)` for every item, in input order, run in `workers` processes.
 
     At most `window` items (default 4 per worker) are submitted but not yet consumed.
-    Items for which `passthrough(item)` is not None skip the pool and come back as that
-    value, in their place. `fn`, the items and the results must pickle, and `fn` and
+    `fn`, the items and the results must pickle, and `fn` and
     `initializer` must live in an importable module (workers do not run the main script). Raises
     WorkerError when a worker dies; stopping early (break, an exception) cancels the rest.
     """
     window = max(1, window or 4 * workers)
-    pending: deque[Future | tuple[Any]] = deque()
+    pending: deque[Future] = deque()
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
                                initargs=(initializer, initargs, os.getpid()))
@@ -99,18 +98,11 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                 item = next(it, _END)
                 if item is _END:
                     break
-                ready = passthrough(item) if passthrough is not None else None
-                if ready is not None:
-                    pending.append((ready,))
-                else:
-                    with _main_script_hidden():  # a submit may start a worker
-                        pending.append(pool.submit(fn, item))
+                with _main_script_hidden():  # a submit may start a worker
+                    pending.append(pool.submit(fn, item))
             if not pending:
                 return
             head = pending.popleft()
-            if isinstance(head, tuple):
-                yield head[0]
-                continue
             try:
                 result = head.result()
             except BrokenProcessPool:

@@ -162,6 +162,28 @@ def test_truncated_video_is_reported(tmp_path, tiny_onnx):
     assert "the video ended at frame" in res.stderr
 
 
+def test_an_mp4_cut_before_its_index_is_an_input_that_failed(tmp_path, tiny_onnx):
+    """An MP4 keeps its index at the end: copied only in part it cannot be opened at all,
+    and that exited 2 (bad usage) where README's table says 1 (an input failed)."""
+    import cv2
+
+    chip = cv2.imread(str(utk_files(1)[0]))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5,
+                             (chip.shape[1], chip.shape[0]))
+    if not writer.isOpened():
+        pytest.skip("no MP4 video writer in this OpenCV build")
+    for _ in range(20):
+        writer.write(chip)
+    writer.release()
+    data = (tmp_path / "clip.mp4").read_bytes()
+    assert data.rfind(b"moov") > len(data) // 2  # the index is in the second half
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    res = demo("--video", tmp_path / "cut.mp4", "--resume", tiny_onnx)
+    assert res.exit_code == 1 and "cut.mp4: unreadable" in res.stderr, res.output
+    missing = demo("--video", tmp_path / "absent.mp4", "--resume", tiny_onnx)
+    assert missing.exit_code == 2, missing.output  # a path that is not there stays bad usage
+
+
 def test_skip_existing_with_another_model_does_not_keep_old_ages(photos, tiny_onnx, tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
     first = demo("--img-dir", photos, "--output-dir", out, "--resume", tiny_onnx)
@@ -403,3 +425,46 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_a_dead_runs_lock_taken_o
     res = demo("--img-dir", one, "--output-dir", out, "--resume", tiny_onnx)
     assert res.exit_code == 0, res.output
     assert not (out / ".agecli.lock").exists()
+
+
+def test_an_hdr_bomb_named_jpg_gets_a_row_and_the_run_goes_on(photos, tiny_onnx, tmp_path):
+    """A Radiance HDR file named .jpg declaring 20000x20000 (Pillow cannot read its
+    header) was decoded to 4.8 GB of floats before the pixel limit refused it."""
+    from .test_prepare_inputs import make_float_bomb
+
+    make_float_bomb(photos / "c.jpg", "hdr")
+    res = demo("--img-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 1, res.output
+    by_file = {r["file"]: r for r in rows(res.stdout)}
+    assert by_file[str(photos / "c.jpg")]["error"] == "unreadable"
+    assert "c.jpg" in res.stderr and "20000x20000 exceeds" in res.stderr
+    assert by_file[str(photos / "a.jpg")]["age"] != ""
+
+
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # how an iPhone photo begins
+
+
+def test_photos_agecli_cannot_decode_get_a_row_saying_so(photos, tiny_onnx):
+    """An iPhone's .heic photos (and camera RAW files) vanished from the run without a word."""
+    (photos / "IMG_0001.HEIC").write_bytes(HEIC_HEAD + bytes(2000))
+    (photos / "raw.dng").write_bytes(b"II*\x00" + bytes(64))
+    res = demo("--img-dir", photos, "--resume", tiny_onnx)
+    assert res.exit_code == 1, res.output
+    by_name = {Path(r["file"]).name: r for r in rows(res.stdout)}
+    assert set(by_name) == {"a.jpg", "b.jpg", "IMG_0001.HEIC", "raw.dng"}
+    assert by_name["IMG_0001.HEIC"]["error"] == "unreadable" and by_name["raw.dng"]["error"] == "unreadable"
+    said = " ".join(res.stderr.split())
+    assert "IMG_0001.HEIC" in said and "HEIC file, which agecli has no decoder for" in said
+    assert "convert it to JPEG or PNG" in said
+
+
+def test_annotated_png_copies_print_no_opencv_warnings(photos, tiny_onnx, tmp_path):
+    """Each PNG copy printed OpenCV's "[ WARN ] ... unsupported key" (a JPEG setting
+    given to the PNG encoder)."""
+    import cv2
+
+    cv2.imwrite(str(photos / "c.png"), cv2.imread(str(photos / "a.jpg")))
+    proc = run_cli("demo", "--img-dir", photos, "--resume", tiny_onnx, "--output-dir", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "c.png").read_bytes().startswith(b"\x89PNG")
+    assert "WARN" not in proc.stderr, proc.stderr

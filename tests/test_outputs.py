@@ -2,10 +2,12 @@
 leave no temporary files (issue 10)."""
 from __future__ import annotations
 
-
+import pytest
 from typer.testing import CliRunner
 
 from agecli.cli import app
+
+from .conftest import REPO
 
 
 def cli(*args):
@@ -59,3 +61,20 @@ def test_failed_atomic_write_removes_its_temporary(tmp_path):
     except OutputError:
         pass
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_onnx_runtimes_fallback_banner_never_reaches_stdout(capfd):
+    """ONNX Runtime prints "EP Error ... Falling back" to stdout when a provider fails while
+    a session is built; on agecli's stdout that line lands among the result rows. A real
+    failure: a thread-affinity setting ONNX Runtime rejects."""
+    import onnxruntime as ort
+
+    from agecli.onnxrt import open_session
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.add_session_config_entry("session.intra_op_thread_affinities", "not-a-cpu")
+    with pytest.raises(Exception, match="Processor id"):
+        open_session((REPO / "weights" / "agecli_default.onnx").read_bytes(), opts, ["CPUExecutionProvider"])
+    out, err = capfd.readouterr()
+    assert out == "" and "Falling back" in err

@@ -161,9 +161,20 @@ def make_bomb(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_decompression_bomb_is_refused_from_its_header(tmp_path):
-    bomb = tmp_path / "bomb.jpg"
-    make_bomb(bomb)
+def make_float_bomb(path: Path, kind: str) -> None:
+    """A Radiance HDR or PFM file (formats Pillow cannot read) declaring 20000x20000:
+    OpenCV decodes it to 4.8 GB of floats."""
+    if kind == "hdr":
+        head = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 20000 +X 20000\n"
+    else:
+        head = b"PF\n20000 20000\n-1\n"
+    path.write_bytes(head + bytes(range(256)) * 4096)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "hdr", "pfm"])
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, kind):
+    bomb = tmp_path / "bomb.jpg"  # named .jpg whatever it holds: the bytes decide
+    make_bomb(bomb) if kind == "jpeg" else make_float_bomb(bomb, kind)
     # VmHWM, the peak of this process's own memory: ru_maxrss would also count the
     # parent's size at fork (a big pytest process), which exec does not reset
     code = ("from agecli.data.images import load_rgb, ImageError\n"
@@ -230,3 +241,85 @@ def test_prepare_never_replaces_a_users_file_in_its_out_folder(tiny_aligned, tmp
         assert res.exit_code == 0, res.output
     (out / ".agecli-prepare-files").unlink()  # as an older agecli left it
     assert prepare_cli("--dataset", "utkface", "--data-dir", imgs, "--out", out).exit_code == 0
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_by_name_and_the_set_goes_on(tmp_path):
+    """`caf\\xe9.jpg` (Latin-1 bytes) aborted the whole prepare with a UnicodeEncodeError
+    naming no file: the aligned CSVs are UTF-8 text and cannot hold that name."""
+    src = tmp_path / "in"
+    src.mkdir()
+    chips = utk_files(6)
+    for f in chips[1:]:
+        shutil.copy(f, src / f.name)
+    odd = os.fsencode(src / chips[0].name[:-len(".jpg")]) + b"caf\xe9.jpg"
+    shutil.copy(chips[0], odd)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--workers", 1)
+    assert res.exit_code == 1, res.output  # an image left out: exit 1, the rest prepared
+    assert "caf\\xe9.jpg" in res.stderr and "not UTF-8" in res.stderr
+    rejected = pd.read_csv(tmp_path / "out" / "utkface_rejected.csv")
+    assert rejected["photo"].str.endswith("caf\\xe9.jpg").sum() == 1
+    assert rejected["reason"].str.startswith("bad_name").sum() == 1
+    aligned = pd.concat(pd.read_csv(tmp_path / "out" / f"utkface_{s}_align.csv") for s in ("train", "valid", "test"))
+    assert len(aligned) + len(rejected) == 6
+    assert f"{len(aligned)}/6 faces aligned" in res.stderr
+
+
+@pytest.mark.parametrize("damage", [b'photo,"x\n1,2,3\n', b"\xff\xfe\x00bad\n", b"replace:a,b\n1,2\n"])
+def test_a_damaged_partial_file_is_discarded_with_a_message_not_fatal_to_every_rerun(tmp_path, damage):
+    """A partial file that no longer parses (a parser error, bytes that are not UTF-8,
+    other columns) made every re-run fail with pandas' text; it is agecli's own working
+    file: discarded with one line naming it, and the set is aligned afresh."""
+    from agecli.data.prepare import prepare
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in utk_files(4):
+        shutil.copy(f, src / f.name)
+    out = tmp_path / "out"
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        if done:
+            raise Stop
+
+    with pytest.raises(Stop):
+        prepare("utkface", src, out, workers=1, progress=stop)
+    partial = out / "utkface_partial.csv"
+    if damage.startswith(b"replace:"):
+        partial.write_bytes(damage[len(b"replace:"):])
+    else:
+        partial.write_bytes(partial.read_bytes() + damage)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", out, "--workers", 1)
+    assert res.exit_code in (0, 1), res.output  # 1 only when a synthetic chip has no face
+    said = "".join(res.stderr.split())  # the console wraps long lines anywhere
+    assert "utkface_partial.csv:thisrun'searlierprogresscannotberead" in said
+    assert (out / "utkface_train_align.csv").is_file() and not partial.exists()
+    assert "Traceback" not in res.output
+
+
+def test_a_heic_photo_in_a_set_is_rejected_by_name_not_skipped(tmp_path):
+    from .test_demo_safety import HEIC_HEAD
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in utk_files(3):
+        shutil.copy(f, src / f.name)
+    (src / "30_1_0_20170101000000000.heic").write_bytes(HEIC_HEAD + bytes(2000))
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--workers", 1)
+    assert res.exit_code == 1, res.output
+    rejected = pd.read_csv(tmp_path / "out" / "utkface_rejected.csv")
+    row = rejected[rejected["photo"] == "30_1_0_20170101000000000.heic"]
+    assert len(row) == 1 and "HEIC file, which agecli has no decoder for" in row["reason"].iloc[0]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "a,b"])
+def test_a_name_with_folder_parts_is_refused_before_anything_is_written(tmp_path, name):
+    """`--name ../x` wrote x_train_align.csv and the rest beside --out, not in it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(utk_files(1)[0], src / utk_files(1)[0].name)
+    res = prepare_cli("--dataset", "utkface", "--data-dir", src, "--out", tmp_path / "out", "--name", name)
+    assert res.exit_code == 2 and "--name" in res.stderr, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and len(list(src.iterdir())) == 1

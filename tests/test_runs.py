@@ -76,6 +76,15 @@ def test_resume_goes_on_in_its_own_folder_and_refuses_another_loss(tiny_aligned,
     assert not (tmp_path / "ldl2").exists()
 
 
+def test_a_checkpoint_that_is_a_file_is_refused(tiny_aligned, tmp_path):
+    """`--checkpoint photo.jpg` (an existing file) trained into photo.jpg2/."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a user's photo")
+    res = train("train", tiny_aligned, "--checkpoint", photo)
+    assert res.exit_code == 2 and "is a file, not a folder" in res.stderr, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"] and photo.read_bytes() == b"a user's photo"
+
+
 @pytest.mark.parametrize("extra, words", [
     (["MODEL.AGE_MAX", "0"], "MODEL.AGE_MAX 0"),
     (["TRAIN.EPOCHS", "0"], "TRAIN.EPOCHS 0"),
@@ -87,6 +96,8 @@ def test_resume_goes_on_in_its_own_folder_and_refuses_another_loss(tiny_aligned,
     (["TRAIN.LOSS", "hinge"], "TRAIN.LOSS 'hinge'"),
     (["--expand", "-1"], "DATA.EXPAND -1"),
     (["--folds", "0"], "--folds"),
+    # more folds than faces: it trained the first folds, then died on an empty one
+    (["--folds", "500"], "of the 500 folds would hold no face"),
     (["--pretrained", "missing.pth"], "no such file"),
     (["--resume", "missing.pth"], "no such checkpoint"),
 ])
@@ -139,11 +150,28 @@ def test_train_mt_without_labels_is_refused(tiny_aligned, tmp_path):
     # a traceback before: a zero-size box (ZeroDivisionError in the crop) and an empty photo cell
     (lambda df: df.assign(box3=[df["box1"][0]] + list(df["box3"][1:])), "row 2: the face box"),
     (lambda df: df.assign(photo=[""] + list(df["photo"][1:])), "row 2: the photo cell is empty"),
+    # parser text before ("invalid literal for int()"): a label written as a word
+    (lambda df: df.assign(gender=["male"] + list(df["gender"][1:])), "row 2: gender 'male' is not a code"),
+    (lambda df: df.assign(race=[7] + list(df["race"][1:])), "row 2: race 7 is not a code"),
 ])
 def test_edited_aligned_csv_names_file_row_and_value(tiny_aligned, tmp_path, edit, words):
     data = copy_set(tiny_aligned, tmp_path / "edited", edit)
     res = train("train", data, "--checkpoint", tmp_path / "run")
     assert res.exit_code == 2 and words in res.stderr and "utkface_train_align.csv" in res.stderr, res.output
+
+
+def test_a_row_with_an_extra_field_is_refused_not_shifted(tiny_aligned, tmp_path):
+    """One field too many in a row: pandas took the first as an index and read every
+    column one to the left, reporting a row's deg as its age (or a misleading age error)."""
+    data = copy_set(tiny_aligned, tmp_path / "extra")
+    path = data / "utkface_train_align.csv"
+    lines = path.read_text().splitlines()
+    photo, rest = lines[1].split(",", 1)
+    lines[1] = f"{photo},7,{rest}"
+    path.write_text("\n".join(lines) + "\n")
+    res = train("train", data, "--checkpoint", tmp_path / "run")
+    assert res.exit_code == 2, res.output
+    assert "utkface_train_align.csv: row 2:" in res.stderr and "fields where the header has" in res.stderr
 
 
 def test_duplicate_age_column_is_refused(tiny_aligned, tmp_path):

@@ -300,3 +300,25 @@ def test_a_box_that_does_not_lie_on_its_image_is_reported_not_answered(tiny_alig
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert df["photo"][0] not in set(pred["photo"]) and df["photo"][1] not in set(pred["photo"])
     assert len(pred) == len(df) - 2
+
+
+def test_a_crop_cache_that_cannot_be_saved_is_one_warning(tiny_aligned, tiny_onnx, tmp_path):
+    """The cache warning came out as "warning: warning: cannot save ..." in val."""
+    (tmp_path / "blocker").write_text("a file where the cache folder should go")
+    res = val("--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface",
+              "--cache-dir", tmp_path / "blocker" / "cache", "--output-dir", tmp_path / "reports")
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("warning: cannot save the crop cache") == 1, res.stderr
+    assert "warning: warning:" not in res.stderr and (tmp_path / "reports" / "summary.json").is_file()
+
+
+def test_a_current_folder_val_cannot_write_in_is_found_before_the_run(tiny_aligned, tiny_onnx, tmp_path, monkeypatch):
+    """Without --output-dir, val writes val_<set>_<split>/ in the current folder; an
+    unwritable one failed only after the whole run (crops cut, faces estimated)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs a folder no one can write in, even root: /proc")
+    monkeypatch.chdir("/proc")
+    res = val("--resume", tiny_onnx, "--data-dir", tiny_aligned, "--dataset", "utkface",
+              "--cache-dir", tmp_path / "cache")
+    assert res.exit_code == 3 and "the current folder" in res.stderr and "cannot write" in res.stderr, res.output
+    assert not (tmp_path / "cache").exists()  # refused before a crop was cut

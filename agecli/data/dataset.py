@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class AlignedFaces:
                 skipped = [f"{p}: {e}" for p, e, b in zip(df["photo"], errors, bad) if b]
                 images, df = images[~bad], df[~bad].reset_index(drop=True)
             if npy is not None:
-                _save_cache(npy, images, bad, log)
+                _save_cache(npy, images, bad)
         if skipped and log:
             log(f"{csv_path.name}: {len(skipped)} images could not be read and are skipped (first: {skipped[0]})")
         def labels(col: str) -> np.ndarray:
@@ -147,7 +148,7 @@ def _load_cache(npy: Path, df: pd.DataFrame, size: int, log) -> np.ndarray | Non
         return None
 
 
-def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray, log) -> None:
+def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray) -> None:
     """Save the crops (and which rows were unreadable) atomically; a cache that cannot be
     written (read-only data folder, full disk) only costs the next run the crop work."""
     tmp = npy.with_name(npy.stem + ".tmp.npy")
@@ -163,9 +164,10 @@ def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray, log) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        if log:
-            log(f"warning: cannot save the crop cache in {npy.parent} ({e.strerror or e}); "
-                "continuing without it (set DATA.CACHE_DIR or --cache-dir to a writable folder)")
+        # a warning record (the CLI marks it "warning:"), whichever command loads the set
+        logging.getLogger("agecli").warning(
+            "cannot save the crop cache in %s (%s); continuing without it (set DATA.CACHE_DIR or "
+            "--cache-dir to a writable folder)", npy.parent, e.strerror or e)
 
 def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -> np.ndarray:
     """Augmentation on uint8 crops: flip, small rotation, scale and shift; with `photo`,

@@ -15,6 +15,14 @@ import numpy as np
 from ..errors import AgecliError
 
 MAX_PIXELS = 120_000_000  # refuse absurd images with a message instead of exhausting memory
+# The one list of what a folder walk takes as a photo (demo, prepare's readers): what
+# agecli decodes, and the camera formats it has no decoder for, listed all the same so each
+# gets a row saying so (an iPhone's .heic photos vanished from a run without a word).
+NO_DECODER = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".psd": "Photoshop",
+              **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"), "camera RAW")}
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif",
+                              *NO_DECODER})
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
@@ -46,10 +54,34 @@ def read_regular(path: str | Path) -> bytes:
         raise ImageError(f"unreadable: {e.strerror or e}: {os.fspath(path)}") from None
 
 
+def _opencv_only_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a format OpenCV decodes and Pillow does not
+    know (Radiance HDR, PFM, PAM); None for any other bytes."""
+    head = data[:4096]
+    try:
+        if head.startswith(b"#?"):  # Radiance HDR: text lines, a blank line, then "-Y h +X w"
+            lines = head.split(b"\n")
+            blank = lines.index(b"")
+            axes = lines[blank + 1].split()
+            size = {axes[0][1:]: int(axes[1]), axes[2][1:]: int(axes[3])}
+            return size[b"X"], size[b"Y"]
+        if head[:3] in (b"PF\n", b"Pf\n"):  # PFM: "PF\n<w> <h>\n<scale>\n"
+            w, h = head.split(b"\n")[1].split()[:2]
+            return int(w), int(h)
+        if head.startswith(b"P7\n"):  # PAM: "WIDTH w" and "HEIGHT h" lines before ENDHDR
+            lines = head.split(b"\n")
+            fields = dict(line.split(None, 1) for line in lines[1:lines.index(b"ENDHDR")] if line.strip())
+            return int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])
+    except (ValueError, IndexError, KeyError):
+        raise ImageError("unreadable: a header that declares no size") from None
+    return None
+
+
 def check_header(data: bytes) -> None:
     """Refuse an image whose header declares more than MAX_PIXELS, before any pixel is
-    decoded (a 9 MB JPEG can declare 20000x20000). Headers Pillow does not know pass:
-    cv2 decides, and the size is checked again after decoding."""
+    decoded (a 9 MB JPEG can declare 20000x20000, a 25 MB HDR file 20000x20000 floats).
+    Pillow reads the size of the formats it knows, `_opencv_only_size` of those only
+    OpenCV decodes; for other bytes cv2 decides, and the size is checked again after."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -60,7 +92,10 @@ def check_header(data: bytes) -> None:
     except Image.DecompressionBombError:  # Pillow's own limit is above ours
         raise ImageError(f"unreadable: the header declares more than {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return
+        size = _opencv_only_size(data)
+        if size is None:
+            return
+        w, h = size
     if w * h > MAX_PIXELS:
         raise ImageError(f"unreadable: {w}x{h} exceeds {MAX_PIXELS} pixels")
 
@@ -81,6 +116,8 @@ def decode_rgb(data: bytes) -> np.ndarray:
         if img is not None and img.shape[0] > 8 and np.ptp(img[-8:].reshape(-1, img.shape[-1]), axis=0).max() == 0:
             # no photo's last 8 rows are one exact colour; a scan that ran out of data is
             raise ImageError("unreadable: truncated JPEG (the file ends before its last rows)")
+    if img is None and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        raise ImageError(f"unreadable: {_no_decoder('HEIC')}")
     if img is None:
         raise ImageError("unreadable: not a decodable image")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
@@ -94,4 +131,15 @@ def load_rgb(path: str | Path) -> np.ndarray:
     Raises ImageError for missing, empty, corrupt, oversized or non-image files and for
     anything that is not a regular file.
     """
-    return decode_rgb(read_regular(path))
+    try:
+        return decode_rgb(read_regular(path))
+    except ImageError as e:
+        kind = NO_DECODER.get(Path(path).suffix.lower())
+        if kind and str(e) == "unreadable: not a decodable image":
+            raise ImageError(f"unreadable: {_no_decoder(kind)}") from None
+        raise
+
+
+def _no_decoder(kind: str) -> str:
+    return f"a {kind} file, which agecli has no decoder for; convert it to JPEG or PNG"
+

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict
@@ -170,6 +171,27 @@ def _resume_matches(partial: Path, key: dict, log: Callable[[str], None]) -> boo
     return False
 
 
+def _read_partial(partial: Path, log: Callable[[str], None]) -> dict[str, dict]:
+    """The rows an interrupted run finished, by photo. A partial file that cannot be
+    read as prepare wrote it (edited, or damaged on disk) is agecli's own working file:
+    it is discarded with a line saying why and the set is aligned afresh, instead of
+    failing every re-run on a parser error."""
+    try:
+        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
+                           keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
+        if list(prev.columns) != PARTIAL_COLUMNS:
+            raise ValueError("its columns are not prepare's")
+        for c in ("age", "deg", "box1", "box2", "box3", "box4"):
+            pd.to_numeric(prev[c])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log(f"{partial}: this run's earlier progress cannot be read ({why}); discarding it and starting over")
+        partial.unlink()
+        partial.with_suffix(".json").unlink(missing_ok=True)
+        return {}
+    return {r["photo"]: r for r in prev.to_dict("records")}
+
+
 LEDGER = ".agecli-prepare-files"  # what prepare wrote in its --out folder (agecli.ledger)
 
 
@@ -205,6 +227,19 @@ def _is_aligned_csv(path: Path) -> bool:
         return False
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of undecodable bytes
+        return False
+
+
+def _shown(name: str) -> str:
+    """A file name as UTF-8 text, undecodable bytes written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
             folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
             progress: Callable[[int, int], None] | None = None,
@@ -213,10 +248,13 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     `workers` processes run the detector (default: one per core)."""
     workers = default_workers() if workers is None else workers
     check_options(split, folds, workers, score_threshold)
+    name = name or dataset
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # `../x` wrote beside --out, not in it
+        raise ValueError(f"--name {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
+                         "the files in --out and what --dataset names later")
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
     check_writable_dir(out, "--out")
-    name = name or dataset
     folder = output_folder(out, name, split, folds)
     partial = out / f"{name}_partial.csv"
 
@@ -225,14 +263,21 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                if not ((root / r.path).parent == out and is_prepare_output(r.path))]
     if not records:
         raise ValueError(f"no images found for dataset {dataset!r} under {root}")
+    # The aligned CSVs are UTF-8 text: a name that is not (caf\xe9.jpg from an old
+    # Latin-1 disk) cannot be written there, so it is rejected by name, not fatal to the set.
+    bad_names = [{"photo": _shown(r.path), "age": r.age, "error": "bad_name: not UTF-8"}
+                 for r in records if not _is_utf8(r.path)]
+    for row in bad_names:
+        log(f"{root / row['photo']}: the file name is not UTF-8, so it cannot be stored in the aligned CSV; "
+            "rename the file to use it")
+    n_images = len(records)
+    records = [r for r in records if _is_utf8(r.path)]
     key = run_key(dataset, root, score_threshold, records)
     done: dict[str, dict] = {}
     if _resume_matches(partial, key, log):
         _drop_cut_row(partial)
     if partial.exists():
-        prev = pd.read_csv(partial, dtype={"photo": str, "subject": str, "split": str, "error": str, "md5": str},
-                           keep_default_na=False, na_values=[""])  # a subject "NA" stays "NA"
-        done = {r["photo"]: r for r in prev.to_dict("records")}
+        done = _read_partial(partial, log)
     todo = [r for r in records if r.path not in done]
 
     new_file = not partial.exists()
@@ -265,7 +310,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
                     progress(finished, total)
 
     keep = {r.path for r in records}
-    df = pd.DataFrame([done[p] for p in sorted(done) if p in keep], columns=PARTIAL_COLUMNS)
+    df = pd.DataFrame([done[p] for p in sorted(done) if p in keep] + bad_names, columns=PARTIAL_COLUMNS)
     rejected = df[df["error"].notna() & (df["error"].astype(str) != "")]
     accepted = df.drop(rejected.index)
     if accepted.empty:  # nothing to split: say why per file, and leave no half-made set behind
@@ -275,7 +320,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         partial.with_suffix(".json").unlink(missing_ok=True)
         counts = rejected["error"].astype(str).str.split(":").str[0].value_counts()
         why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
-        raise ValueError(f"no image of {len(records)} under {root} was accepted ({why}); nothing to split. "
+        raise ValueError(f"no image of {n_images} under {root} was accepted ({why}); nothing to split. "
                          f"The reason for each file is in {listing}")
     cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()]
     parts = assign_splits(accepted, split, folds)
@@ -295,7 +340,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
 
     reasons = rejected["error"].astype(str)
     failed = int((~reasons.str.startswith("no_face")).sum())  # unreadable files and bad labels
-    summary = {"dataset": name, "total": len(records), "accepted": len(accepted), "rejected": len(rejected),
+    summary = {"dataset": name, "total": n_images, "accepted": len(accepted), "rejected": len(rejected),
                "failed": failed,
                "splits": {k: len(v) for k, v in parts.items()}, "files": files,
                "rejected_file": str(out / f"{name}_rejected.csv")}

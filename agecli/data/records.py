@@ -1,6 +1,7 @@
 """Record (one labelled image), the aligned-CSV schema, and the split rules."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from dataclasses import dataclass
@@ -75,12 +76,36 @@ MAX_AGE = 120
 NUMERIC_COLUMNS = ("age", "deg", "box1", "box2", "box3", "box4")
 
 
+def _check_field_counts(path: str | Path, n: int) -> None:
+    """Every row has the header's number of fields: with one more, pandas takes the first
+    as an index and shifts the rest left (a `deg` read as the age, in silence)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        for k, row in enumerate(csv.reader(fh), start=1):
+            if row and len(row) != n:
+                raise ValueError(f"{path}: row {k}: {len(row)} fields where the header has {n} "
+                                 "(a comma inside a value must be quoted)")
+
+
+def _check_label_codes(path: str | Path, values: pd.Series, col: str, names: tuple[str, ...]) -> None:
+    """A gender or race column as prepare writes it: empty or a code 0..len(names)-1."""
+    codes = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & (codes.isna() | ~codes.isin(range(len(names))))
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        choices = ", ".join(f"{k} = {name}" for k, name in enumerate(names))
+        v = values.iloc[i]
+        shown = repr(v) if isinstance(v, str) else f"{float(v):g}"
+        raise ValueError(f"{path}: row {i + 2}: {col} {shown} is not a code ({choices}, or empty) "
+                         f"({int(bad.sum())} such rows)")
+
+
 def read_align_csv(path: str | Path) -> pd.DataFrame:
     """Read and validate an aligned CSV (it may have been edited by hand); raises
     ValueError naming the file, the row (as a spreadsheet numbers it) and the value."""
     try:
         with open(path, encoding="utf-8") as fh:
             header = [h.strip() for h in fh.readline().rstrip("\r\n").split(",")]
+        _check_field_counts(path, len(header))
         df = pd.read_csv(path, dtype={"photo": str, "subject": str}, keep_default_na=False, na_values=[""])
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (offset {e.start})") from None
@@ -100,6 +125,9 @@ def read_align_csv(path: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: row {i + 2}: {col} {df[col].iloc[i]!r} is not a number "
                              f"({int(bad.sum())} such rows)")
         df[col] = values.astype(float)
+    for col, names in (("gender", GENDERS), ("race", RACES)):
+        if col in df:
+            _check_label_codes(path, df[col], col, names)
     bad = (df["age"] < 0) | (df["age"] > MAX_AGE)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))

@@ -136,12 +136,17 @@ def default_output_dir(ev: "Evaluation") -> Path:
     return path
 
 
-def check_output_dir(out_dir: Path) -> None:
-    """Refuse (UsageError, exit 2) a folder holding a report name val did not write there."""
+def check_output_dir(out_dir: Path, default: bool = False) -> None:
+    """Refuse (UsageError, exit 2) a folder holding a report name val did not write
+    there; with `default`, `out_dir` is the current folder, where the next free
+    val_<dataset>_<split>/ goes: it must be writable (found before the run, not after)."""
     from ..atomic import check_writable_dir
     from ..errors import UsageError
     from ..ledger import OwnedFolder
 
+    if default:
+        check_writable_dir(out_dir, "the current folder (where val_<dataset>_<split>/ goes; or give --output-dir)")
+        return
     if not out_dir.exists():
         check_writable_dir(out_dir, "--output-dir")
         return

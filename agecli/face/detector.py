@@ -13,6 +13,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..onnxrt import open_session
+
 # Standard RetinaFace prior configuration for the MobileNet0.25 model.
 STEPS = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -114,7 +116,7 @@ class FaceDetector:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(WEIGHTS, opts, providers=["CPUExecutionProvider"])
+        self.session = open_session(WEIGHTS, opts, ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold

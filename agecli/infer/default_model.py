@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import agecli
-
 from ..errors import MissingModelError
 
 DEFAULT_MODEL_NAME = "agecli_default.onnx"
@@ -14,7 +12,7 @@ __all__ = ["DEFAULT_MODEL_NAME", "MissingModelError", "default_model_candidates"
 
 def default_model_candidates() -> list[Path]:
     """The places searched, in order: the checkout's weights/, then the package's."""
-    pkg = Path(agecli.__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # agecli/
     return [pkg.parent / "weights" / DEFAULT_MODEL_NAME, pkg / "weights" / DEFAULT_MODEL_NAME]
 
 

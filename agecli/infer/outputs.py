@@ -6,7 +6,6 @@ listed in `.agecli-demo-files` first, and a copy that would replace an input or 
 unlisted file is refused before work starts (`OutputFolder`, `check_no_overwrite`)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
+from ..model.meta import file_hash as model_identity  # noqa: F401 - what --skip-existing compares
 from .pipeline import ImageResult, StageTimer
-from .sources import IMAGE_EXTENSIONS, Source
+from .sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
@@ -99,38 +99,29 @@ def track_crop_path(out_dir: Path, track: int) -> Path:
     return out_dir / TRACK_CROPS / f"track_{track:04d}.jpg"
 
 
-def model_identity(path: Path) -> str:
-    """A short sha256 of the model file: what --skip-existing compares."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def crop_path(out_dir: Path, name: str, face: int) -> Path:
     """Where face `face` of input `name` goes with --save-crops: the whole input name
     (extension included) keeps a.jpg's and a.png's crops apart."""
     return out_dir / CROPS_DIR / f"{name}_face{face}.jpg"
 
 
+WRITABLE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
 def annotated_path(out_dir: Path, name: str) -> Path:
     """Where the annotated copy of `name` goes: the same relative path and name
-    (`.jpg` appended when the name has no writable image extension)."""
-    return out_dir / (name if Path(name).suffix.lower() in IMAGE_EXTENSIONS else name + ".jpg")
+    (`.jpg` appended when the name has no extension OpenCV writes everywhere)."""
+    return out_dir / (name if Path(name).suffix.lower() in WRITABLE_EXTENSIONS else name + ".jpg")
 
 
 def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
-    """The image encoded by file extension (JPEG quality 95)."""
-    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    """The image encoded by file extension (JPEG quality 95; the JPEG setting given to
+    another encoder made OpenCV print a `[ WARN ]` line per image)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix.lower(), np.ascontiguousarray(rgb[:, :, ::-1]), params)
     if not ok:
         raise OSError(f"cannot encode an image as {suffix}")
     return buf.tobytes()
-
-
-def write_image(rgb: np.ndarray, path: Path) -> None:
-    """Encode by extension and write atomically."""
-    write_bytes(path, encode_image(rgb, path.suffix))
 
 
 def encode_outputs(res: ImageResult, name: str, save_crops: bool, labels: str = "full") -> None:

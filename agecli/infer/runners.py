@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import CheckpointError, require_torch
 from ..model.meta import meta_problem
+from ..onnxrt import open_session
 from .batches import batched, normalise
 from .onnx_meta import INPUT_TYPE, ONNX_META_KEY
 
@@ -51,7 +52,7 @@ class OnnxRunner:
         name = "model" if isinstance(path, bytes) else str(path)
         try:
             source = path if isinstance(path, bytes) else str(path)
-            self.session = ort.InferenceSession(source, opts, providers=onnx_providers(device, providers))
+            self.session = open_session(source, opts, onnx_providers(device, providers))
         except Exception as e:  # onnxruntime raises its own exception types
             raise CheckpointError(f"{name}: not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from None
         props = self.session.get_modelmeta().custom_metadata_map

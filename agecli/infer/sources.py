@@ -18,16 +18,20 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from ..data.images import ImageError, load_rgb, unreadable_folder
-from ..errors import UsageError
+from ..data.images import IMAGE_EXTENSIONS, ImageError, load_rgb, unreadable_folder
+from ..errors import AgecliError, UsageError
 
 logger = logging.getLogger(__name__)
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 GLOB_CHARS = frozenset("*?[")
 
 
 class SourceError(UsageError):
     """Inputs that cannot be used at all (bad combination, no video, no webcam)."""
+
+
+class UnreadableVideo(AgecliError):
+    """A video file that is there but cannot be decoded (cut short before its index, not
+    a video): an input that failed, exit 1, as an unreadable photo is."""
 
 
 @dataclass
@@ -204,6 +208,9 @@ def video_source(path: Path, every: int = 1) -> Source:
         raise SourceError(f"--video {path}: not a regular file")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
+        if os.path.isfile(path):
+            raise UnreadableVideo(f"--video {path}: unreadable: not a video, or cut short (an MP4 copied "
+                                  "only in part lacks the index at its end)")
         raise SourceError(f"--video {path}: cannot open it as a video")
     video = _video(cap, path.stem or "video", every)
     total = (video.count + every - 1) // every if video.count else None

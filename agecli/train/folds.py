@@ -53,6 +53,11 @@ def cross_validate(job: TrainJob, k: int) -> dict:
         df = pd.concat(frames, ignore_index=True)
         key = df["subject"].astype(str) if "subject" in df else df["photo"].map(lambda p: os.path.basename(p))
         fold = key.map(lambda s: hash_fold(s, k))
+    sizes = np.bincount(fold.to_numpy(int), minlength=k)
+    if (sizes == 0).any():  # found before any fold trains, not after the first ones have
+        among = f"{len(df)} faces" + (f" of {df['subject'].nunique()} subjects" if "subject" in df else "")
+        raise TrainingError(f"--folds {k}: {int((sizes == 0).sum())} of the {k} folds would hold no face "
+                            f"({among}); use fewer folds")
     root = resolve_image_root(data_dir, dataset)
     results = []
     for i in range(k):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..images import unreadable_folder
+from ..images import IMAGE_EXTENSIONS, unreadable_folder
 from ..records import Record
 
 READERS = {
@@ -21,7 +21,6 @@ READERS = {
     "csv": "csv_list",
     "folder": "folder",
 }
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def read_dataset(name: str, root: str | Path) -> list[Record]:
