@@ -95,7 +95,6 @@ class AnnotatedVideo:
         self.inner = self.work / path.name
         self.writer: cv2.VideoWriter | None = None
         self.size = (0, 0)
-        self.frames = 0
         self.queue: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
         self.thread: threading.Thread | None = None
         self.failure: list[BaseException] = []
@@ -131,7 +130,6 @@ class AnnotatedVideo:
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
         self.queue.put(np.ascontiguousarray(rgb[:, :, ::-1]))
-        self.frames += 1
 
     def _close(self) -> None:
         if self.thread is not None:
