@@ -7,6 +7,12 @@
         print(f.age, f.std, f.box, f.score)
     annotated = draw("group.jpg", faces)       # RGB array with a box and "34 ±4" per face
 
+    tracking = est.track(frames, fps=25)       # a video: any iterable of frames, in order
+    for faces in tracking:                     # each frame's faces, with f.track and f.track_age
+        ...
+    for t in tracking.tracks:                  # then one summary per person
+        print(t.track, t.age, t.std, t.first_time, t.last_time)
+
 `AgeEstimator` only wires the pieces (model runner, face detector, the one crop
 function) the way `agecli demo` and `agecli val` use them: the commands are thin users
 of this module. Nothing here imports torch unless a .pth model is asked for; errors are
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -29,6 +35,7 @@ from .infer.default_model import default_model_path
 from .infer.pipeline import AgePipeline, FaceResult, StageTimer, model_attributes, parse_attributes
 from .infer.runners import RUNNERS, open_runner, runner_kind
 from .infer.sources import Item
+from .infer.tracks import Tracker, TrackSummary
 from .model.meta import expand_problem
 
 if TYPE_CHECKING:
@@ -39,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 COLORS = ("rgb", "bgr")
 ImageLike = Union[str, Path, np.ndarray, "Image"]
-__all__ = ["AgeEstimator", "FaceResult", "draw", "evaluate", "to_rgb"]
+__all__ = ["AgeEstimator", "FaceResult", "Tracking", "TrackSummary", "draw", "evaluate", "to_rgb"]
 
 
 def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
@@ -173,6 +180,21 @@ class AgeEstimator:
             out.append(r.faces)
         return out
 
+    def track(self, frames: Iterable[ImageLike], color: str = "rgb", *, fps: float = 30.0,
+              max_gap: float = 1.0) -> Tracking:
+        """Faces tracked through `frames` (any iterable of images, in order, every one
+        processed): iterate the result for each frame's faces, each with `track` (the
+        person's id), `track_age` and `track_std` (their age so far); `tracks` then holds
+        one TrackSummary per person (frames seen, first and last time, age ± std, gender,
+        best crop). `fps` gives the times; a face unseen for more than `max_gap` seconds
+        comes back as a new track. Frames are read one at a time, so a long video never
+        sits in memory."""
+        if color not in COLORS:
+            raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+        if not fps > 0 or not max_gap > 0:
+            raise ValueError("fps and max_gap must be above 0")
+        return Tracking(self, frames, color, Tracker(fps, max_gap))
+
     def predict_crops(self, crops: np.ndarray, color: str = "rgb") -> dict[str, np.ndarray]:
         """Ages of already-aligned face crops, uint8 (N, S, S, 3) or one (S, S, 3), S the
         model's img_size, cut by the model card's recipe. Returns arrays `age`, `std` and,
@@ -188,6 +210,26 @@ class AgeEstimator:
         if color == "bgr":
             arr = arr[..., ::-1]
         return self.runner.predict(np.ascontiguousarray(arr))
+
+
+class Tracking:
+    """What `AgeEstimator.track` returns: iterate it once for each frame's faces (with
+    their tracks); `tracks` holds one summary per person seen so far."""
+
+    def __init__(self, est: AgeEstimator, frames: Iterable[ImageLike], color: str, tracker: Tracker) -> None:
+        self.est, self.frames, self.color, self.tracker = est, frames, color, tracker
+
+    def __iter__(self) -> Iterator[list[FaceResult]]:
+        pipe = self.est.pipeline(keep_crops=True)
+        for index, frame in enumerate(self.frames):
+            rgb = to_rgb(frame, self.color)
+            res = next(pipe.run([Item(f"frame {index}", lambda: rgb)], live=True))
+            self.tracker.update(index, res.faces, res.crops)
+            yield res.faces
+
+    @property
+    def tracks(self) -> list[TrackSummary]:
+        return self.tracker.summaries()
 
 
 def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb", *, labels: str = "full") -> np.ndarray:

@@ -373,7 +373,8 @@ def _val_one(opts) -> int:
 
 
 COLUMN_NOTES = {"small_face": "1: too small for a reliable age", "error": "no_face | unreadable",
-                "output": "the annotated copy, with --output-dir"}
+                "output": "the annotated copy, with --output-dir", "track": "the person, in a video or the webcam",
+                "track_age": "that person's age over the frames so far", "track_std": "its std"}
 
 
 def _columns_sentence() -> str:
@@ -385,7 +386,7 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                "  agecli demo --img-dir photos --output-dir annotated\n\n"
                "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
                "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
-               "  agecli demo --video clip.mp4 --every 10 --output-dir frames\n\n"
+               "  agecli demo --video clip.mp4 --every 5 --output-dir out   (out/clip.mp4 annotated, out/tracks.csv: one row per person)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
                f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr. On a terminal with "
@@ -416,9 +417,23 @@ def demo_summary(s, output_dir: Path | None) -> list[str]:
     lines = [_counts_line(s) + (f"; {s.small_faces} faces too small for a reliable age" if s.small_faces else "")]
     if s.decades:
         lines.append("ages: " + ", ".join(f"{d}-{d + 9}: {n}" for d, n in sorted(s.decades.items())))
-    if output_dir is not None:
+    if s.tracks:
+        lines.append(f"{len(s.tracks)} people (tracks): " + "; ".join(_track_line(t) for t in s.tracks[:MAX_TRACK_LINES])
+                     + ("; ..." if len(s.tracks) > MAX_TRACK_LINES else ""))
+    if s.video_out is not None:
+        lines.append(f"annotated video {s.video_out}, people in {output_dir / 'tracks.csv'}, "
+                     f"every row in {output_dir / 'predictions.csv'}")
+    elif output_dir is not None:
         lines.append(f"annotated copies in {output_dir}{os.sep}, every row in {output_dir / 'predictions.csv'}")
     return lines
+
+
+MAX_TRACK_LINES = 10
+
+
+def _track_line(t) -> str:
+    gender = f" {t.gender}" if t.gender else ""
+    return f"#{t.track} {t.age:.0f} ±{t.std:.0f}{gender} ({t.first_time:.1f}-{t.last_time:.1f} s)"
 
 
 @app.command(cls=Command, epilog=DEMO_EPILOG)
@@ -427,13 +442,17 @@ def demo(
     inputs: Optional[list[str]] = typer.Argument(None, help="Image files, folders or quoted globs ('photos/**/*.jpg')."),
     img_dir: Optional[Path] = typer.Option(None, help="Folder of images, read recursively."),
     img_list: Optional[str] = typer.Option(None, help="File with one image path a line; '-' reads stdin."),
-    video: Optional[Path] = typer.Option(None, help="Video file to read frames from."),
+    video: Optional[Path] = typer.Option(None, help="Video file: its faces are tracked, one track per person; with "
+                                                    "--output-dir an annotated video and tracks.csv are written."),
     every: int = typer.Option(1, help="Use every N-th video/webcam frame."),
     resume: Optional[Path] = typer.Option(None, help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
     runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     output_dir: Optional[Path] = typer.Option(None, help="Write annotated copies (same relative paths) and predictions.csv here."),
     save_crops: bool = typer.Option(False, "--save-crops", help="Also save each aligned face crop under OUTPUT_DIR/crops."),
+    save_frames: bool = typer.Option(False, "--save-frames", help="With --video or --webcam: also save each processed "
+                                                                  "frame, annotated, as a JPEG."),
+    track_gap: float = typer.Option(1.0, help="Seconds a face may go unseen (hidden, missed) and keep its track."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
     fmt: str = typer.Option("csv", "--format", help="Rows on stdout: csv (header once) or jsonl."),
     threshold: float = typer.Option(0.8, help="Face detector score threshold."),
@@ -465,7 +484,8 @@ def demo(
 
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
                        save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray, attributes=attributes, labels=labels)
+                       workers=workers, ray=ray, attributes=attributes, labels=labels, save_frames=save_frames,
+                       track_gap=track_gap)
     to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
     if quiet:
         logging.getLogger("agecli").setLevel(logging.WARNING)

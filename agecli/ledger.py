@@ -67,7 +67,7 @@ class OwnedFolder:
                 break
             except FileExistsError:
                 owner = _lock_owner(path)
-                if (owner is not None and _alive(owner)) or (owner is None and _younger_than(path, 10.0)):
+                if (owner is not None and pid_alive(owner)) or (owner is None and _younger_than(path, 10.0)):
                     raise FolderBusy(f"--output-dir {self.path}: another agecli run (process {owner}) is writing "
                                      f"there; wait for it or choose another folder (no such run? delete {path})") from None
                 path.unlink(missing_ok=True)  # its run died without cleaning up
@@ -98,7 +98,7 @@ def _younger_than(path: Path, seconds: float) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

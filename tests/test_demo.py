@@ -188,11 +188,12 @@ def test_demo_output_column_is_the_copy_a_user_can_open(inputs, monkeypatch):
 
 def test_demo_video_every_n_frames(tiny_onnx, tmp_path):
     video = chip_video(tmp_path / "clip.avi", 6)
-    res = cli("--video", video, "--every", "3", "--resume", tiny_onnx, "--output-dir", tmp_path / "out")
+    res = cli("--video", video, "--every", "3", "--resume", tiny_onnx, "--output-dir", tmp_path / "out", "--save-frames")
     assert res.exit_code == 0, res.output
     files = sorted({r["file"] for r in csv_rows(res.stdout)})
     assert files == ["clip/frame_000000.jpg", "clip/frame_000003.jpg"]
-    assert (tmp_path / "out" / "clip" / "frame_000003.jpg").is_file()
+    assert (tmp_path / "out" / "clip" / "frame_000003.jpg").is_file()  # --save-frames: today's JPEG frames
+    assert (tmp_path / "out" / "clip.mp4").is_file()
 
 
 def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):

@@ -1,8 +1,10 @@
 """`agecli demo`: sources -> the AgeEstimator's pipeline -> rows on stdout, annotated
 copies and predictions.csv. The jobs live in their own modules: the model and detector
 in `agecli.api`, rows in `rows`, files and the output folder's safety in `outputs`,
-resume bookkeeping in `resume`; this module checks the options and runs the loop
-(here, or on a Ray cluster through `ray_backend`)."""
+resume bookkeeping in `resume`, tracking in `tracks`, reading and writing video in
+`video`; this module checks the options and runs the loops: images (here, in worker
+processes or on a Ray cluster through `ray_backend`), or a video or the webcam frame
+after frame, its faces tracked (`_run_video`)."""
 from __future__ import annotations
 
 import contextlib
@@ -14,18 +16,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from ..atomic import write_text
+import numpy as np
+
+from ..atomic import write_bytes, write_text
 from ..errors import UsageError
 from ..model.meta import expand_problem
 from ..parallel import default_workers
-from .outputs import OUTPUT_DIR_KEY, STATE, OutputFolder, annotated_path, check_no_overwrite, model_identity, write_outputs
+from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, TRACKS, TRACKS_JSONL, OutputFolder, annotated_path,
+                      check_no_overwrite, check_video_outputs, encode_image, model_identity, track_crop_path,
+                      write_outputs)
 from .drawing import LABELS
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
-from .rows import RowWriter, face_rows
-from .sources import SourceError, open_source
+from .rows import TRACK_COLUMNS, RowWriter, face_rows, table_text, track_rows
+from .sources import Item, Source, SourceError, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,8 @@ class DemoOptions:
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
     attributes: str | None = None  # "age,gender,ethnicity"; None: age and gender
     labels: str = "full"  # the annotated copies' labels: full ("34 ±4"), age ("34") or none
+    save_frames: bool = False  # a video's annotated frames as JPEGs too, beside the annotated video
+    track_gap: float = 1.0  # seconds a face may go unseen and keep its track
 
 
 @dataclass
@@ -77,6 +86,8 @@ class DemoSummary:
     stages: dict[str, float] = field(default_factory=dict)
     small_faces: int = 0
     decades: Counter[int] = field(default_factory=Counter)  # faces per decade of age (30: 30-39)
+    tracks: list = field(default_factory=list)  # a video's or webcam's people (tracks.TrackSummary)
+    video_out: Path | None = None  # the annotated video written
 
 
 # A worker costs about a second to start (Python, its models, their first run); below
@@ -111,8 +122,16 @@ def _check_options(o: DemoOptions) -> None:
                         "put inputs before --ray or write --ray=ADDRESS")
     if o.labels not in LABELS:
         raise DemoError(f"--labels must be full, age or none, not {o.labels!r}")
-    if (o.save_crops or o.skip_existing) and o.output_dir is None:
-        raise DemoError("--save-crops and --skip-existing need --output-dir")
+    if (o.save_crops or o.skip_existing or o.save_frames) and o.output_dir is None:
+        raise DemoError("--save-crops, --save-frames and --skip-existing need --output-dir")
+    moving = o.video is not None or o.webcam
+    if o.save_frames and not moving:
+        raise DemoError("--save-frames is for --video and --webcam")
+    if moving and o.save_crops and not o.save_frames:
+        raise DemoError("--save-crops with a video saves the crops of the frames kept by --save-frames; add it "
+                        f"(each track's best crop is in {TRACK_CROPS}/ anyway)")
+    if not math.isfinite(o.track_gap) or o.track_gap <= 0:
+        raise DemoError("--track-gap must be a number of seconds above 0")
 
 
 def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int | None], None] | None = None,
@@ -136,29 +155,28 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir, webcam=o.webcam)
     except SourceError as e:
         raise DemoError(str(e)) from None
-    if o.ray is not None and source.live:
-        raise DemoError("--ray reads files or a video, not the webcam")
+    if o.ray is not None and source.video is not None:
+        raise DemoError("--ray reads image files; a video or the webcam is read here, frame after frame, "
+                        "its faces tracked from one frame to the next")
     items = source.items
-    if folder is not None and source.total is not None and not source.live and source.paths:
+    if folder is not None and source.video is None and source.paths:
         listed = list(items)  # names only: nothing is decoded yet
         check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError, save_crops=o.save_crops)
         items = iter(listed)
-    workers = 1 if source.live else (o.workers or default_worker_count(source.total, o.device))
+    workers = 1 if source.video is not None else (o.workers or default_worker_count(source.total, o.device))
     if source.total is not None:
         workers = max(1, min(workers, source.total))  # no process started for nothing to do
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
                        max_side=o.max_side, expand=o.expand, batch_size=o.batch_size, attributes=o.attributes)
     timer = timer or StageTimer()
+    if source.video is not None:
+        return _run_video(o, folder, source, est, stdout, progress, timer)
 
     plog = None
     if folder is not None:
-        settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
-                    "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
-                    "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
-        prior = prior_rows(folder, settings) if o.skip_existing else {}
-        folder.claim(out_dir / STATE)
-        # where this run's rows say the copies are (resume reads the names back from them)
-        write_text(out_dir / STATE, json.dumps({**settings, OUTPUT_DIR_KEY: out_dir.as_posix()}, indent=1) + "\n")
+        settings = _settings(est, o)
+        prior = prior_rows(folder, settings) if o.skip_existing else {}  # read before this run's state replaces it
+        _write_state(folder, settings)
         plog = PredictionsLog(folder, prior)
     skip = plog.done_before if plog is not None and plog.prior else None
 
@@ -199,21 +217,137 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
                     write_outputs(res, folder, copy, o.save_crops, timer, o.labels)
             if progress:
                 progress(done, source.total)
-    except KeyboardInterrupt:
-        if not source.live:
-            raise
-        logger.info("webcam stopped")  # Ctrl-C is how a live run ends: finish the outputs normally
     finally:
         if plog is not None:
             plog.close()
-    for note in source.ended_early:
-        logger.warning("%s", note)
-        summary.ended_early += 1
     if plog is not None:
         plog.merge()
     summary.seconds = time.perf_counter() - start
     summary.stages = dict(timer.seconds)
     return summary
+
+
+def _settings(est, o: DemoOptions) -> dict:
+    """The model and settings behind a run's rows: what --skip-existing compares."""
+    return {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
+            "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
+            "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
+
+
+def _write_state(folder: OutputFolder, settings: dict) -> None:
+    """Record the settings and where this run's rows say the copies are (resume reads
+    the names back from them)."""
+    folder.claim(folder.path / STATE)
+    write_text(folder.path / STATE, json.dumps({**settings, OUTPUT_DIR_KEY: folder.path.as_posix()}, indent=1) + "\n")
+
+
+def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est, stdout: TextIO | None,
+               progress: Callable[[int, int | None], None] | None, timer: StageTimer) -> DemoSummary:
+    """A video or the webcam, frame after frame in this process (tracking needs the
+    frames in order; a reader thread decodes ahead): every face's row carries its track
+    and the track's running age. With an output folder: the annotated video (every
+    frame; those between processed ones keep the last boxes), tracks.csv with each
+    track's best face crop, and with --save-frames the annotated frames as JPEGs."""
+    from .drawing import annotate
+    from .resume import PredictionsLog
+    from .tracks import Tracker
+    from .video import READ_AHEAD, AnnotatedVideo, read_ahead, video_output_path
+
+    video, out_dir = source.video, o.output_dir
+    if o.workers not in (None, 1):
+        logger.info("--workers: a video runs in this process (its faces are tracked from frame to frame)")
+    movie_path = plog = movie = None
+    if folder is not None:
+        movie_path = video_output_path(out_dir, video.name)
+        tracks_files = [out_dir / TRACKS] + [out_dir / TRACKS_JSONL] * (o.fmt == "jsonl")
+        check_video_outputs(folder, o.video, [movie_path, *tracks_files],
+                            [out_dir / TRACK_CROPS] + [out_dir / video.name] * o.save_frames, error=DemoError)
+        if o.skip_existing:
+            logger.info("--skip-existing: a video is tracked from its first frame; processing %s again", video.name)
+        _write_state(folder, _settings(est, o))
+        plog = PredictionsLog(folder, {})
+        movie = AnnotatedVideo(folder.claim(movie_path), video.fps)
+    tracker = Tracker(video.fps, o.track_gap)
+    pipe = est.pipeline(keep_crops=True, timer=timer)
+    rows_out = RowWriter(stdout, o.fmt, keep_going=folder is not None)
+    summary, done, shown = DemoSummary(), 0, []
+    start = time.perf_counter()
+    # a webcam's frames are wanted fresh: one waiting, not a queue of old ones
+    frames = read_ahead(video.frames(decode_all=movie is not None), depth=1 if source.live else READ_AHEAD)
+    read_all = False
+    try:
+        try:
+            for index, rgb, processed in frames:
+                if processed:
+                    name = video.frame_name(index)
+                    res = next(pipe.run([Item(name, partial(np.asarray, rgb))], live=True))
+                    tracker.update(index, res.faces, res.crops)
+                    shown = res.faces
+                    _record(res, summary)
+                    copy = annotated_path(out_dir, name) if o.save_frames else movie_path
+                    rows = face_rows(res, name, copy.as_posix() if copy else None)
+                    with timer("write"):
+                        rows_out.write(rows)
+                        if plog is not None:
+                            plog.record(name, rows)
+                    if rows_out.closed and not summary.stdout_closed:
+                        summary.stdout_closed = True
+                        logger.info("stdout was closed by the reader: no more rows there; finishing %s", out_dir)
+                    if o.save_frames:
+                        res.image = rgb
+                        write_outputs(res, folder, copy, o.save_crops, timer, o.labels)
+                    done += 1
+                    if progress:
+                        progress(done, source.total)
+                if movie is not None:
+                    with timer("draw"):
+                        drawn = annotate(rgb, shown, o.labels) if shown else rgb
+                    with timer("write"):
+                        movie.write(drawn)
+            read_all = not video.ended_early
+        except KeyboardInterrupt:
+            if not source.live:
+                raise
+            logger.info("webcam stopped")  # Ctrl-C is how a live run ends: finish the outputs normally
+            read_all = True
+    finally:
+        frames.close()
+        if plog is not None:
+            plog.close()
+        if movie is not None and not read_all:
+            movie.discard()  # never a video of part of the input under its final name
+    for note in video.ended_early:
+        logger.warning("%s", note)
+        summary.ended_early += 1
+    summary.tracks = tracker.summaries()
+    if folder is not None:
+        if read_all:
+            summary.video_out = movie_path if movie.finish() else None
+        else:
+            logger.warning("%s not written: the video could not be read to its end (the rows of the frames read "
+                           "are in %s)", movie_path, out_dir / "predictions.csv")
+        _write_tracks(folder, summary.tracks, o.fmt)
+        plog.merge()
+    summary.seconds = time.perf_counter() - start
+    summary.stages = dict(timer.seconds)
+    return summary
+
+
+def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
+    """tracks.csv (and tracks.jsonl with --format jsonl) and each track's best face crop."""
+    crops = {}
+    for t in tracks:
+        if t.crop is not None:
+            path = track_crop_path(folder.path, t.track)
+            write_bytes(folder.claim(path), encode_image(t.crop, ".jpg"))
+            crops[t.track] = path.as_posix()
+    crop_dir = folder.path / TRACK_CROPS
+    for old in crop_dir.glob("track_*.jpg") if crop_dir.is_dir() else ():
+        if old.as_posix() not in crops.values() and not folder.foreign(old):
+            old.unlink()  # an earlier run's track that this run does not have
+    rows = track_rows(tracks, crops)
+    for name, kind in [(TRACKS, "csv")] + [(TRACKS_JSONL, "jsonl")] * (fmt == "jsonl"):
+        write_text(folder.claim(folder.path / name), table_text(rows, TRACK_COLUMNS, kind))
 
 
 def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[str], bool] | None,
@@ -236,7 +370,7 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
     if workers > 1:
         return pool_results(items, est.model_path, settings, workers, source.total, skip, timer)
     pipe = est.pipeline(keep_images=settings.keep_images, keep_crops=o.save_crops, timer=timer)
-    return pipe.run(items, skip=skip, live=source.live)
+    return pipe.run(items, skip=skip)
 
 
 def _record(res: ImageResult, summary: DemoSummary) -> None:

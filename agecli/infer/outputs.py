@@ -22,6 +22,9 @@ from .sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
+TRACKS = "tracks.csv"  # a video's people, one row per track (TRACKS_JSONL with --format jsonl)
+TRACKS_JSONL = "tracks.jsonl"
+TRACK_CROPS = "tracks"  # the best face crop of each track
 PARTIAL = f".{PREDICTIONS}.agecli-partial"  # rows as images finish; a name no user file has
 WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
 STATE = ".agecli-demo.json"  # the model and settings behind the rows
@@ -74,6 +77,26 @@ def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], e
     for f in (PREDICTIONS, PARTIAL):
         if folder.foreign(folder.path / f):
             raise error(f"--output-dir {folder.path}: {folder.path / f} exists and was not written by agecli")
+
+
+def check_video_outputs(folder: OutputFolder, video: Path | None, files: list[Path], folders: list[Path],
+                        error=OutputFolderError) -> None:
+    """Refuse, before any work, a video run whose outputs (`files`, and whatever it would
+    write into `folders`) would replace its input or a file agecli did not write."""
+    for target in files:
+        if video is not None and os.path.realpath(target) == os.path.realpath(video):
+            raise error(f"--output-dir {folder.path}: the annotated video {target} would replace the input; "
+                        "choose an output folder outside the input's")
+    owned = [*files, *(p for d in folders if d.is_dir() for p in d.rglob("*") if not p.is_dir())]
+    for target in [*owned, folder.path / PREDICTIONS, folder.path / PARTIAL]:
+        if folder.foreign(target):
+            raise error(f"--output-dir {folder.path}: {target} exists and was not written by agecli; "
+                        "choose an empty or new output folder")
+
+
+def track_crop_path(out_dir: Path, track: int) -> Path:
+    """Where the best face crop of track `track` goes."""
+    return out_dir / TRACK_CROPS / f"track_{track:04d}.jpg"
 
 
 def crop_path(out_dir: Path, name: str, face: int) -> Path:

@@ -50,6 +50,10 @@ class FaceResult:
     ethnicity: str | None = None
     ethnicity_prob: float | None = None
     distribution: np.ndarray | None = field(default=None, repr=False)  # per age bin (distribution heads)
+    # in a video or webcam (tracks.Tracker): the person's track and its running age and std
+    track: int | None = None
+    track_age: float | None = None
+    track_std: float | None = None
 
     @property
     def small_face(self) -> bool:
@@ -67,7 +71,8 @@ class FaceResult:
                 "score": float(self.score), "small_face": bool(self.small_face),
                 "gender": self.gender, "gender_prob": num(self.gender_prob),
                 "ethnicity": self.ethnicity, "ethnicity_prob": num(self.ethnicity_prob),
-                "distribution": None if self.distribution is None else [float(v) for v in self.distribution]}
+                "distribution": None if self.distribution is None else [float(v) for v in self.distribution],
+                "track": self.track, "track_age": num(self.track_age), "track_std": num(self.track_std)}
 
 
 @dataclass

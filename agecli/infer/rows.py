@@ -1,8 +1,10 @@
 """The rows `demo` writes, one per face (or one per image without a face): the columns,
-their CSV / JSON Lines writers, and reading them back for a resumed run."""
+their CSV / JSON Lines writers, and reading them back for a resumed run; and the table
+of a video's tracks (`tracks.csv`), one row per person."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -11,8 +13,8 @@ if TYPE_CHECKING:  # the CLI's help reads COLUMNS: no numpy or OpenCV import for
     from .pipeline import ImageResult
 
 COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
-           "ethnicity", "ethnicity_prob", "error", "output"]
-INT_COLUMNS = {"face", "small_face"}
+           "ethnicity", "ethnicity_prob", "error", "output", "track", "track_age", "track_std"]
+INT_COLUMNS = {"face", "small_face", "track"}
 TEXT_COLUMNS = {"file", "gender", "ethnicity", "error", "output"}
 
 
@@ -31,8 +33,35 @@ def face_rows(result: ImageResult, given: str | None = None, output: str | None 
                      "gender": f.gender, "gender_prob": None if f.gender_prob is None else round(f.gender_prob, 3),
                      "ethnicity": f.ethnicity,
                      "ethnicity_prob": None if f.ethnicity_prob is None else round(f.ethnicity_prob, 3),
-                     "error": None})
+                     "error": None, "track": f.track,
+                     "track_age": None if f.track_age is None else round(f.track_age, 1),
+                     "track_std": None if f.track_std is None else round(f.track_std, 2)})
     return rows
+
+
+TRACK_COLUMNS = ["track", "first_frame", "last_frame", "first_time", "last_time", "frames", "age", "std", "gender",
+                 "gender_prob", "ethnicity", "ethnicity_prob", "crop"]
+
+
+def track_rows(tracks: list, crops: dict[int, str]) -> list[dict[str, Any]]:
+    """One row per track (tracks.TrackSummary), `crop` the saved best face crop's path."""
+    def rounded(v: float | None, digits: int) -> float | None:
+        return None if v is None else round(v, digits)
+
+    return [{**t.to_dict(), "age": rounded(t.age, 1), "std": rounded(t.std, 2),
+             "gender_prob": rounded(t.gender_prob, 3), "ethnicity_prob": rounded(t.ethnicity_prob, 3),
+             "crop": crops.get(t.track)} for t in tracks]
+
+
+def table_text(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
+    """Rows as a CSV table (None: an empty cell) or JSON Lines."""
+    if fmt == "jsonl":
+        return "".join(json.dumps({k: r[k] for k in columns}, ensure_ascii=False) + "\n" for r in rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: "" if r[k] is None else r[k] for k in columns} for r in rows)
+    return buf.getvalue()
 
 
 def csv_cells(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """What `demo` reads: image folders, files and globs, path lists (a file or stdin), a
-video, or the webcam. Every source yields `Item`s whose `name` is the relative path the
+video, or the webcam. Image sources yield `Item`s whose `name` is the relative path the
 outputs are written under; decoding is deferred to `Item.load()` so that a re-run can
-skip an image without reading it.
+skip an image without reading it. A video or the webcam is a `Video`, read frame after
+frame in order, since its faces are tracked from one frame to the next.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class Source:
     total: int | None
     live: bool = False
     paths: list[Path | None] = field(default_factory=list)  # the input files, when known up front
-    ended_early: list[str] = field(default_factory=list)  # set by a video that stops before its end
+    video: Video | None = None  # a video or the webcam: read frame by frame, not as items
 
 
 def _missing(reason: str) -> np.ndarray:
@@ -154,33 +155,55 @@ def file_source(inputs: list[str], img_dir: Path | None = None, img_list: str | 
     return Source(items, len(entries), paths=[p for _, p, _ in entries])
 
 
-def _frames(cap: cv2.VideoCapture, prefix: str, every: int, expected: int = 0,
-            ended_early: list[str] | None = None) -> Iterator[Item]:
-    """Every `every`-th frame; the others are grabbed without decoding. A video that
-    stops before the frame count its header declares is noted in `ended_early`."""
-    index = 0
-    try:
-        while True:
-            ok = cap.grab() if index % every else None
-            if ok is None:
-                ok, frame = cap.read()
-                ok = ok and frame is not None
-            if not ok:
-                if ended_early is not None and 0 < index < expected:
-                    ended_early.append(f"{prefix}: the video ended at frame {index} of the {expected} "
-                                       "its header declares (truncated or damaged?)")
-                return
-            if not index % every:
-                rgb = np.ascontiguousarray(frame[:, :, ::-1])
-                # np.asarray(rgb) is rgb; a partial, unlike a lambda, pickles to a worker process
-                yield Item(f"{prefix}/frame_{index:06d}.jpg", partial(np.asarray, rgb))
-            index += 1
-    finally:
-        cap.release()
+@dataclass
+class Video:
+    """A video file or the webcam, read in order by `frames`. `fps` is the declared rate
+    (30 when the container gives none), `count` the declared frame count (0: unknown,
+    as for a webcam)."""
+
+    cap: cv2.VideoCapture
+    name: str  # the video's stem: frames are named <name>/frame_NNNNNN.jpg
+    fps: float
+    count: int
+    every: int = 1
+    ended_early: list[str] = field(default_factory=list)  # set when it stops before `count`
+
+    def frame_name(self, index: int) -> str:
+        return f"{self.name}/frame_{index:06d}.jpg"
+
+    def frames(self, decode_all: bool = False) -> Iterator[tuple[int, np.ndarray | None, bool]]:
+        """(index, RGB frame, processed) for every frame, `processed` for every `every`-th;
+        the others are grabbed without decoding (their frame None) unless `decode_all`
+        (an annotated video needs them all). A video that stops before the frame count
+        its header declares is noted in `ended_early`."""
+        index = 0
+        try:
+            while True:
+                processed = not index % self.every
+                if processed or decode_all:
+                    ok, frame = self.cap.read()
+                    ok = ok and frame is not None
+                else:
+                    ok, frame = self.cap.grab(), None
+                if not ok:
+                    if 0 < index < self.count:
+                        self.ended_early.append(f"{self.name}: the video ended at frame {index} of the {self.count} "
+                                                "its header declares (truncated or damaged?)")
+                    return
+                yield index, None if frame is None else np.ascontiguousarray(frame[:, :, ::-1]), processed
+                index += 1
+        finally:
+            self.cap.release()
+
+
+def _video(cap: cv2.VideoCapture, name: str, every: int) -> Video:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+    return Video(cap, name, fps if 0 < fps < 1000 else 30.0, count, every)
 
 
 def video_source(path: Path, every: int = 1) -> Source:
-    """Frames of a video file, named `<video stem>/frame_NNNNNN.jpg`."""
+    """Frames of a video file, named `<video stem>/frame_NNNNNN.jpg` (`Source.video`)."""
     if os.path.exists(path) and not os.path.isfile(path):
         raise SourceError(f"--video {path}: not a regular file")
     cap = cv2.VideoCapture(str(path))
@@ -189,11 +212,9 @@ def video_source(path: Path, every: int = 1) -> Source:
             raise UnreadableVideo(f"--video {path}: unreadable: not a video, or cut short (an MP4 copied "
                                   "only in part lacks the index at its end)")
         raise SourceError(f"--video {path}: cannot open it as a video")
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    total = (count + every - 1) // every if count > 0 else None
-    source = Source(iter(()), total)
-    source.items = _frames(cap, path.stem or "video", every, max(count, 0), source.ended_early)
-    return source
+    video = _video(cap, path.stem or "video", every)
+    total = (video.count + every - 1) // every if video.count else None
+    return Source(iter(()), total, paths=[path], video=video)
 
 
 def webcam_source(every: int = 1, index: int = 0) -> Source:
@@ -207,7 +228,7 @@ def webcam_source(every: int = 1, index: int = 0) -> Source:
     if not cap.isOpened():
         cap.release()
         raise SourceError("--webcam: no webcam could be opened")
-    return Source(_frames(cap, "webcam", every), None, live=True)
+    return Source(iter(()), None, live=True, video=_video(cap, "webcam", every))
 
 
 def sample_image() -> Path:
