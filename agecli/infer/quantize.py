@@ -8,10 +8,12 @@ matrix products and leaves convolutions in float: for a convolutional network it
 ages by 2.2 years on average and bought little speed. Static QDQ quantizes the
 convolutions and their activations; what stays float is what int8 would spoil:
 
-- the age model's input normalisation (uint8 crops -> float, a Mul and an Add) and its
-  read-out (softmax over 101 ages, the flip mixing, the expectation and the std): a
-  probability stored in 1/255 steps moves an expectation over 0..100 by years;
-- the last fully connected layers (a few thousand multiply-adds a face: nothing to gain).
+- the age model's input normalisation (uint8 crops -> float, a Mul and an Add), its
+  stem and first block (`FLOAT_AGE_NODES`), and its read-out (softmax over 101 ages,
+  the flip mixing, the expectation and the std): a probability stored in 1/255 steps
+  moves an expectation over 0..100 by years;
+- the last fully connected layers (a few thousand multiply-adds a face: nothing to gain);
+- in the detector, its first two convolutions and its heads (`detector_nodes`).
 
 Needs onnx and onnxruntime (the `train` extra brings onnx). Imports no torch.
 """
@@ -69,17 +71,22 @@ def crop_batches(crops: np.ndarray, batch: int = 32) -> list[np.ndarray]:
     return [np.ascontiguousarray(crops[i:i + batch]) for i in range(0, len(crops), batch)]
 
 
+FLOAT_AGE_NODES = ("/_conv_stem/", "/_blocks/_blocks.0/")  # the first layers, which see the pixels
+
+
 def age_model_nodes(proto: onnx.ModelProto) -> list[str]:
     """The age graph's nodes worth int8: the backbone's convolutions, their activations and
-    residual adds, but not its first convolution (the stem, and its activation), which
-    sees the normalised pixels: left float it lowers the 99th-percentile age change from
-    1.47 to 1.25 years on 800 UTKFace test faces at the same speed (bench/bench_int8.py's
-    first screen, in the model card). Left out too: the input normalisation, the flip
-    (Slice/Concat of the crops), the heads' Gemms and the read-out (softmax, flip mixing,
-    expectation, std)."""
+    residual adds, but not its stem and first block (FLOAT_AGE_NODES), which see the
+    pixels: on the faces of the group photos (small, blurry once enlarged to the crop)
+    int8 there moved ages by 1.0 year on average, 5.4 at the 99th percentile; with the
+    stem and block 0 float 0.53 and 2.7, at nearly the same speed (blocks 0-3 float:
+    0.33 and 1.7, but the high-resolution blocks hold most of the work). Left out too:
+    the input normalisation, the flip (Slice/Concat of the crops), the heads' Gemms and
+    the read-out (softmax, flip mixing, expectation, std). Figures: the model card's
+    int8 section (bench/bench_int8.py)."""
     return [n.name for n in proto.graph.node
             if "/backbone/" in n.name and n.op_type in BACKBONE_OPS
-            and "/_conv_stem/" not in n.name and not n.name.endswith("/backbone/act/Clip")]
+            and not any(f in n.name for f in FLOAT_AGE_NODES) and not n.name.endswith("/backbone/act/Clip")]
 
 
 def calibrate(fp32: bytes, batches: Sequence[np.ndarray], settings: QuantSettings = QuantSettings(), chunk: int = 2):
