@@ -257,7 +257,7 @@ def fmt_age_table(rows: list[dict], speeds: dict[str, float], sets: list[str]) -
         for s in sets) + " |"
     lines = [head, "|" + "---|" * (2 + len(sets))]
     for r in rows:
-        cells = [r["model"], f"{speeds.get(r['model'], float('nan')):.2f}x"]
+        cells = [r["model"], f"{speeds[r['model']]:.2f}x" if r["model"] in speeds else "(not timed)"]
         for s in sets:
             if s == "fairface540":
                 cells.append(f"{r[f'{s} mean']:.3f} / {r[f'{s} p99']:.2f}, {r[f'{s} in-group']:.3f}, {r[f'{s} distance']:.2f}")
