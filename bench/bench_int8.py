@@ -309,6 +309,7 @@ def screen(args) -> None:
         ("1024 calibration faces", QuantSettings(), default, 1024),
         ("percentile, 1024 calibration faces", QuantSettings(method="percentile"), default, 1024),
     ]
+    variants = variants[: args.variants or None]
     sets = test_sets(args.data, None, meta, 0)
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(sets["utkface"]["ages"]), args.limit or 800, replace=False))
@@ -381,6 +382,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="with --write: write even when a target is missed")
     ap.add_argument("--screen", action="store_true",
                     help="instead: the age model's quantization choices one at a time on --limit (800) UTKFace test faces")
+    ap.add_argument("--variants", type=int, default=0, help="with --screen: only the first K choices (0: all)")
     ap.add_argument("--opt-levels", type=Path, default=None, metavar="INT8_ONNX",
                     help="instead: this int8 age model under each ORT graph optimisation level against float")
     ap.add_argument("--demo-child", nargs=4, help=argparse.SUPPRESS)
