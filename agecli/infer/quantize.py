@@ -19,6 +19,7 @@ Needs onnx and onnxruntime (the `train` extra brings onnx). Imports no torch.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
@@ -119,12 +120,13 @@ def calibrate(fp32: bytes, batches: Sequence[np.ndarray], settings: QuantSetting
         fp.write_bytes(fp32)
         calibrator = create_calibrator(fp, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=method, extra_options=options)
-        def run():
+
+        def run(cal):
             for k in range(0, len(batches), chunk):
-                calibrator.collect_data(ArrayReader(name, batches[k:k + chunk]))
-            return calibrator.compute_data()
-        ranges = _quietly(run)
-        del calibrator
+                cal.collect_data(ArrayReader(name, batches[k:k + chunk]))
+            return cal.compute_data()
+        ranges = _quietly(functools.partial(run, calibrator))
+        del calibrator  # its session holds the augmented model in the folder about to go
     return ranges
 
 
