@@ -467,6 +467,8 @@ def demo(
     force_stdout: bool = typer.Option(False, "--stdout", help="Rows on stdout even on a terminal with --output-dir "
                                                                "(there they are otherwise left to predictions.csv)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; warnings and errors still go to stderr."),
+    int8: bool = typer.Option(False, "--int8", help="Run the shipped int8 face detector and (without --resume) int8 age "
+                                                    "model: faster on CPU, ages within the model card's int8 table."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
                                       help=f"Run on a Ray cluster, which needs Ray: {escape(RAY_EXTRA_HINT)}. ADDRESS such as "
@@ -485,7 +487,7 @@ def demo(
     opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
                        save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
                        workers=workers, ray=ray, attributes=attributes, labels=labels, save_frames=save_frames,
-                       track_gap=track_gap)
+                       track_gap=track_gap, int8=int8)
     to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
     if quiet:
         logging.getLogger("agecli").setLevel(logging.WARNING)
@@ -513,18 +515,30 @@ def demo(
 
 @app.command(cls=Command, epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
                     "  agecli export --resume best.pth --fp16 --output weights/agecli_default.onnx\n\n"
+                    "  agecli export --resume best.pth --int8 --calibrate data/utkface --calibrate data/aaf --images photos\n\n"
                     "  agecli export --resume best.pth --format torchscript\n\n"
                     "The file is written (atomically) only when the exported model's ages agree with the "
-                    "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16).\n\n"
-                    "Exit codes: 0 written and verified; 1 verification failed (nothing written); "
-                    "2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
+                    "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16). --int8 quantizes "
+                    "the float32 export statically (int8 weights per channel, activation ranges calibrated on the "
+                    "--calibrate faces) and writes it only when its mean |age change| against the float export on "
+                    "the --images faces is within --int8-tolerance (0.5 years), unless --force.\n\n"
+                    "Exit codes: 0 written and verified; 1 verification failed or int8 changes the ages too much "
+                    "(nothing written); 2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
 @guard(fail)
 def export(
     resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     opset: int = typer.Option(17, help="ONNX opset (11-20)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
-    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantization (ONNX Runtime); reports the age change."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 quantization (ONNX Runtime, QDQ), calibrated on "
+                                                    "--calibrate faces; checked on the --images faces."),
+    calibrate: Optional[list[Path]] = typer.Option(None, help="With --int8: a prepared set's folder (its train split's "
+                                                              "crops) or a folder of photos; may repeat (shared evenly)."),
+    calibration_method: str = typer.Option("minmax", help="With --int8: minmax, entropy or percentile (99.999)."),
+    calibration_faces: int = typer.Option(512, help="With --int8: crops that calibrate the activation ranges."),
+    int8_tolerance: float = typer.Option(0.5, help="With --int8: the largest mean |age change| (years) against "
+                                                   "the float export that is written."),
+    force: bool = typer.Option(False, "--force", help="With --int8: write the model even past --int8-tolerance."),
     output: Optional[Path] = typer.Option(None, help="Output file (default: next to the checkpoint, .onnx / .pt)."),
     images: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
                                           help="Photos whose faces verify the export (default: random inputs)."),
@@ -532,10 +546,14 @@ def export(
     """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
     needs_torch("`agecli export`")
     from .infer.export import ExportError, export_checked
+    from .infer.quantize import QuantSettings
     from .model.checkpoint import CheckpointError
 
+    if calibration_faces < 1:
+        fail("--calibration-faces must be 1 or more")
     try:
-        r = export_checked(resume, fmt, output, opset, fp16, int8, images)
+        r = export_checked(resume, fmt, output, opset, fp16, int8, images, calibrate or (),
+                           QuantSettings(method=calibration_method), int8_tolerance, force, calibration_faces)
     except (ExportError, CheckpointError) as e:
         fail(str(e))
     print(f"verified on {r.crops_from}: max |age difference| vs torch {r.max_diff:.5f} years "
@@ -543,10 +561,15 @@ def export(
     if not r.passed:
         fail(f"export does NOT match the torch model ({r.max_diff:.4f} > {r.tolerance} years); "
              f"{r.path} not written", 1)
-    if r.int8_max_change is not None:
-        print(f"int8 vs fp32: max |age change| {r.int8_max_change:.3f} years, mean {r.int8_mean_change:.3f}")
-        if r.int8_noticeable:
-            err.print("[yellow]warning:[/yellow] int8 changes the ages noticeably; measure it with `agecli val` before use")
+    if r.int8 is not None:
+        print(f"int8 ({calibration_method}, calibrated on {r.calibrated_on}) vs float32 on {r.int8.n} faces: "
+              f"mean |age change| {r.int8.mean:.3f} years, 99th percentile {r.int8.p99:.3f}, max {r.int8.max:.3f} "
+              f"(tolerance: mean {r.int8_tolerance})")
+        if not r.int8_passed:
+            if not r.written:
+                fail(f"int8 changes the ages too much (mean {r.int8.mean:.3f} > {r.int8_tolerance} years); "
+                     f"{r.path} not written (--force writes it anyway)", 1)
+            err.print("[yellow]warning:[/yellow] int8 changes the ages past the tolerance; written because of --force")
     print(f"wrote {r.path} ({r.size_bytes / 1e6:.1f} MB)")
 
 

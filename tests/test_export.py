@@ -84,19 +84,15 @@ def test_torchscript_export_matches_torch_any_batch(tiny_checkpoint, faces_dir, 
     assert np.abs(one - ref["age"][:1]).max() < 1e-3 and np.abs(five - ref["age"]).max() < 1e-3
 
 
-def test_fp16_and_int8_exports(tiny_checkpoint, faces_dir, tmp_path):
+def test_fp16_export(tiny_checkpoint, faces_dir, tmp_path):
+    """fp16 weight storage: half the file, within its 0.5-year tolerance (int8: test_int8.py)."""
     res = cli("--resume", tiny_checkpoint, "--fp16", "--images", faces_dir, "--output", tmp_path / "h.onnx")
     assert res.exit_code == 0, res.output
     assert max_diff(res.stdout) < 0.5 and "(tolerance 0.5)" in res.stdout
-    res = cli("--resume", tiny_checkpoint, "--int8", "--images", faces_dir, "--output", tmp_path / "q.onnx")
+    res = cli("--resume", tiny_checkpoint, "--images", faces_dir, "--output", tmp_path / "f.onnx")
     assert res.exit_code == 0, res.output
-    assert re.search(r"int8 vs fp32: max \|age change\| [0-9.]+ years, mean [0-9.]+", res.stdout)
-    q = onnx.load(tmp_path / "q.onnx")
-    assert ONNX_META_KEY in {p.key for p in q.metadata_props}
-    assert any(n.op_type in ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear") for n in q.graph.node)
-    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
-    assert sizes["q.onnx"] < sizes["h.onnx"]
-    ages = OnnxRunner(tmp_path / "q.onnx").predict(load_rgb(next(faces_dir.iterdir()))[None, :64, :64])["age"]
+    assert (tmp_path / "h.onnx").stat().st_size < 0.6 * (tmp_path / "f.onnx").stat().st_size
+    ages = OnnxRunner(tmp_path / "h.onnx").predict(load_rgb(next(faces_dir.iterdir()))[None, :64, :64])["age"]
     assert np.isfinite(ages).all()
 
 

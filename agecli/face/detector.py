@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -108,15 +109,30 @@ class FaceDetector:
 
     def __init__(self, score_threshold: float = 0.8, nms_threshold: float = 0.4,
                  max_side: int = 1280, pad_below: int = 400, pad_ratio: float = 0.3,
-                 threads: int = 0, upscale: float = UPSCALE, rescan_below: float = RESCAN_BELOW) -> None:
+                 threads: int = 0, upscale: float = UPSCALE, rescan_below: float = RESCAN_BELOW,
+                 model: str | Path | bytes | None = None) -> None:
+        """`model`: the network (an .onnx path or its bytes) in place of the package's
+        float one, such as its int8 quantization (`bench/bench_int8.py`); the same
+        input (float BGR minus the mean, NCHW) and outputs (loc, conf, landmarks)."""
         import onnxruntime as ort
-        from retinaface.weights import WEIGHTS
 
+        if model is None:
+            from retinaface.weights import WEIGHTS
+
+            model = WEIGHTS
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = open_session(WEIGHTS, opts, ["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = open_session(source, opts, ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            from ..errors import ModelError
+
+            name = "detector model" if isinstance(model, bytes) else str(model)
+            raise ModelError(f"{name}: not a loadable face detector ({str(e).splitlines()[0][:200]})") from None
+        self.model = None if isinstance(model, bytes) else Path(model)
         self.input_name = self.session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -128,8 +144,7 @@ class FaceDetector:
 
     def _run(self, rgb: np.ndarray) -> list[Face]:
         h, w = rgb.shape[:2]
-        x = (rgb[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[None]
-        loc, conf, landm = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
+        loc, conf, landm = self.session.run(None, {self.input_name: network_input(rgb)})
         scores = conf[0, :, 1]
         idx = np.where(scores > self.score_threshold)[0]
         if idx.size == 0:
@@ -178,6 +193,11 @@ class FaceDetector:
             f.box = (f.box - p) / scale
             f.landmarks = (f.landmarks - p) / scale
         return faces
+
+
+def network_input(rgb: np.ndarray) -> np.ndarray:
+    """What the network takes for an RGB uint8 image: float32 BGR minus the mean, (1, 3, H, W)."""
+    return np.ascontiguousarray((rgb[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[None])
 
 
 def merge(faces: list[Face], iou_threshold: float) -> list[Face]:

@@ -69,6 +69,8 @@ class DemoOptions:
     labels: str = "full"  # the annotated copies' labels: full ("34 ±4"), age ("34") or none
     save_frames: bool = False  # a video's annotated frames as JPEGs too, beside the annotated video
     track_gap: float = 1.0  # seconds a face may go unseen and keep its track
+    int8: bool = False  # the shipped int8 detector and (without a model) int8 age model
+    detector: Path | None = None  # a face detector network file in place of the float (or int8) one
 
 
 @dataclass
@@ -167,7 +169,8 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
     if source.total is not None:
         workers = max(1, min(workers, source.total))  # no process started for nothing to do
     est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
-                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size, attributes=o.attributes)
+                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size, attributes=o.attributes,
+                       int8=o.int8, detector=o.detector)
     timer = timer or StageTimer()
     if source.video is not None:
         return _run_video(o, folder, source, est, stdout, progress, timer)
@@ -229,9 +232,12 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
 
 def _settings(est, o: DemoOptions) -> dict:
     """The model and settings behind a run's rows: what --skip-existing compares."""
-    return {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
-            "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
-            "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
+    settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
+                "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
+                "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
+    if est.detector_model is not None:  # only then: folders of float runs keep resuming
+        settings["detector_sha256"] = model_identity(est.detector_model)
+    return settings
 
 
 def _write_state(folder: OutputFolder, settings: dict) -> None:
@@ -358,7 +364,8 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
 
     settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
                               max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
-                              save_crops=o.save_crops, attributes=est.attributes, labels=o.labels)
+                              save_crops=o.save_crops, attributes=est.attributes, labels=o.labels,
+                              detector_model=est.detector_model.read_bytes() if est.detector_model else None)
     if o.ray is not None:
         from .ray_backend import RayError, connect, ray_results
 

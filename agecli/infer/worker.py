@@ -33,6 +33,7 @@ class WorkerSettings:
     save_crops: bool = False
     attributes: frozenset[str] = DEFAULT_ATTRIBUTES
     labels: str = "full"  # the annotated copies' labels: full, age or none (drawing.LABELS)
+    detector_model: bytes | None = None  # the face detector's network (None: the package's float one)
 
 
 class PipelineWorker:
@@ -49,7 +50,8 @@ class PipelineWorker:
         self.settings = s
         self.timer = StageTimer()
         self.pipe = AgePipeline(open_runner(model, s.runner, s.device, s.batch_size, threads=1),
-                                FaceDetector(score_threshold=s.threshold, max_side=s.max_side, threads=1),
+                                FaceDetector(score_threshold=s.threshold, max_side=s.max_side, threads=1,
+                                             model=s.detector_model),
                                 s.expand, batch_faces=s.batch_size, max_pending=MAX_CHUNK,
                                 keep_images=s.keep_images, keep_crops=s.save_crops, timer=self.timer,
                                 attributes=s.attributes)
