@@ -139,8 +139,9 @@ class AgeEstimator:
         except ValueError as e:
             raise UsageError(str(e)) from None
         self.meta: dict[str, Any] = self.runner.meta
-        if int8 and self.model_path.name == INT8_MODEL_NAME and stale_int8(self.meta, self.model_path):
-            raise ModelError(stale_int8(self.meta, self.model_path))
+        stale = stale_int8(self.meta, self.model_path) if int8 and self.model_path.name == INT8_MODEL_NAME else None
+        if stale:
+            raise ModelError(stale)
         has = model_attributes(self.meta)
         # the default gives what the model has of age and gender; an explicit request must be met
         self.attributes = asked & has if attributes is None else asked

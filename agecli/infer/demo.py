@@ -24,10 +24,10 @@ import numpy as np
 
 from ..atomic import write_bytes, write_text
 from ..errors import UsageError
-from ..model.meta import expand_problem
+from ..model.meta import expand_problem, file_hash
 from ..parallel import default_workers
 from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, TRACKS, TRACKS_JSONL, OutputFolder, annotated_path,
-                      check_no_overwrite, check_video_outputs, encode_image, model_identity, track_crop_path,
+                      check_no_overwrite, check_video_outputs, encode_image, track_crop_path,
                       write_outputs)
 from .drawing import LABELS
 from .pipeline import ATTRIBUTES, ImageResult, StageTimer
@@ -232,11 +232,11 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
 
 def _settings(est, o: DemoOptions) -> dict:
     """The model and settings behind a run's rows: what --skip-existing compares."""
-    settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": model_identity(Path(est.model_path)),
+    settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": file_hash(Path(est.model_path)),
                 "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
                 "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
     if est.detector_model is not None:  # only then: folders of float runs keep resuming
-        settings["detector_sha256"] = model_identity(est.detector_model)
+        settings["detector_sha256"] = file_hash(est.detector_model)
     return settings
 
 

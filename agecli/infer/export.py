@@ -37,10 +37,6 @@ def torchscript_bytes(checkpoint: str | Path) -> bytes:
     return buf.getvalue()
 
 
-def export_torchscript(checkpoint: str | Path, out: str | Path) -> None:
-    write_bytes(out, torchscript_bytes(checkpoint))
-
-
 FORMATS = ("onnx", "torchscript")
 TOLERANCE_FP32, TOLERANCE_FP16 = 0.05, 0.5  # years of predicted age, exported vs torch
 # int8 is judged by the mean |age change| against the float export on the --images faces:

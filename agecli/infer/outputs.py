@@ -16,7 +16,6 @@ import numpy as np
 from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
-from ..model.meta import file_hash as model_identity  # noqa: F401 - what --skip-existing compares
 from .pipeline import ImageResult, StageTimer
 from .sources import Source
 

@@ -1,7 +1,7 @@
 """Training batches, augmented ahead of the model by a few threads.
 
-On a GPU the network is faster than one core's augmentation (about 600 crops/s at 128 px
-with `DATA.AUG photo`), so `TRAIN.LOADERS` threads prepare the next batches while the
+On a GPU the network is faster than one core's augmentation (`DATA.AUG photo` decodes,
+blurs and JPEG-encodes crops), so `TRAIN.LOADERS` threads prepare the next batches while the
 current one trains (OpenCV and torch release the GIL). Each batch has its own random
 streams, seeded by (TRAIN.SEED, epoch, step): the same batches whatever the number of
 threads, and a resumed run repeats an uninterrupted one.
