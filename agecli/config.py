@@ -48,6 +48,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "PATIENCE": 0,  # stop after this many epochs without a better val MAE; 0 = never
         "MAX_STEPS": 0,  # stop each epoch after this many batches (smoke tests); 0 = all
         "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
+        "TEACHER": "",  # a model whose answers on the train crops join the labels as soft targets
+        "TEACHER_WEIGHT": 0.5,  # the teacher's share of each target (agecli/train/teacher.py)
     },
 }
 
@@ -88,6 +90,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.PATIENCE": (0, 100_000),
     "TRAIN.MAX_STEPS": (0, 10**9),
     "TRAIN.BALANCE": (0.0, 1.0),
+    "TRAIN.TEACHER_WEIGHT": (0.0, 1.0),
 }
 
 

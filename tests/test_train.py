@@ -11,7 +11,7 @@ from agecli.data.dataset import AlignedFaces, batch_tensor
 from agecli.data.records import csv_name
 from agecli.model.checkpoint import load_checkpoint, model_meta
 from agecli.model.heads import AgeNet
-from agecli.model.losses import LOSSES, head_for, total_loss
+from agecli.model.losses import LOSSES, age_loss, head_for, total_loss
 from agecli.train.trainer import TrainingError, epoch_order
 
 from .conftest import train_tiny
@@ -213,3 +213,55 @@ def test_train_called_from_python_writes_nothing_on_stdout(tiny_aligned, tmp_pat
         train(TrainJob(cfg, tiny_aligned, "utkface", tmp_path / "run", aug=True))
     assert capsys.readouterr().out == ""
     assert any("epoch 1" in r.getMessage() for r in caplog.records)
+
+
+def test_a_teacher_at_full_weight_is_the_whole_age_target(crops):
+    """TRAIN.TEACHER_WEIGHT w mixes the label distribution and the teacher's exactly:
+    w = 1 is KL to the teacher alone, w = 0 the plain DLDL loss."""
+    torch.manual_seed(0)
+    cfg = default_config()
+    model = AgeNet("efficientnet_lite0", "dist", pretrained=False).eval()
+    meta = model_meta(cfg, "dist", "ldl")
+    x = batch_tensor(crops.images[:8], meta["mean"], meta["std"], False, None, None)
+    with torch.no_grad():
+        out = model(x)
+    age = torch.from_numpy(crops.ages[:8])
+    teacher = torch.softmax(torch.randn(8, len(model.bins)), 1)
+    logp = out["logits"].log_softmax(1)
+    l1 = torch.nn.functional.l1_loss(logp.exp() @ model.bins, age)
+    cfg["TRAIN"]["TEACHER_WEIGHT"] = 1.0
+    taught = age_loss("ldl", out, age, model.bins, cfg, teacher)
+    expected = torch.nn.functional.kl_div(logp, teacher, reduction="batchmean") + l1
+    torch.testing.assert_close(taught, expected)
+    cfg["TRAIN"]["TEACHER_WEIGHT"] = 0.0
+    torch.testing.assert_close(age_loss("ldl", out, age, model.bins, cfg, teacher), age_loss("ldl", out, age, model.bins, cfg))
+
+
+def test_a_run_learns_from_a_teacher_and_resumes_with_its_cached_answers(tiny_aligned, tiny_onnx, tmp_path):
+    """A teacher with another crop size (64 px for an 80 px student) answers once for every
+    train face; the answers are cached in the run folder and a resumed run reuses them."""
+    n_train = len(pd.read_csv(tiny_aligned / csv_name("utkface", "train")))
+    extra = ["TRAIN.TEACHER", str(tiny_onnx), "TRAIN.TEACHER_WEIGHT", "0.7", "MODEL.IMG_SIZE", "80"]
+    train_tiny(tiny_aligned, tmp_path, loss="mt", epochs=1, steps=2, extra=extra)
+    cache = tmp_path / "teacher.npz"
+    with np.load(cache) as z:
+        probs = z["probs"]
+        assert probs.shape == (n_train, 101) and "gender_probs" not in z.files  # an LDL teacher has no gender
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    stamp = cache.stat().st_mtime_ns
+    train_tiny(tiny_aligned, tmp_path, loss="mt", epochs=2, steps=2, extra=extra, resume=tmp_path / "last.pth")
+    assert cache.stat().st_mtime_ns == stamp
+    assert list(pd.read_csv(tmp_path / "log.csv")["epoch"]) == [1, 2]
+
+
+def test_cli_refuses_a_teacher_the_loss_cannot_use(tiny_aligned, tiny_onnx, tmp_path):
+    from typer.testing import CliRunner
+
+    from agecli.cli import app
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "--data-dir", str(tiny_aligned), "--dataset", "utkface", "--checkpoint",
+                                   str(run), "TRAIN.LOSS", "ce", "TRAIN.TEACHER", str(tiny_onnx), "MODEL.IMG_SIZE", "64"])
+    assert res.exit_code == 2, res.output
+    assert "TRAIN.TEACHER needs a loss with a target distribution" in " ".join(res.output.split())
+    assert not run.exists()  # refused before anything was trained: the fresh folder is gone

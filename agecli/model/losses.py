@@ -20,8 +20,10 @@ def gaussian_labels(age: torch.Tensor, bins: torch.Tensor, sigma: float) -> torc
     return d / d.sum(1, keepdim=True)
 
 
-def age_loss(loss: str, out: dict[str, torch.Tensor], age: torch.Tensor, bins: torch.Tensor, cfg: dict) -> torch.Tensor:
-    """The age part of every objective."""
+def age_loss(loss: str, out: dict[str, torch.Tensor], age: torch.Tensor, bins: torch.Tensor, cfg: dict,
+             teacher: torch.Tensor | None = None) -> torch.Tensor:
+    """The age part of every objective; `teacher` (N, bins) joins the label distribution
+    of ldl/mt with weight TRAIN.TEACHER_WEIGHT."""
     t = cfg["TRAIN"]
     if loss in ("l1", "mse"):
         pred = out["age"]
@@ -44,6 +46,8 @@ def age_loss(loss: str, out: dict[str, torch.Tensor], age: torch.Tensor, bins: t
         var = p @ (bins ** 2) - mean ** 2
         return F.nll_loss(logp, target) + t["MV_LAMBDA1"] * ((mean - age) ** 2).mean() / 2 + t["MV_LAMBDA2"] * var.mean()
     soft = gaussian_labels(age, bins, t["LDL_SIGMA"])
+    if teacher is not None:
+        soft = (1 - t["TEACHER_WEIGHT"]) * soft + t["TEACHER_WEIGHT"] * teacher
     if loss == "emd":
         return ((p.cumsum(1) - soft.cumsum(1)) ** 2).sum(1).mean()
     # ldl / mt: KL(label distribution || prediction) + lambda * L1 on the expectation.
@@ -53,11 +57,17 @@ def age_loss(loss: str, out: dict[str, torch.Tensor], age: torch.Tensor, bins: t
 
 def total_loss(loss: str, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], bins: torch.Tensor,
                cfg: dict) -> torch.Tensor:
-    """Age loss, plus masked gender/ethnicity cross-entropy for multi-task (label -1 = unknown)."""
-    value = age_loss("ldl" if loss == "mt" else loss, out, batch["age"], bins, cfg)
-    if loss == "mt":
-        for key, logits in (("gender", out["gender_logits"]), ("race", out["race_logits"])):
-            y = batch[key]
-            if (y >= 0).any():
-                value = value + F.cross_entropy(logits.float(), y, ignore_index=-1)
+    """Age loss, plus masked gender/ethnicity cross-entropy for multi-task (label -1 = unknown).
+    With a teacher (`teacher_probs`, `teacher_gender` in the batch) its answers join the targets."""
+    value = age_loss("ldl" if loss == "mt" else loss, out, batch["age"], bins, cfg, batch.get("teacher_probs"))
+    if loss != "mt":
+        return value
+    w = cfg["TRAIN"]["TEACHER_WEIGHT"] if "teacher_gender" in batch else 0.0
+    for key, logits in (("gender", out["gender_logits"]), ("race", out["race_logits"])):
+        y = batch[key]
+        if (y >= 0).any():
+            value = value + (1 - w if key == "gender" else 1) * F.cross_entropy(logits.float(), y, ignore_index=-1)
+    if w:  # every face, labelled or not: the teacher answers for all
+        logp = out["gender_logits"].float().log_softmax(1)
+        value = value + w * -(batch["teacher_gender"] * logp).sum(1).mean()
     return value

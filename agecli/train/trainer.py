@@ -35,6 +35,7 @@ from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads
 from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
 from .loader import epoch_batches, loader_threads
+from .teacher import TeacherError, teacher_targets
 from .schedules import build_optimizer, build_scheduler
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
@@ -227,6 +228,40 @@ def epoch_order(rng: np.random.Generator, ages: np.ndarray, balance: float) -> n
     return rng.choice(len(ages), size=len(ages), p=weight / weight.sum())
 
 
+TAUGHT_LOSSES = ("ldl", "mt", "emd")  # the objectives with a target distribution a teacher can join
+
+
+def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFaces, rank: int,
+             distributed: bool) -> dict[str, np.ndarray]:
+    """TRAIN.TEACHER's answers for every train face, in `train_data`'s order."""
+    cfg, t = job.cfg, job.cfg["TRAIN"]
+    if t["LOSS"] not in TAUGHT_LOSSES:
+        raise TrainingError(f"TRAIN.TEACHER needs a loss with a target distribution ({', '.join(TAUGHT_LOSSES)}), "
+                            f"not {t['LOSS']}")
+    path = Path(t["TEACHER"])
+    if not path.is_file():
+        raise TrainingError(f"TRAIN.TEACHER {path}: no such model file")
+    size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
+
+    def crops_for(t_size: int, t_expand: float) -> np.ndarray:
+        if (t_size, t_expand) == (size, expand):
+            return train_data.images
+        return AlignedFaces.concat([load_split(job, n, d, "train", t_size, t_expand, rank, distributed)
+                                    for n, d in sets]).images
+
+    try:
+        taught = teacher_targets(path, crops_for, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"],
+                                 job.checkpoint_dir / "teacher.npz", job.log)
+    except TeacherError as e:
+        raise TrainingError(str(e)) from None
+    if len(taught["probs"]) != len(train_data):
+        raise TrainingError(f"TRAIN.TEACHER {path}: answered for {len(taught['probs'])} faces, "
+                            f"the train split has {len(train_data)}; delete {job.checkpoint_dir / 'teacher.npz'}")
+    if t["LOSS"] != "mt":
+        taught.pop("gender_probs", None)
+    return taught
+
+
 def train(job: TrainJob) -> dict:
     """Run (or resume) one training; returns the best validation metrics."""
     cfg, t = job.cfg, job.cfg["TRAIN"]
@@ -250,6 +285,7 @@ def train(job: TrainJob) -> dict:
                 raise TrainingError(f"train-mt: {names} has no {col} labels, so the "
                                     f"{col} head would learn nothing; use train or train-ldl for age only")
     meta = {**model_meta(cfg, head, loss_name), "dataset": ",".join(n for n, _ in sets), **job.extra_meta}
+    taught = _teacher(job, sets, train_data, rank, distributed) if t.get("TEACHER") else {}
     select_by_ca3 = all(n.startswith("megaage") for n, _ in sets)
     if cfg["DATA"]["AUG"] not in ("basic", "photo"):
         raise TrainingError(f"DATA.AUG must be basic or photo, not {cfg['DATA']['AUG']!r}")
@@ -316,6 +352,8 @@ def train(job: TrainJob) -> dict:
             batch = {"age": torch.from_numpy(ages[idx]).to(device),
                      "gender": torch.from_numpy(train_data.genders[idx]).to(device),
                      "race": torch.from_numpy(train_data.races[idx]).to(device)}
+            batch.update({f"teacher_{'probs' if k == 'probs' else 'gender'}": torch.from_numpy(v[idx]).to(device)
+                          for k, v in taught.items()})
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 out = net(x)
             loss = total_loss(loss_name, out, batch, bins, cfg)
