@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -41,12 +41,10 @@ from .model.meta import expand_problem
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from .eval.evaluate import Evaluation
-
 logger = logging.getLogger(__name__)
 COLORS = ("rgb", "bgr")
 ImageLike = Union[str, Path, np.ndarray, "Image"]
-__all__ = ["AgeEstimator", "FaceResult", "Tracking", "TrackSummary", "draw", "evaluate", "to_rgb"]
+__all__ = ["AgeEstimator", "FaceResult", "Tracking", "TrackSummary", "draw", "to_rgb"]
 
 
 def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
@@ -260,26 +258,6 @@ def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb", *, l
 
     out = annotate(to_rgb(image, color), faces, labels)
     return np.ascontiguousarray(out[:, :, ::-1]) if color == "bgr" else out
-
-
-def evaluate(model: str | Path | None = None, data_dir: str | Path | None = None, dataset: str | None = None,
-             split: str = "test", *, ldl: bool = False, expand: float | None = None, runner: str = "auto",
-             device: str = "cpu", batch_size: int = 64, tta: str = "none", baseline: bool = False,
-             worst_threshold: float = 10.0, cache: bool = False, cache_dir: str | Path | None = None,
-             workers: int = 2, progress: Callable[[int, int], None] | None = None) -> "Evaluation":
-    """Accuracy of a model on an aligned split made by `agecli prepare`, without writing
-    report files: `ev.summary` (mae, ca3/ca5/ca7, n, ...), `ev.frame` (one row per face),
-    `ev.groups` (per age group, gender, ethnicity). The crops are cached (the cache
-    training uses, <data-dir>/.agecli_cache, unless `cache_dir` says where) only with
-    `cache=True`, as `agecli val` does."""
-    from .eval.evaluate import ValOptions, check_options, evaluate_split
-
-    opts = ValOptions(None if model is None else Path(model), None if data_dir is None else Path(data_dir),
-                      dataset, split, ldl, expand, None, runner, device, batch_size, tta, baseline,
-                      worst_threshold, None if cache_dir is None else Path(cache_dir), workers, cache)
-    check_options(opts)
-    est = AgeEstimator(opts.model, runner=runner, device=device, batch_size=batch_size)
-    return evaluate_split(est, opts, progress=progress)
 
 
 def _check_options(runner: str, device: str, det_threshold: float, max_side: int, expand: float | None,

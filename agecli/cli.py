@@ -21,7 +21,7 @@ from rich.markup import escape
 from . import __version__
 from .errors import RAY_EXTRA_HINT
 from .exits import INPUTS_FAILED, TABLE, USAGE, guard
-from .infer.rows import COLUMNS
+from .demo.rows import COLUMNS
 
 err = Console(stderr=True)
 
@@ -480,7 +480,7 @@ def demo(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .errors import AgecliError
-    from .infer.demo import DemoOptions, run_demo
+    from .demo.run import DemoOptions, run_demo
     from .infer.sources import UnreadableVideo
     from .parallel import WorkerError
 

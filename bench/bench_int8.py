@@ -203,8 +203,8 @@ def detector_check(float_det, int8_dets: dict, images: list[np.ndarray], repeat:
 
 def demo_child(photos: str, out: str, model: str, detector: str) -> None:
     """One whole `demo` run in this fresh process; prints its rows as JSON."""
-    from agecli.infer.demo import DemoOptions, run_demo
-    from agecli.infer.rows import read_rows
+    from agecli.demo.run import DemoOptions, run_demo
+    from agecli.demo.rows import read_rows
 
     opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None, output_dir=Path(out), workers=1,
                        detector=Path(detector) if detector else None)

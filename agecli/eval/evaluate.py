@@ -358,3 +358,25 @@ def _device_of(runner) -> str:
         providers = runner.session.get_providers()
         return "cuda" if providers and providers[0] == "CUDAExecutionProvider" else "cpu"
     return str(getattr(runner, "device", "cpu"))
+
+
+# ---------------------------------------------------------------- the public function
+
+def evaluate(model: str | Path | None = None, data_dir: str | Path | None = None, dataset: str | None = None,
+             split: str = "test", *, ldl: bool = False, expand: float | None = None, runner: str = "auto",
+             device: str = "cpu", batch_size: int = 64, tta: str = "none", baseline: bool = False,
+             worst_threshold: float = 10.0, cache: bool = False, cache_dir: str | Path | None = None,
+             workers: int = 2, progress: Callable[[int, int], None] | None = None) -> Evaluation:
+    """Accuracy of a model on an aligned split made by `agecli prepare`, without writing
+    report files: `ev.summary` (mae, ca3/ca5/ca7, n, ...), `ev.frame` (one row per face),
+    `ev.groups` (per age group, gender, ethnicity). The crops are cached (the cache
+    training uses, <data-dir>/.agecli_cache, unless `cache_dir` says where) only with
+    `cache=True`, as `agecli val` does."""
+    from ..api import AgeEstimator  # eval/ sits above the API it evaluates through
+
+    opts = ValOptions(None if model is None else Path(model), None if data_dir is None else Path(data_dir),
+                      dataset, split, ldl, expand, None, runner, device, batch_size, tta, baseline,
+                      worst_threshold, None if cache_dir is None else Path(cache_dir), workers, cache)
+    check_options(opts)
+    est = AgeEstimator(opts.model, runner=runner, device=device, batch_size=batch_size)
+    return evaluate_split(est, opts, progress=progress)

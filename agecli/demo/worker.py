@@ -13,8 +13,8 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pipeline import DEFAULT_ATTRIBUTES, AgePipeline, ImageResult, StageTimer
-from .sources import Item
+from ..infer.pipeline import DEFAULT_ATTRIBUTES, AgePipeline, ImageResult, StageTimer
+from ..infer.sources import Item
 
 MAX_CHUNK = 16  # inputs a worker takes at once; their crops share age-model batches
 
@@ -43,7 +43,7 @@ class PipelineWorker:
         import cv2
 
         from ..face.detector import FaceDetector
-        from .runners import open_runner
+        from ..infer.runners import open_runner
 
         cv2.setNumThreads(1)  # one process per core: no thread pools competing inside it
         s = settings

@@ -29,10 +29,10 @@ from ..parallel import default_workers
 from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, TRACKS, TRACKS_JSONL, OutputFolder, annotated_path,
                       check_no_overwrite, check_video_outputs, encode_image, track_crop_path,
                       write_outputs)
-from .drawing import LABELS
-from .pipeline import ATTRIBUTES, ImageResult, StageTimer
+from ..infer.drawing import LABELS
+from ..infer.pipeline import ATTRIBUTES, ImageResult, StageTimer
 from .rows import TRACK_COLUMNS, RowWriter, face_rows, table_text, track_rows
-from .sources import Item, Source, SourceError, open_source
+from ..infer.sources import Item, Source, SourceError, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -254,9 +254,9 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     and the track's running age. With an output folder: the annotated video (every
     frame; those between processed ones keep the last boxes), tracks.csv with each
     track's best face crop, and with --save-frames the annotated frames as JPEGs."""
-    from .drawing import annotate
+    from ..infer.drawing import annotate
     from .resume import PredictionsLog
-    from .tracks import Tracker
+    from ..infer.tracks import Tracker
     from .video import READ_AHEAD, AnnotatedVideo, read_ahead, video_output_path
 
     video, out_dir = source.video, o.output_dir

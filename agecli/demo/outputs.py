@@ -16,8 +16,8 @@ import numpy as np
 from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
-from .pipeline import ImageResult, StageTimer
-from .sources import Source
+from ..infer.pipeline import ImageResult, StageTimer
+from ..infer.sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
@@ -126,7 +126,7 @@ def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
 def encode_outputs(res: ImageResult, name: str, save_crops: bool, labels: str = "full") -> None:
     """Draw (with `labels`: full, age or none) and encode the annotated copy (and the
     crops) into `res`, dropping the pixels: what a Ray actor sends back instead of the image."""
-    from .drawing import annotate
+    from ..infer.drawing import annotate
 
     res.encoded = encode_image(annotate(res.image, res.faces, labels), annotated_path(Path(), name).suffix)
     if save_crops and res.crops is not None:

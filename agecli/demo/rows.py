@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # the CLI's help reads COLUMNS: no numpy or OpenCV import for that
-    from .pipeline import ImageResult
+    from ..infer.pipeline import ImageResult
 
 COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
            "ethnicity", "ethnicity_prob", "error", "output", "track", "track_age", "track_std"]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RAY_EXTRA_HINT
-from .pipeline import ImageResult
-from .sources import Item
+from ..infer.pipeline import ImageResult
+from ..infer.sources import Item
 from .worker import MAX_CHUNK, PipelineWorker, WorkerSettings
 
 
