@@ -291,14 +291,19 @@ _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
 
-@app.command(cls=Command, epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
+PROVIDERS_HELP = ("ONNX Runtime execution providers, comma-separated, first preferred (e.g. "
+                  "CUDAExecutionProvider,CPUExecutionProvider); default: CPU, or CUDA first with --device cuda "
+                  "where this onnxruntime has it.")
+
+
+@app.command(cls=Command, epilog="Examples:\n\n  agecli val --model runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
                     "--dataset utkface\n\n"
-                    "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
-                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
+                    "  agecli val --ldl --model best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
+                    "  agecli val --model model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
                     "\n\n" + TABLE)
 @guard(fail)
 def val(
-    resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
+    model: Optional[Path] = typer.Option(None, "--model", "--resume", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
     data_dir: Optional[list[Path]] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is); once per --dataset set, or once for all."),
     dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset(s) the model was trained on); several are reported one by one: utkface,aaf."),
     split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
@@ -306,7 +311,8 @@ def val(
     expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
     output_dir: Optional[Path] = typer.Option(None, help="Where the reports go (default: val_<dataset>_<split>/)."),
     runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    providers: Optional[str] = typer.Option(None, help=PROVIDERS_HELP),
     batch_size: int = typer.Option(64, help="Faces per forward pass."),
     tta: str = typer.Option("none", help="Test-time augmentation: none, or flip (average with the mirrored face)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also report predicting the training median age for every face."),
@@ -315,19 +321,24 @@ def val(
     workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
 ) -> None:
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
-    from .eval.evaluate import ValError, ValOptions, val_sets
+    from .errors import UsageError
+    from .eval.evaluate import ValOptions, val_sets
+    from .infer.settings import InferSettings
 
     try:
-        sets = val_sets(resume, dataset, data_dir or [])
-    except ValError as e:
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, expand=expand,
+                                 providers=providers)
+        sets = val_sets(model, dataset, data_dir or [])
+    except UsageError as e:
         fail(str(e))
     skipped = 0
     for name, folder in sets:
         out = output_dir / name if output_dir is not None and len(sets) > 1 else output_dir
         if len(sets) > 1:
             err.print(f"== {name}")
-        skipped += _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size,
-                                       tta, baseline, worst_threshold, cache_dir, workers))
+        skipped += _val_one(ValOptions(model=model, data_dir=folder, dataset=name, split=split, ldl=ldl,
+                                       output_dir=out, settings=settings, tta=tta, baseline=baseline,
+                                       worst_threshold=worst_threshold, cache_dir=cache_dir, workers=workers))
     if skipped:
         raise typer.Exit(INPUTS_FAILED)  # the figures stand, over the faces that could be read
 
@@ -347,7 +358,7 @@ def _val_one(opts) -> int:
         task = bar.add_task("predicting", total=None)
         try:
             check_options(opts)
-            est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
+            est = AgeEstimator(opts.model, settings=opts.settings)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
                                 ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
         except AgecliError as e:
@@ -385,7 +396,7 @@ def _columns_sentence() -> str:
 DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample photo: see what it does)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated\n\n"
                "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
-               "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
+               "  find photos -name '*.png' | agecli demo --img-list - --model runs/utkface/best.pth\n\n"
                "  agecli demo --video clip.mp4 --every 5 --output-dir out   (out/clip.mp4 annotated, out/tracks.csv: one row per person)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
@@ -445,9 +456,10 @@ def demo(
     video: Optional[Path] = typer.Option(None, help="Video file: its faces are tracked, one track per person; with "
                                                     "--output-dir an annotated video and tracks.csv are written."),
     every: int = typer.Option(1, help="Use every N-th video/webcam frame."),
-    resume: Optional[Path] = typer.Option(None, help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
+    model: Optional[Path] = typer.Option(None, "--model", "--resume", help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
     runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    providers: Optional[str] = typer.Option(None, help=PROVIDERS_HELP),
     output_dir: Optional[Path] = typer.Option(None, help="Write annotated copies (same relative paths) and predictions.csv here."),
     save_crops: bool = typer.Option(False, "--save-crops", help="Also save each aligned face crop under OUTPUT_DIR/crops."),
     save_frames: bool = typer.Option(False, "--save-frames", help="With --video or --webcam: also save each processed "
@@ -467,7 +479,7 @@ def demo(
     force_stdout: bool = typer.Option(False, "--stdout", help="Rows on stdout even on a terminal with --output-dir "
                                                                "(there they are otherwise left to predictions.csv)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; warnings and errors still go to stderr."),
-    int8: bool = typer.Option(False, "--int8", help="Run the shipped int8 face detector and (without --resume) int8 age "
+    int8: bool = typer.Option(False, "--int8", help="Run the shipped int8 face detector and (without --model) int8 age "
                                                     "model: faster on CPU, ages within the model card's int8 table."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
@@ -481,13 +493,20 @@ def demo(
 
     from .errors import AgecliError
     from .demo.run import DemoOptions, run_demo
+    from .infer.settings import InferSettings
     from .infer.sources import UnreadableVideo
     from .parallel import WorkerError
 
-    opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
-                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray, attributes=attributes, labels=labels, save_frames=save_frames,
-                       track_gap=track_gap, int8=int8)
+    try:
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=threshold,
+                                 max_side=max_side, expand=expand, providers=providers, attributes=attributes,
+                                 int8=int8)
+    except AgecliError as e:
+        fail(str(e))
+    opts = DemoOptions(inputs=inputs or [], img_dir=img_dir, img_list=img_list, video=video, every=every, model=model,
+                       settings=settings, output_dir=output_dir, save_crops=save_crops, skip_existing=skip_existing,
+                       fmt=fmt, webcam=webcam, workers=workers, ray=ray, labels=labels, save_frames=save_frames,
+                       track_gap=track_gap)
     to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
     if quiet:
         logging.getLogger("agecli").setLevel(logging.WARNING)
@@ -513,10 +532,10 @@ def demo(
         raise typer.Exit(INPUTS_FAILED)
 
 
-@app.command(cls=Command, epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
-                    "  agecli export --resume best.pth --fp16 --output weights/agecli_default.onnx\n\n"
-                    "  agecli export --resume best.pth --int8 --calibrate data/utkface --calibrate data/aaf --images photos\n\n"
-                    "  agecli export --resume best.pth --format torchscript\n\n"
+@app.command(cls=Command, epilog="Examples:\n\n  agecli export --model runs/utkface/best.pth --images photos\n\n"
+                    "  agecli export --model best.pth --fp16 --output weights/agecli_default.onnx\n\n"
+                    "  agecli export --model best.pth --int8 --calibrate data/utkface --calibrate data/aaf --images photos\n\n"
+                    "  agecli export --model best.pth --format torchscript\n\n"
                     "The file is written (atomically) only when the exported model's ages agree with the "
                     "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16). --int8 quantizes "
                     "the float32 export statically (int8 weights per channel, activation ranges calibrated on the "
@@ -526,7 +545,7 @@ def demo(
                     "(nothing written); 2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
 @guard(fail)
 def export(
-    resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
+    model: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     opset: int = typer.Option(17, help="ONNX opset (11-20)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
@@ -552,7 +571,7 @@ def export(
     if calibration_faces < 1:
         fail("--calibration-faces must be 1 or more")
     try:
-        r = export_checked(resume, fmt, output, opset, fp16, int8, images, calibrate or (),
+        r = export_checked(model, fmt, output, opset, fp16, int8, images, calibrate or (),
                            QuantSettings(method=calibration_method), int8_tolerance, force, calibration_faces)
     except (ExportError, CheckpointError) as e:
         fail(str(e))

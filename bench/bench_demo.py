@@ -66,9 +66,10 @@ def faces_found(out_dir: Path) -> list[tuple]:
 def child(photos: str, out: str, model: str, runner: str, device: str, workers: int) -> None:
     """One demo run in this fresh process; prints its counts, stage times and CPU seconds."""
     from agecli.demo.run import DemoOptions, run_demo
+    from agecli.infer.settings import InferSettings
 
-    opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None, runner=runner, device=device,
-                       output_dir=Path(out), workers=workers)
+    opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None,
+                       settings=InferSettings(runner=runner, device=device), output_dir=Path(out), workers=workers)
     s = run_demo(opts, io.StringIO())
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"photos": s.images + s.unreadable, "faces": s.faces, "stages": s.stages,

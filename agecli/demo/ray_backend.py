@@ -68,7 +68,7 @@ def ray_results(items: Iterable[Item], model_path: Path, settings: WorkerSetting
     `actors` defaults to one per CPU (per GPU with a cuda device) in the cluster."""
     import ray
 
-    gpu = settings.device.startswith("cuda")
+    gpu = settings.infer.device.startswith("cuda")
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
     rows = [{"item": pickle.dumps(it), "skip": bool(skip and skip(it.name))} for it in items]
