@@ -20,7 +20,8 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import RAY_EXTRA_HINT
-from .exits import INPUTS_FAILED, TABLE, USAGE, guard
+from .exits import BROKEN_PIPE, DONE, INPUTS_FAILED, INTERRUPTED, TABLE, USAGE, exit_table, guard
+from .demo.formats import format_help
 from .demo.rows import COLUMNS
 
 err = Console(stderr=True)
@@ -403,11 +404,11 @@ DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample ph
                f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr. On a terminal with "
                "--output-dir the rows go only to predictions.csv and stderr gets a summary (--stdout: rows too).\n\n"
                "With --output-dir, a file agecli did not write there is never replaced.\n\n"
-               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
-               "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
-               "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
-               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader (with "
-               "--output-dir the run still finishes the folder and its predictions.csv).")
+               + exit_table({INPUTS_FAILED: "inputs unreadable (rows with error=unreadable) or a video that ended early",
+                             USAGE: "also a .pth model without the train extra (torch), an output folder holding the "
+                                    "inputs or other files, --webcam and no webcam",
+                             INTERRUPTED: "run again with --skip-existing to finish",
+                             BROKEN_PIPE: "with --output-dir the run still finishes the folder and its predictions.csv"}))
 
 
 def rows_to_stdout(is_tty: bool, output_dir: Path | None, force: bool) -> bool:
@@ -466,7 +467,7 @@ def demo(
                                                                   "frame, annotated, as a JPEG."),
     track_gap: float = typer.Option(1.0, help="Seconds a face may go unseen (hidden, missed) and keep its track."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
-    fmt: str = typer.Option("csv", "--format", help="Rows on stdout: csv (header once) or jsonl."),
+    fmt: str = typer.Option("csv", "--format", help=format_help()),
     threshold: float = typer.Option(0.8, help="Face detector score threshold."),
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
@@ -541,8 +542,10 @@ def demo(
                     "the float32 export statically (int8 weights per channel, activation ranges calibrated on the "
                     "--calibrate faces) and writes it only when its mean |age change| against the float export on "
                     "the --images faces is within --int8-tolerance (0.5 years), unless --force.\n\n"
-                    "Exit codes: 0 written and verified; 1 verification failed or int8 changes the ages too much "
-                    "(nothing written); 2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
+                    + exit_table({DONE: "the model written and verified",
+                                  INPUTS_FAILED: "here, the check failed or int8 changes the ages too much (nothing "
+                                                 "written)",
+                                  USAGE: "also a file that is not a checkpoint"}))
 @guard(fail)
 def export(
     model: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),

@@ -141,3 +141,27 @@ def test_infer_never_imports_the_layers_above_it():
            "print(sorted(m for m in sys.modules if m.startswith(('agecli.api', 'agecli.demo', 'agecli.eval'))))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
+
+
+def test_a_row_format_is_one_registration(tiny_onnx, monkeypatch):
+    """demo's --format choices, help and writers all come from formats.FORMATS: a format
+    added there (here TSV) is accepted and written, and the help lists every format."""
+    import io
+
+    from agecli.demo import formats
+    from agecli.demo.rows import COLUMNS
+    from agecli.demo.run import DemoOptions, DemoError, run_demo
+
+    text = " ".join(CliRunner().invoke(app, ["demo", "--help"], terminal_width=400).stdout.split())
+    assert all(f.help in text for f in formats.FORMATS.values())
+    chip = str(utk_files(1)[0])
+    with pytest.raises(DemoError, match="--format must be csv or jsonl, not 'tsv'"):
+        run_demo(DemoOptions(inputs=[chip], model=tiny_onnx, fmt="tsv"), io.StringIO())
+    tsv = formats.RowFormat("tsv", "tsv", "tsv", header=lambda cols: "\t".join(cols) + "\n",
+                            lines=lambda rows, cols: "".join("\t".join("" if r[c] is None else str(r[c]) for c in cols)
+                                                             + "\n" for r in rows))
+    monkeypatch.setitem(formats.FORMATS, "tsv", tsv)
+    out = io.StringIO()
+    run_demo(DemoOptions(inputs=[chip], model=tiny_onnx, fmt="tsv"), out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split("\t") == COLUMNS and len(lines) >= 2 and lines[1].split("\t")[0] == chip

@@ -17,12 +17,12 @@ from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
 from ..infer.pipeline import ImageResult, StageTimer
+from .formats import FORMATS
 from ..infer.sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
-TRACKS = "tracks.csv"  # a video's people, one row per track (TRACKS_JSONL with --format jsonl)
-TRACKS_JSONL = "tracks.jsonl"
+TRACKS = "tracks.csv"  # a video's people, one row per track (and tracks.<suffix> in another --format)
 TRACK_CROPS = "tracks"  # the best face crop of each track
 PARTIAL = f".{PREDICTIONS}.agecli-partial"  # rows as images finish; a name no user file has
 WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
@@ -91,6 +91,12 @@ def check_video_outputs(folder: OutputFolder, video: Path | None, files: list[Pa
         if folder.foreign(target):
             raise error(f"--output-dir {folder.path}: {target} exists and was not written by agecli; "
                         "choose an empty or new output folder")
+
+
+def tracks_paths(out_dir: Path, fmt: str) -> list[tuple[Path, str]]:
+    """The tables of a video's people and their formats: tracks.csv, and with another
+    --format the same table in it (tracks.jsonl)."""
+    return [(out_dir / TRACKS, "csv")] + ([(out_dir / f"tracks.{FORMATS[fmt].suffix}", fmt)] * (fmt != "csv"))
 
 
 def track_crop_path(out_dir: Path, track: int) -> Path:

@@ -1,10 +1,11 @@
 """`agecli demo`: sources -> the AgeEstimator's pipeline -> rows on stdout, annotated
 copies and predictions.csv. The jobs live in their own modules: the model and detector
-in `agecli.api`, rows in `rows`, files and the output folder's safety in `outputs`,
-resume bookkeeping in `resume`, tracking in `tracks`, reading and writing video in
-`video`; this module checks the options and runs the loops: images (here, in worker
-processes or on a Ray cluster through `ray_backend`), or a video or the webcam frame
-after frame, its faces tracked (`_run_video`)."""
+in `agecli.api` (below this package), rows in `rows` and their formats in `formats`,
+files and the output folder's safety in `outputs`, resume bookkeeping in `resume`,
+tracking in `infer.tracks`, reading and writing video in `video`; this module checks
+the options and runs the loops: images (here, in worker processes or on a Ray cluster
+through `ray_backend`), or a video or the webcam frame after frame, its faces tracked
+(`_run_video`)."""
 from __future__ import annotations
 
 import contextlib
@@ -23,16 +24,16 @@ import numpy as np
 
 from ..atomic import write_bytes, write_text
 from ..errors import UsageError
-from ..infer.settings import InferSettings
-from ..model.meta import file_hash
-from ..parallel import default_workers
-from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, TRACKS, TRACKS_JSONL, OutputFolder, annotated_path,
-                      check_no_overwrite, check_video_outputs, encode_image, track_crop_path,
-                      write_outputs)
 from ..infer.drawing import LABELS
 from ..infer.pipeline import ATTRIBUTES, ImageResult, StageTimer
-from .rows import TRACK_COLUMNS, RowWriter, face_rows, table_text, track_rows
+from ..infer.settings import InferSettings
 from ..infer.sources import Item, Source, SourceError, open_source
+from ..model.meta import file_hash
+from ..parallel import default_workers
+from .formats import FORMATS, format_names
+from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, OutputFolder, annotated_path, check_no_overwrite,
+                      check_video_outputs, encode_image, track_crop_path, tracks_paths, write_outputs)
+from .rows import TRACK_COLUMNS, RowWriter, face_rows, track_rows
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ def default_worker_count(total: int | None, device: str = "cpu") -> int:
 
 
 def _check_options(o: DemoOptions) -> None:
-    if o.fmt not in ("csv", "jsonl"):
-        raise DemoError(f"--format must be csv or jsonl, not {o.fmt!r}")
+    if o.fmt not in FORMATS:
+        raise DemoError(f"--format must be {format_names()}, not {o.fmt!r}")
     if o.workers is not None and o.workers < 1:
         raise DemoError("--workers must be 1 or more")
     if o.ray and Path(o.ray).exists():
@@ -250,7 +251,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     movie_path = plog = movie = None
     if folder is not None:
         movie_path = video_output_path(out_dir, video.name)
-        tracks_files = [out_dir / TRACKS] + [out_dir / TRACKS_JSONL] * (o.fmt == "jsonl")
+        tracks_files = [path for path, _ in tracks_paths(out_dir, o.fmt)]
         check_video_outputs(folder, o.video, [movie_path, *tracks_files],
                             [out_dir / TRACK_CROPS] + [out_dir / video.name] * o.save_frames, error=DemoError)
         if o.skip_existing:
@@ -325,7 +326,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
 
 
 def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
-    """tracks.csv (and tracks.jsonl with --format jsonl) and each track's best face crop."""
+    """tracks.csv (and the same table in another --format: tracks.jsonl) and each track's best face crop."""
     crops = {}
     for t in tracks:
         if t.crop is not None:
@@ -337,8 +338,8 @@ def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
         if old.as_posix() not in crops.values() and not folder.foreign(old):
             old.unlink()  # an earlier run's track that this run does not have
     rows = track_rows(tracks, crops)
-    for name, kind in [(TRACKS, "csv")] + [(TRACKS_JSONL, "jsonl")] * (fmt == "jsonl"):
-        write_text(folder.claim(folder.path / name), table_text(rows, TRACK_COLUMNS, kind))
+    for path, kind in tracks_paths(folder.path, fmt):
+        write_text(folder.claim(path), FORMATS[kind].table(rows, TRACK_COLUMNS))
 
 
 def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[str], bool] | None,
