@@ -13,6 +13,7 @@ This module imports no torch: a .onnx model runs on the light install; a .pth ne
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -136,15 +137,11 @@ def _open_onnx(path: Path, device: str, batch_size: int, threads: int,
     return OnnxRunner(onnx_bytes_for_checkpoint(path), device, batch_size, threads, providers, name=path.name)
 
 
-def _open_torch(path: Path, device: str, batch_size: int, threads: int,
-                providers: Sequence[str] | None) -> Runner:
-    """torch, for a .pth checkpoint (CPU or CUDA)."""
+def _torch_file(path: Path) -> None:
+    """What torch can run: a .pth checkpoint, with torch installed."""
     if path.suffix.lower() == ".onnx":
         raise UsageError(f"{path}: an .onnx model runs on ONNX Runtime; use --runner onnx or auto")
     _need_checkpoint(path)
-    from .torch_runner import TorchRunner
-
-    return TorchRunner(path, device, batch_size)
 
 
 def _need_checkpoint(path: Path) -> None:
@@ -154,8 +151,22 @@ def _need_checkpoint(path: Path) -> None:
 
 
 Opener = Callable[[Path, str, int, int, "Sequence[str] | None"], Runner]
+
+
+def lazy(module: str, name: str, check: Callable[[Path], None] | None = None) -> Opener:
+    """The opener `name` of another module of infer/, imported only when its runner is
+    asked for (the table imports nothing: torch stays off the light install); `check`
+    looks at the model file first."""
+    def opener(path: Path, device: str, batch_size: int, threads: int, providers: Sequence[str] | None) -> Runner:
+        if check is not None:
+            check(path)
+        return getattr(importlib.import_module(module, __package__), name)(path, device, batch_size, threads, providers)
+
+    return opener
+
+
 # --runner NAME -> what opens a model file with it (path, device, batch_size, threads, providers)
-RUNNER_TABLE: dict[str, Opener] = {"torch": _open_torch, "onnx": _open_onnx}
+RUNNER_TABLE: dict[str, Opener] = {"torch": lazy(".torch_runner", "open_torch", _torch_file), "onnx": _open_onnx}
 RUNNERS = ("auto", *RUNNER_TABLE)  # the --runner choices
 
 

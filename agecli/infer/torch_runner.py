@@ -43,3 +43,8 @@ class TorchRunner:
 
     def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         return predict_torch(self.model, crops, self.meta, self.batch_size, self.device)
+
+
+def open_torch(path: Path, device: str = "cpu", batch_size: int = 64, threads: int = 0, providers=None) -> TorchRunner:
+    """`--runner torch` (runners.RUNNER_TABLE): threads and providers are ONNX Runtime's."""
+    return TorchRunner(path, device, batch_size)
