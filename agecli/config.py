@@ -20,6 +20,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "DATA": {
         "EXPAND": 0.25,
+        "WINDOW": "",  # "left,top,right,bottom": black outside this part of the crop (model/meta.py parse_window)
         "CACHE_DIR": "",  # default: <data-dir>/.agecli_cache
         "AUG": "photo",  # with --aug: basic (flip, rotation, scale, shift, colour) or photo (+ grayscale,
                          # colour cast, blur, low resolution, JPEG, noise, occlusion, frame edge)

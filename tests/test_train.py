@@ -265,3 +265,38 @@ def test_cli_refuses_a_teacher_the_loss_cannot_use(tiny_aligned, tiny_onnx, tmp_
     assert res.exit_code == 2, res.output
     assert "TRAIN.TEACHER needs a loss with a target distribution" in " ".join(res.output.split())
     assert not run.exists()  # refused before anything was trained: the fresh folder is gone
+
+
+def test_a_window_blacks_out_the_same_pixels_in_training_and_every_runner(tiny_aligned, crops, tmp_path):
+    """DATA.WINDOW travels in the model's metadata: what lies outside it never reaches the
+    network, through the torch runner and the exported graph alike."""
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
+    from agecli.infer.runners import OnnxRunner, open_runner
+
+    train_tiny(tiny_aligned, tmp_path, loss="mt", epochs=1, steps=1, extra=["DATA.WINDOW", "0.25,0.125,0.75,0.875"])
+    ckpt = tmp_path / "best.pth"
+    assert load_checkpoint(ckpt)["meta"]["window"] == [0.25, 0.125, 0.75, 0.875]
+    images = crops.images[:6]
+    outside = images.copy()
+    outside[:, :8] = outside[:, 56:] = 255  # rows above and below the window (64 px crops)
+    outside[:, :, :16] = outside[:, :, 48:] = 0  # columns left and right of it
+    torch_runner = open_runner(ckpt, runner="torch")
+    a, b = torch_runner.predict(images), torch_runner.predict(outside)
+    np.testing.assert_array_equal(a["age"], b["age"])
+    np.testing.assert_array_equal(a["gender_probs"], b["gender_probs"])
+    onnx = OnnxRunner(onnx_bytes_for_checkpoint(ckpt)).predict(outside)
+    np.testing.assert_allclose(onnx["age"], a["age"], atol=0.01)
+    inside = images.copy()
+    inside[:, 30:34, 30:34] = 0  # a change inside the window does reach it
+    assert not np.array_equal(torch_runner.predict(inside)["age"], a["age"])
+
+
+def test_cli_refuses_a_window_that_a_mirror_image_would_move(tiny_aligned, tmp_path):
+    from typer.testing import CliRunner
+
+    from agecli.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--data-dir", str(tiny_aligned), "--dataset", "utkface", "--checkpoint",
+                                   str(tmp_path / "run"), "DATA.WINDOW", "0.1,0.1,0.8,0.9"])
+    assert res.exit_code == 2, res.output
+    assert "the window must look the same in a mirror image" in " ".join(res.output.split())

@@ -60,6 +60,9 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
                    dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained)
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     model.flip_tta = bool(meta.get("flip_tta", False))
+    if meta.get("window"):
+        model.set_window(meta["window"], int(meta["img_size"]), meta.get("mean", (0.5,) * 3),
+                         meta.get("std", (0.5,) * 3))
     return model
 
 

@@ -55,9 +55,34 @@ class AgeNet(nn.Module):
         # Estimate each face from its crop and its mirror image and mix the two answers
         # (set from the checkpoint's meta `flip_tta`, so it lives in the exported graph).
         self.flip_tta = False
+        # Black outside this part of the crop (left, top, right, bottom fractions; set from
+        # the checkpoint's meta `window`, so training, every runner and the graph agree).
+        self.window: tuple[float, float, float, float] | None = None
+        self.register_buffer("keep", torch.ones(1, 1), persistent=False)  # 1 inside the window
+        self.register_buffer("black", -torch.ones(3), persistent=False)  # a 0 pixel, normalised
+
+    def set_window(self, window, size: int, mean, std) -> None:
+        """Black outside `window` for `size` x `size` inputs (None: the whole crop)."""
+        self.window = tuple(window) if window else None
+        keep = torch.ones(size, size)
+        if self.window:
+            left, top, right, bottom = self.window
+            rows, cols = torch.zeros(size), torch.zeros(size)
+            rows[round(top * size):round(bottom * size)] = 1
+            cols[round(left * size):round(right * size)] = 1
+            keep = rows[:, None] * cols[None, :]
+        self.keep = keep.to(self.keep.device)
+        self.black = torch.tensor([(0.0 - m) / s for m, s in zip(mean, std)], dtype=torch.float32,
+                                  device=self.black.device)
+
+    def _windowed(self, x: torch.Tensor) -> torch.Tensor:
+        keep = self.keep.to(x.dtype)
+        return x * keep + self.black.to(x.dtype)[:, None, None] * (1 - keep)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}."""
+        if self.window is not None:
+            x = self._windowed(x)
         feat = self.dropout(self.backbone(x))
         if self.head == "reg":
             return {"age": self.fc(feat).squeeze(1) + (self.age_min + self.age_max) / 2}

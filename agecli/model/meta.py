@@ -22,9 +22,33 @@ STD = (0.5, 0.5, 0.5)
 def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
     """The metadata a new model carries: everything inference needs to feed it."""
     m = cfg["MODEL"]
-    return {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
+    meta = {"format": FORMAT, "arch": m["ARCH"], "head": head, "loss": loss, "img_size": m["IMG_SIZE"],
             "expand": cfg["DATA"]["EXPAND"], "age_min": m["AGE_MIN"], "age_max": m["AGE_MAX"],
             "range_width": m["RANGE_WIDTH"], "dropout": m["DROPOUT"], "mean": list(MEAN), "std": list(STD), "color": "RGB"}
+    window = parse_window(cfg["DATA"].get("WINDOW", ""))
+    if window:
+        meta["window"] = list(window)
+    return meta
+
+
+def parse_window(text: str) -> tuple[float, float, float, float] | None:
+    """DATA.WINDOW "left,top,right,bottom" (fractions of the crop) -> a tuple, "" -> None.
+
+    The model sees black outside that window, in training and in every runner alike
+    (`AgeNet.forward`): faces from a collection of tight chips (UTKFace's end at the
+    chip, black beyond) and faces with their surroundings (All-Age-Faces, users'
+    photos) then look alike, so the black border cannot tell a model which collection
+    (and which labelling habits) a face came from."""
+    if not text:
+        return None
+    try:
+        left, top, right, bottom = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"DATA.WINDOW {text!r}: give left,top,right,bottom as fractions of the crop") from None
+    if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1) or abs(left - (1 - right)) > 1e-6:
+        raise ValueError(f"DATA.WINDOW {text!r}: need 0 <= left < right <= 1, 0 <= top < bottom <= 1 and "
+                         "left = 1 - right (the window must look the same in a mirror image)")
+    return left, top, right, bottom
 
 
 EXPAND_RANGE = (0.0, 3.0)  # crop margin: 0 = the face box, 3 = four times its side
