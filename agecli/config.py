@@ -9,6 +9,8 @@ import copy
 import math
 from typing import Any
 
+from .vocab import MAX_AGE
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "MODEL": {
         "ARCH": "efficientnet_lite0",
@@ -62,8 +64,8 @@ def default_config() -> dict[str, dict[str, Any]]:
 # free or checked against their registry (MODEL.ARCH, TRAIN.LOSS: agecli/runs.py)
 RULES: dict[str, tuple] = {
     "MODEL.IMG_SIZE": (32, 1024),
-    "MODEL.AGE_MIN": (0, 119),
-    "MODEL.AGE_MAX": (1, 120),
+    "MODEL.AGE_MIN": (0, MAX_AGE - 1),
+    "MODEL.AGE_MAX": (1, MAX_AGE),
     "MODEL.DROPOUT": (0.0, 0.95),
     "MODEL.RANGE_WIDTH": (1, 50),
     "DATA.EXPAND": (0.0, 3.0),

@@ -23,10 +23,11 @@ import pandas as pd
 from ..atomic import check_writable_dir, write_text
 from ..ledger import OwnedFolder
 from ..parallel import default_workers, ordered_map
+from ..vocab import SPLITS
 from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
-from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
-                      hash_split, image_root_file, is_prepare_output, subject_folds)
+from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, Record, atomic_write_csv, csv_name, hash_split,
+                      image_root_file, is_prepare_output, subject_folds)
 
 PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error",
                    "md5"]

@@ -11,12 +11,10 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes
+from ..vocab import GENDERS, MAX_AGE, RACES  # the label vocabularies (also importable from here)
 
 ALIGN_COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4"]
 OPTIONAL_COLUMNS = ["gender", "race", "subject"]
-SPLITS = ("train", "valid", "test")
-GENDERS = ("male", "female")
-RACES = ("white", "black", "asian", "indian", "others")
 
 
 @dataclass
@@ -72,7 +70,6 @@ def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
     write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
-MAX_AGE = 120
 NUMERIC_COLUMNS = ("age", "deg", "box1", "box2", "box3", "box4")
 
 

@@ -6,7 +6,8 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..records import MAX_AGE, RACES, SPLITS, LabelError, Record, hash_fold
+from ...vocab import MAX_AGE, RACES, SPLITS
+from ..records import LabelError, Record, hash_fold
 
 _GENDERS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
 _SPLIT_ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}

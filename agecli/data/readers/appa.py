@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import SPLITS, LabelError, Record
+from ...vocab import SPLITS
+from ..records import LabelError, Record
 from ._labels import clean_path, parse_age, parse_gender, read_csv_rows
 
 RACES = {"caucasian": 0, "afroamerican": 1, "asian": 2}
