@@ -19,9 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import RAY_EXTRA_HINT
+from .errors import RAY_EXTRA_HINT, OptionError
 from .exits import INPUTS_FAILED, TABLE, USAGE, guard
 from .infer.rows import COLUMNS
+from .data.readers import READERS
+from .model.objectives import loss_help
 
 err = Console(stderr=True)
 
@@ -106,7 +108,7 @@ def needs_torch(what: str) -> None:
                     "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
 @guard(fail, "run the same command again to resume")
 def prepare(
-    dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
+    dataset: str = typer.Option(..., help=", ".join(READERS)),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
@@ -161,7 +163,7 @@ def _overrides(args: list[str]) -> list[str]:
     """The trailing KEY VALUE pairs; a word like --agu is a mistyped option, not a key."""
     for a in args[::2]:
         if a.startswith("-"):
-            raise ValueError(f"no such option: {a} (see --help)")
+            raise OptionError(f"no such option: {a} (see --help)")
     return args
 
 
@@ -285,8 +287,7 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         guard(fail, hint)(command))
 
 
-_train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
-               "range, l1, mse).")
+_train_options("train", "ce", f"Train an age model; TRAIN.LOSS picks the objective, ce by default. {loss_help()}.")
 _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL-v2: KL + lambda * L1 on the expectation).")
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
@@ -337,6 +338,7 @@ def _val_one(opts) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .api import AgeEstimator
+    from .atomic import OutputError
     from .errors import AgecliError
     from .eval.evaluate import check_options, evaluate_split
     from .eval.reports import check_output_dir, default_output_dir, terminal_tables, write_reports
@@ -350,12 +352,16 @@ def _val_one(opts) -> int:
             est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
                                 ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
+        except OutputError:
+            raise  # the guard: exit 3
         except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
     try:
         write_reports(ev, opts.output_dir or default_output_dir(ev))
+    except OutputError:
+        raise
     except AgecliError as e:
         fail(str(e))
     for table in terminal_tables(ev):
@@ -479,6 +485,7 @@ def demo(
     """Estimate the age of every face in images, a video or the webcam (no input: a sample photo)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from .atomic import OutputError
     from .errors import AgecliError
     from .infer.demo import DemoOptions, run_demo
     from .infer.sources import UnreadableVideo
@@ -499,10 +506,12 @@ def demo(
                          progress=lambda d, t: bar.update(task, completed=d, total=t))
         except UnreadableVideo as e:
             fail(str(e), INPUTS_FAILED)
-        except AgecliError as e:
-            fail(str(e))
         except WorkerError as e:
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
+        except OutputError:
+            raise  # the guard: exit 3
+        except AgecliError as e:
+            fail(str(e))
     if not quiet:
         for line in ([_counts_line(s)] if to_stdout else demo_summary(s, output_dir)):
             log(line)

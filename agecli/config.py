@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from .vocab import MAX_AGE
+from .errors import OptionError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "MODEL": {
@@ -103,13 +104,13 @@ def check_value(key: str, value: Any) -> None:
         return
     if isinstance(rule[0], str):
         if value not in rule:
-            raise ValueError(f"{key} {value!r}: choose from {', '.join(r for r in rule if r)}")
+            raise OptionError(f"{key} {value!r}: choose from {', '.join(r for r in rule if r)}")
         return
     lo, hi = rule
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{key} {value}: not a finite number")
+        raise OptionError(f"{key} {value}: not a finite number")
     if not lo <= value <= hi:
-        raise ValueError(f"{key} {value}: must be between {lo:g} and {hi:g}")
+        raise OptionError(f"{key} {value}: must be between {lo:g} and {hi:g}")
 
 
 def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -119,7 +120,7 @@ def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             check_value(f"{section}.{name}", value)
     m = cfg["MODEL"]
     if m["AGE_MAX"] <= m["AGE_MIN"]:
-        raise ValueError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
+        raise OptionError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
     return cfg
 
 
@@ -129,7 +130,7 @@ def _coerce(value: str, like: Any) -> Any:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected a boolean, got {value!r}")
+        raise OptionError(f"expected a boolean, got {value!r}")
     if isinstance(like, int):
         return int(value)
     if isinstance(like, float):
@@ -141,15 +142,15 @@ def apply_overrides(cfg: dict[str, dict[str, Any]], pairs: list[str]) -> dict[st
     """Apply `KEY VALUE` pairs; unknown keys, unparsable or out-of-range values raise
     ValueError (call `validate` once the command has filled in its own defaults)."""
     if len(pairs) % 2:
-        raise ValueError(f"overrides come in KEY VALUE pairs; {pairs[-1]!r} has no value")
+        raise OptionError(f"overrides come in KEY VALUE pairs; {pairs[-1]!r} has no value")
     for key, value in zip(pairs[::2], pairs[1::2]):
         section, _, name = key.partition(".")
         if section not in cfg or name not in cfg[section]:
             known = ", ".join(f"{s}.{k}" for s in cfg for k in cfg[s])
-            raise ValueError(f"unknown config key {key!r}; known keys: {known}")
+            raise OptionError(f"unknown config key {key!r}; known keys: {known}")
         try:
             cfg[section][name] = _coerce(value, cfg[section][name])
         except ValueError as e:
-            raise ValueError(f"{key}: {e}") from None
+            raise OptionError(f"{key}: {e}") from None
         check_value(key, cfg[section][name])
     return cfg

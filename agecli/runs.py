@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import check_writable_dir, write_text
+from .errors import OptionError
 
 CONFIG = "config.json"
 
@@ -57,13 +58,13 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
 
     ckpt = load_checkpoint(resume)
     if "optimizer" not in ckpt or "epoch" not in ckpt:
-        raise ValueError(f"--resume {resume}: a model without its training state, not a run to resume; "
+        raise OptionError(f"--resume {resume}: a model without its training state, not a run to resume; "
                          f"to train on from it, use --pretrained {resume}")
     # the head follows from the loss, so the run's own head is taken and the loss compared
     want = {**model_meta(cfg, ckpt["meta"].get("head"), cfg["TRAIN"]["LOSS"]), "dataset": dataset}
     differs = resume_mismatch(ckpt["meta"], want)
     if differs:
-        raise ValueError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
+        raise OptionError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
     if not into_own_folder:
         return
     folder = resume.parent
@@ -73,7 +74,7 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
     except (OSError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
+        raise OptionError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
                          "into a folder agecli did not make. Copy the checkpoint into a new folder with "
                          f"--checkpoint, or train on from it with --pretrained {resume}")
     log = folder / "log.csv"
@@ -81,7 +82,7 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
         with open(log, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().strip().split(",")
         if header[:len(LOG_COLUMNS)] != LOG_COLUMNS:
-            raise ValueError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
+            raise OptionError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
 
 
 def discard_unstarted(folder: Path) -> None:
@@ -102,12 +103,12 @@ def discard_unstarted(folder: Path) -> None:
 def check_names(cfg: dict) -> None:
     """MODEL.ARCH and TRAIN.LOSS against the registries, before any data is loaded."""
     from .model.backbones import BACKBONES
-    from .model.losses import LOSSES
+    from .model.objectives import LOSSES
 
     if cfg["MODEL"]["ARCH"] not in BACKBONES:
-        raise ValueError(f"MODEL.ARCH {cfg['MODEL']['ARCH']!r}: choose from {', '.join(sorted(BACKBONES))}")
+        raise OptionError(f"MODEL.ARCH {cfg['MODEL']['ARCH']!r}: choose from {', '.join(sorted(BACKBONES))}")
     if cfg["TRAIN"]["LOSS"] not in LOSSES:
-        raise ValueError(f"TRAIN.LOSS {cfg['TRAIN']['LOSS']!r}: choose from {', '.join(LOSSES)}")
+        raise OptionError(f"TRAIN.LOSS {cfg['TRAIN']['LOSS']!r}: choose from {', '.join(LOSSES)}")
 
 
 def check_pretrained(path: str) -> None:
@@ -117,12 +118,12 @@ def check_pretrained(path: str) -> None:
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"--pretrained {path}: no such file")
+        raise OptionError(f"--pretrained {path}: no such file")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises anything on junk
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"--pretrained {path}: not a state dict or agecli checkpoint ({first[:160]})") from None
+        raise OptionError(f"--pretrained {path}: not a state dict or agecli checkpoint ({first[:160]})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"--pretrained {path}: not a state dict (a mapping of parameter names to tensors)")
+        raise OptionError(f"--pretrained {path}: not a state dict (a mapping of parameter names to tensors)")

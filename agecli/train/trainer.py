@@ -28,12 +28,14 @@ import torch
 from ..data.dataset import AlignedFaces
 from ..data.records import csv_name, resolve_image_root
 from ..atomic import OutputError, figure_png, write_bytes
+from ..errors import AgecliError
 from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
 from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
+from ..model.objectives import TAUGHT_LOSSES
 from .loader import epoch_batches, loader_threads
 from .teacher import TeacherError, teacher_targets
 from .schedules import build_optimizer, build_scheduler
@@ -41,7 +43,7 @@ from .schedules import build_optimizer, build_scheduler
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
 
 
-class TrainingError(Exception):
+class TrainingError(AgecliError):
     """A run that cannot start (bad data, a checkpoint that does not fit); the message
     says what to do."""
 
@@ -226,9 +228,6 @@ def epoch_order(rng: np.random.Generator, ages: np.ndarray, balance: float) -> n
     bins = np.minimum(ages // 5, 20).astype(int)
     weight = np.bincount(bins)[bins].astype(np.float64) ** -balance
     return rng.choice(len(ages), size=len(ages), p=weight / weight.sum())
-
-
-TAUGHT_LOSSES = ("ldl", "mt", "emd")  # the objectives with a target distribution a teacher can join
 
 
 def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFaces, rank: int,
