@@ -173,46 +173,20 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     needs_torch(f"`agecli {cmd}`")
-    from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .runs import check_names, check_pretrained, check_resume, discard_unstarted, run_dir, start_run
+    from .runs import check_run, choose_folder, discard_unstarted, records_run, start_run, train_config
     from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
-        cfg = apply_overrides(default_config(), _overrides(list(ctx.args)))
-        cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
-        if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
-            raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
-        if cmd == "train-mt":
-            cfg["TRAIN"]["LOSS"] = "mt"
-        if expand is not None:
-            cfg["DATA"]["EXPAND"] = expand
-        validate(cfg)
-        check_names(cfg)
-        if folds < 1:
-            raise ValueError(f"--folds must be 1 or more, not {folds}")
-        if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
-            raise ValueError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
-        if pretrained:
-            check_pretrained(pretrained)
-        if resume is not None and not resume.is_file():
-            raise ValueError(f"--resume {resume}: no such checkpoint file")
-        if resume is not None:
-            check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+        cfg = train_config(cmd, default_loss, _overrides(list(ctx.args)), expand)
+        check_run(cfg, dataset, folds, checkpoint, pretrained, resume)
     except (ValueError, CheckpointError) as e:
         fail(str(e))
-    if resume is not None and checkpoint is None:
-        ckdir = resume.parent  # a resumed run goes on in its own folder
-    else:
-        base = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
-        # every rank of a torchrun job must write to one folder, and they start at once:
-        # there the folder is used as given (only rank 0 writes in it)
-        distributed = multi_gpu and "RANK" in os.environ
-        ckdir = run_dir(base, exist_ok or resume is not None or distributed)
-        if ckdir != base:
-            log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
-    fresh = not ckdir.exists() or not any(ckdir.iterdir())  # made by this run: removed if refused
-    if os.environ.get("RANK", "0") == "0" or not multi_gpu:
+    folder = choose_folder(dataset, cfg, checkpoint, resume, exist_ok, multi_gpu)
+    ckdir, fresh = folder.path, folder.fresh
+    if folder.moved:
+        log(f"{folder.wanted} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {folder.wanted})")
+    if records_run(multi_gpu):
         start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
                                "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
                                "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})

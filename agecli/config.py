@@ -48,7 +48,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "SEED": 0,
         "THREADS": 0,  # torch CPU threads; 0 = torch's default
         "LOADERS": -1,  # threads augmenting the next batches; -1 = up to 8 beside a GPU, none on a CPU
-        "PATIENCE": 0,  # stop after this many epochs without a better val MAE; 0 = never
+        "PATIENCE": 0,  # stop after this many epochs without a better validation score; 0 = never
+        "BEST_METRIC": "auto",  # what best.pth is chosen on: mae, ca3, or auto (what the collection reports:
+                                # CA3 for MegaAge, else MAE; agecli/data/readers)
         "MAX_STEPS": 0,  # stop each epoch after this many batches (smoke tests); 0 = all
         "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
         "TEACHER": "",  # a model whose answers on the train crops join the labels as soft targets
@@ -91,6 +93,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.THREADS": (0, 4096),
     "TRAIN.LOADERS": (-1, 64),
     "TRAIN.PATIENCE": (0, 100_000),
+    "TRAIN.BEST_METRIC": ("auto", "mae", "ca3"),
     "TRAIN.MAX_STEPS": (0, 10**9),
     "TRAIN.BALANCE": (0.0, 1.0),
     "TRAIN.TEACHER_WEIGHT": (0.0, 1.0),

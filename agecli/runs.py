@@ -3,12 +3,16 @@ so a second run never replaces the first one's `best.pth` or appends to its `log
 `config.json` in it records everything the run was started with.
 
 A run writes into an existing folder only when it resumes from a checkpoint in it or
-the user says `--exist-ok`.
+the user says `--exist-ok`. Here too: a train command's config (`train_config`), what
+is checked before anything is written (`check_run`, `check_resume`), which folder a run
+gets (`choose_folder`) and which process of a torchrun job records it (`records_run`).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,82 @@ from .atomic import check_writable_dir, write_text
 from .errors import OptionError
 
 CONFIG = "config.json"
+
+
+def train_config(cmd: str, default_loss: str, overrides: list[str], expand: float | None = None) -> dict:
+    """The checked config of `agecli <cmd>`: the defaults, the KEY VALUE overrides, the
+    command's loss (train-ldl trains ldl, train-mt mt) and --expand. ValueError says what is wrong."""
+    from .config import apply_overrides, default_config, validate
+
+    cfg = apply_overrides(default_config(), overrides)
+    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+        raise OptionError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+    if cmd == "train-mt":
+        cfg["TRAIN"]["LOSS"] = "mt"
+    if expand is not None:
+        cfg["DATA"]["EXPAND"] = expand
+    validate(cfg)
+    check_names(cfg)
+    return cfg
+
+
+def check_run(cfg: dict, dataset: str, folds: int = 1, checkpoint: Path | None = None, pretrained: str | None = None,
+              resume: Path | None = None) -> None:
+    """What a run's options must satisfy, checked before it writes anything; ValueError
+    (or CheckpointError for a --resume that is no checkpoint) says which."""
+    if folds < 1:
+        raise OptionError(f"--folds must be 1 or more, not {folds}")
+    if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
+        raise OptionError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
+    if pretrained:
+        check_pretrained(pretrained)
+    if resume is not None and not resume.is_file():
+        raise OptionError(f"--resume {resume}: no such checkpoint file")
+    if resume is not None:
+        check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+
+
+def under_torchrun(multi_gpu: bool) -> bool:
+    """A --multi-gpu process that torchrun started (it sets RANK)."""
+    return multi_gpu and "RANK" in os.environ
+
+
+def records_run(multi_gpu: bool) -> bool:
+    """Whether this process writes the run's config.json: every process but torchrun's
+    ranks other than 0."""
+    return os.environ.get("RANK", "0") == "0" or not multi_gpu
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path  # where the run writes
+    wanted: Path  # the folder asked for (or the default); `path` differs when it held an earlier run
+    fresh: bool  # absent or empty before this run: removed again if the run is refused before training
+
+    @property
+    def moved(self) -> bool:
+        return self.path != self.wanted
+
+
+def default_base(dataset: str, cfg: dict) -> Path:
+    """runs/<dataset>_<loss>_<arch>; several sets joined by +."""
+    return Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+
+
+def choose_folder(dataset: str, cfg: dict, checkpoint: Path | None = None, resume: Path | None = None,
+                  exist_ok: bool = False, multi_gpu: bool = False) -> RunFolder:
+    """The folder a run writes into: a resumed run goes on in its checkpoint's folder
+    (unless a checkpoint folder is given); a new one gets `checkpoint` (default
+    `default_base`) when it is free or exist_ok, else the next free numbered sibling.
+    Every rank of a torchrun job must write to one folder, and they start at once: there
+    the folder is used as given (only rank 0 writes in it)."""
+    if resume is not None and checkpoint is None:
+        path = wanted = resume.parent
+    else:
+        wanted = checkpoint or default_base(dataset, cfg)
+        path = run_dir(wanted, exist_ok or resume is not None or under_torchrun(multi_gpu))
+    return RunFolder(path, wanted, fresh=not path.exists() or not any(path.iterdir()))
 
 
 def numbered(base: Path, n: int) -> Path:
