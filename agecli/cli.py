@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import RAY_EXTRA_HINT
+from .errors import RAY_EXTRA_HINT, OptionError
 from .exits import BROKEN_PIPE, DONE, INPUTS_FAILED, INTERRUPTED, TABLE, USAGE, exit_table, guard
 from .demo.formats import format_help
 from .demo.rows import COLUMNS
+from .data.readers import READERS
+from .model.objectives import loss_help
 
 err = Console(stderr=True)
 
@@ -107,7 +109,7 @@ def needs_torch(what: str) -> None:
                     "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
 @guard(fail, "run the same command again to resume")
 def prepare(
-    dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
+    dataset: str = typer.Option(..., help=", ".join(READERS)),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
@@ -162,7 +164,7 @@ def _overrides(args: list[str]) -> list[str]:
     """The trailing KEY VALUE pairs; a word like --agu is a mistyped option, not a key."""
     for a in args[::2]:
         if a.startswith("-"):
-            raise ValueError(f"no such option: {a} (see --help)")
+            raise OptionError(f"no such option: {a} (see --help)")
     return args
 
 
@@ -172,46 +174,20 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     needs_torch(f"`agecli {cmd}`")
-    from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .runs import check_names, check_pretrained, check_resume, discard_unstarted, run_dir, start_run
+    from .runs import check_run, choose_folder, discard_unstarted, records_run, start_run, train_config
     from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
-        cfg = apply_overrides(default_config(), _overrides(list(ctx.args)))
-        cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
-        if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
-            raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
-        if cmd == "train-mt":
-            cfg["TRAIN"]["LOSS"] = "mt"
-        if expand is not None:
-            cfg["DATA"]["EXPAND"] = expand
-        validate(cfg)
-        check_names(cfg)
-        if folds < 1:
-            raise ValueError(f"--folds must be 1 or more, not {folds}")
-        if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
-            raise ValueError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
-        if pretrained:
-            check_pretrained(pretrained)
-        if resume is not None and not resume.is_file():
-            raise ValueError(f"--resume {resume}: no such checkpoint file")
-        if resume is not None:
-            check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+        cfg = train_config(cmd, default_loss, _overrides(list(ctx.args)), expand)
+        check_run(cfg, dataset, folds, checkpoint, pretrained, resume)
     except (ValueError, CheckpointError) as e:
         fail(str(e))
-    if resume is not None and checkpoint is None:
-        ckdir = resume.parent  # a resumed run goes on in its own folder
-    else:
-        base = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
-        # every rank of a torchrun job must write to one folder, and they start at once:
-        # there the folder is used as given (only rank 0 writes in it)
-        distributed = multi_gpu and "RANK" in os.environ
-        ckdir = run_dir(base, exist_ok or resume is not None or distributed)
-        if ckdir != base:
-            log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
-    fresh = not ckdir.exists() or not any(ckdir.iterdir())  # made by this run: removed if refused
-    if os.environ.get("RANK", "0") == "0" or not multi_gpu:
+    folder = choose_folder(dataset, cfg, checkpoint, resume, exist_ok, multi_gpu)
+    ckdir, fresh = folder.path, folder.fresh
+    if folder.moved:
+        log(f"{folder.wanted} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {folder.wanted})")
+    if records_run(multi_gpu):
         start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
                                "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
                                "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
@@ -286,8 +262,7 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         guard(fail, hint)(command))
 
 
-_train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
-               "range, l1, mse).")
+_train_options("train", "ce", f"Train an age model; TRAIN.LOSS picks the objective, ce by default. {loss_help()}.")
 _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL-v2: KL + lambda * L1 on the expectation).")
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
@@ -349,6 +324,7 @@ def _val_one(opts) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .api import AgeEstimator
+    from .atomic import OutputError
     from .errors import AgecliError
     from .eval.evaluate import check_options, evaluate_split
     from .eval.reports import check_output_dir, default_output_dir, terminal_tables, write_reports
@@ -362,12 +338,16 @@ def _val_one(opts) -> int:
             est = AgeEstimator(opts.model, settings=opts.settings)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
                                 ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
+        except OutputError:
+            raise  # the guard: exit 3
         except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
     try:
         write_reports(ev, opts.output_dir or default_output_dir(ev))
+    except OutputError:
+        raise
     except AgecliError as e:
         fail(str(e))
     for table in terminal_tables(ev):
@@ -492,6 +472,7 @@ def demo(
     """Estimate the age of every face in images, a video or the webcam (no input: a sample photo)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from .atomic import OutputError
     from .errors import AgecliError
     from .demo.run import DemoOptions, run_demo
     from .infer.settings import InferSettings
@@ -519,10 +500,12 @@ def demo(
                          progress=lambda d, t: bar.update(task, completed=d, total=t))
         except UnreadableVideo as e:
             fail(str(e), INPUTS_FAILED)
-        except AgecliError as e:
-            fail(str(e))
         except WorkerError as e:
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
+        except OutputError:
+            raise  # the guard: exit 3
+        except AgecliError as e:
+            fail(str(e))
     if not quiet:
         for line in ([_counts_line(s)] if to_stdout else demo_summary(s, output_dir)):
             log(line)

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RAY_EXTRA_HINT
+from ..errors import RAY_EXTRA_HINT, AgecliError
 from ..infer.pipeline import ImageResult
 from ..infer.sources import Item
 from .worker import MAX_CHUNK, PipelineWorker, WorkerSettings
 
 
-class RayError(Exception):
+class RayError(AgecliError):
     """Ray is missing, or the cluster cannot be reached."""
 
 

@@ -185,7 +185,7 @@ class AgePipeline:
         return Prepared(result, faces, crops)
 
     def _finish(self, pending: list[Prepared]) -> list[ImageResult]:
-        from ..data.records import GENDERS, RACES  # here: worker processes need not import pandas
+        from ..vocab import GENDERS, RACES
 
         batches = [p.crops for p in pending if p.faces]
         if batches:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import OptionError
 from .backbones import build_backbone
 
 HEADS = ("dist", "reg", "range", "mt")
@@ -29,7 +30,7 @@ class AgeNet(nn.Module):
                  dropout: float = 0.2, pretrained: bool | str = False) -> None:
         super().__init__()
         if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+            raise OptionError(f"unknown head {head!r}; choose from {HEADS}")
         self.head, self.age_min, self.age_max = head, age_min, age_max
         self.backbone = build_backbone(arch, pretrained)
         nf = self.backbone.num_features
