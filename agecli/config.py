@@ -19,6 +19,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "AGE_MIN": 0,
         "AGE_MAX": 100,
         "DROPOUT": 0.2,
+        "SET_HEADS": False,  # one age layer per training collection, mixed at inference (model/heads.py)
         "RANGE_WIDTH": 5,  # years per bin for TRAIN.LOSS range
     },
     "DATA": {

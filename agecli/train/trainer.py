@@ -303,8 +303,9 @@ class Trainer:
         job, cfg, t = self.job, self.cfg, self.t
         size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
         sets = self.sets = job.sets()
-        self.train_data = AlignedFaces.concat([load_split(job, n, d, "train", size, expand, self.rank, self.distributed)
-                                               for n, d in sets])
+        parts = [load_split(job, n, d, "train", size, expand, self.rank, self.distributed) for n, d in sets]
+        self.train_data = AlignedFaces.concat(parts)
+        self.set_index = np.concatenate([np.full(len(p), i, np.int64) for i, p in enumerate(parts)])
         self.val_sets = {n: load_split(job, n, d, "valid", size, expand, self.rank, self.distributed) for n, d in sets}
         if len(self.train_data) == 0 or not all(len(v) for v in self.val_sets.values()):
             raise TrainingError("a train or valid split is empty")
@@ -316,6 +317,11 @@ class Trainer:
                                         f"{col} head would learn nothing; use train or train-ldl for age only")
         self.meta = {**model_meta(cfg, self.head, self.loss_name), "dataset": ",".join(n for n, _ in sets),
                      **job.extra_meta}
+        if cfg["MODEL"].get("SET_HEADS"):
+            if self.head not in ("dist", "mt") or len(sets) < 2:
+                raise TrainingError("MODEL.SET_HEADS needs two or more --dataset sets and an age distribution "
+                                    f"(train, train-ldl or train-mt); this run has {len(sets)} set(s), head {self.head}")
+            self.meta["set_heads"] = len(sets)
         self.taught = _teacher(job, sets, self.train_data, self.rank, self.distributed) if t.get("TEACHER") else {}
         self.best_by = best_metric(t.get("BEST_METRIC", "auto"), sets)  # configs saved before it existed
         if cfg["DATA"]["AUG"] not in ("basic", "photo"):
@@ -420,8 +426,9 @@ class Trainer:
                  "race": torch.from_numpy(data.races[idx]).to(device)}
         batch.update({f"teacher_{'probs' if k == 'probs' else 'gender'}": torch.from_numpy(v[idx]).to(device)
                       for k, v in self.taught.items()})
+        sets = torch.from_numpy(self.set_index[idx]).to(device) if self.meta.get("set_heads") else None
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            out = self.net(x)
+            out = self.net(x, sets)
         return total_loss(self.loss_name, out, batch, self.model.bins, self.cfg)
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
