@@ -14,13 +14,14 @@ __version__ = "0.1.0"
 __all__ = ["AgeEstimator", "FaceResult", "draw", "evaluate", "AgecliError", "ImageError", "ModelError",
            "MissingModelError", "NeedsTrainExtra", "UsageError", "__version__"]
 
-_WHERE = {"AgeEstimator": "api", "FaceResult": "api", "draw": "api", "evaluate": "api",
+_WHERE = {"AgeEstimator": "api", "FaceResult": "api", "draw": "api", "evaluate": "eval.evaluate",
           "ImageError": "data.images", "AgecliError": "errors", "ModelError": "errors",
           "MissingModelError": "errors", "NeedsTrainExtra": "errors", "UsageError": "errors"}
 
 if TYPE_CHECKING:
-    from .api import AgeEstimator, FaceResult, draw, evaluate
+    from .api import AgeEstimator, FaceResult, draw
     from .data.images import ImageError
+    from .eval.evaluate import evaluate
     from .errors import AgecliError, MissingModelError, ModelError, NeedsTrainExtra, UsageError
 
 

@@ -21,10 +21,9 @@ the typed ones in `agecli.errors`; messages go to the `logging` module, never st
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -32,21 +31,20 @@ from .data.images import ImageError, load_rgb
 from .errors import MissingModelError, ModelError, UsageError
 from .face.detector import FaceDetector
 from .infer.default_model import INT8_MODEL_NAME, default_model_path, int8_detector_path, int8_model_path, stale_int8
-from .infer.pipeline import AgePipeline, FaceResult, StageTimer, model_attributes, parse_attributes
-from .infer.runners import RUNNERS, open_runner, runner_kind
+from .infer.pipeline import DEFAULT_ATTRIBUTES, AgePipeline, FaceResult, StageTimer
+from .infer.runners import Runner, open_runner, runner_kind
+from .infer.settings import InferSettings
 from .infer.sources import Item
 from .infer.tracks import Tracker, TrackSummary
-from .model.meta import expand_problem
+from .model.meta import ModelMeta
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from .eval.evaluate import Evaluation
-
 logger = logging.getLogger(__name__)
 COLORS = ("rgb", "bgr")
 ImageLike = Union[str, Path, np.ndarray, "Image"]
-__all__ = ["AgeEstimator", "FaceResult", "Tracking", "TrackSummary", "draw", "evaluate", "to_rgb"]
+__all__ = ["AgeEstimator", "FaceResult", "Tracking", "TrackSummary", "draw", "to_rgb"]
 
 
 def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
@@ -108,54 +106,53 @@ class AgeEstimator:
     float one), statically quantized: faster on CPU, answers within the model card's
     int8 table. detector: a face
     detector network file (.onnx, RetinaFace's inputs and outputs) in place of the
-    package's float one or, with int8, the shipped int8 one.
+    package's float one or, with int8, the shipped int8 one. settings: all of these in one
+    `InferSettings` (what `demo` and `val` pass), in place of the separate keywords.
+    A value out of bounds raises UsageError (`InferSettings` holds the one set of bounds).
     """
 
-    def __init__(self, model: str | Path | None = None, *, providers: Sequence[str] | None = None,
+    def __init__(self, model: str | Path | None = None, *, providers: str | Sequence[str] | None = None,
                  threads: int = 0, device: str = "cpu", runner: str = "auto", det_threshold: float = 0.8,
                  max_side: int = 1280, expand: float | None = None, batch_size: int = 64,
                  attributes: str | Sequence[str] | None = None, int8: bool = False,
-                 detector: str | Path | None = None) -> None:
-        _check_options(runner, device, det_threshold, max_side, expand, batch_size, threads)
-        try:
-            asked = parse_attributes(attributes)
-        except ValueError as e:
-            raise UsageError(f"attributes: {e}") from None
-        self.int8 = int8
-        self.detector_model: Path | None = Path(detector) if detector is not None else None
-        if int8 and detector is None:
+                 detector: str | Path | None = None, settings: InferSettings | None = None) -> None:
+        given = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=det_threshold,
+                              max_side=max_side, expand=expand, threads=threads, providers=providers,
+                              attributes=attributes, int8=int8, detector=detector)
+        if settings is not None and given != InferSettings():
+            raise TypeError("AgeEstimator takes settings= or the separate options, not both")
+        s = self.settings = settings if settings is not None else given
+        self.int8 = s.int8
+        self.detector_model: Path | None = s.detector
+        if s.int8 and s.detector is None:
             try:
                 self.detector_model = int8_detector_path()
             except MissingModelError:  # none passed its check (the model card): the float detector runs
                 logger.info("no int8 face detector ships; the float one runs")
         if model is None:
-            model = int8_model_path() if int8 else default_model_path()
+            model = int8_model_path() if s.int8 else default_model_path()
         self.model_path = Path(model)
-        kind = runner_kind(self.model_path, runner, device)
-        if device.startswith("cuda"):
-            _check_cuda(kind, device)
-        try:
-            self.runner = open_runner(self.model_path, runner, device, batch_size, threads, providers)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        self.meta: dict[str, Any] = self.runner.meta
-        stale = stale_int8(self.meta, self.model_path) if int8 and self.model_path.name == INT8_MODEL_NAME else None
+        if s.device.startswith("cuda"):
+            _check_cuda(runner_kind(self.model_path, s.runner, s.device), s.device)
+        self.runner: Runner = open_runner(self.model_path, s.runner, s.device, s.batch_size, s.threads, s.providers)
+        self.meta: ModelMeta = self.runner.meta
+        stale = stale_int8(self.meta, self.model_path) if s.int8 and self.model_path.name == INT8_MODEL_NAME else None
         if stale:
             raise ModelError(stale)
-        has = model_attributes(self.meta)
+        has = self.meta.attributes
         # the default gives what the model has of age and gender; an explicit request must be met
-        self.attributes = asked & has if attributes is None else asked
+        self.attributes = DEFAULT_ATTRIBUTES & has if s.attributes is None else s.attributes
         missing = sorted(self.attributes - has)
         if missing:
             raise UsageError(f"{self.model_path.name} has no {' or '.join(missing)} head to answer "
-                             f"{', '.join(missing)}; it gives {', '.join(sorted(model_attributes(self.meta)))}")
-        self.img_size = int(self.meta["img_size"])
-        self.expand = float(self.meta["expand"] if expand is None else expand)
-        if expand is not None and abs(expand - float(self.meta["expand"])) > 1e-9:
-            logger.warning("--expand %s differs from the model's %s: the crops differ from training, "
-                           "expect less accurate ages", expand, self.meta["expand"])
-        self.det_threshold, self.max_side, self.threads = det_threshold, max_side, threads
-        self.batch_size = batch_size
+                             f"{', '.join(missing)}; it gives {', '.join(sorted(has))}")
+        self.img_size = self.meta.img_size
+        # the crop expansion: the model's unless overridden (warned: the crops then differ from training)
+        self.expand, self.expand_warning = self.meta.crop_expand(s.expand)
+        if self.expand_warning:
+            logger.warning("%s", self.expand_warning)
+        self.det_threshold, self.max_side, self.threads = s.det_threshold, s.max_side, s.threads
+        self.batch_size = s.batch_size
         self._detector: FaceDetector | None = None
 
     @property
@@ -260,40 +257,6 @@ def draw(image: ImageLike, faces: Sequence[FaceResult], color: str = "rgb", *, l
 
     out = annotate(to_rgb(image, color), faces, labels)
     return np.ascontiguousarray(out[:, :, ::-1]) if color == "bgr" else out
-
-
-def evaluate(model: str | Path | None = None, data_dir: str | Path | None = None, dataset: str | None = None,
-             split: str = "test", *, ldl: bool = False, expand: float | None = None, runner: str = "auto",
-             device: str = "cpu", batch_size: int = 64, tta: str = "none", baseline: bool = False,
-             worst_threshold: float = 10.0, cache: bool = False, cache_dir: str | Path | None = None,
-             workers: int = 2, progress: Callable[[int, int], None] | None = None) -> "Evaluation":
-    """Accuracy of a model on an aligned split made by `agecli prepare`, without writing
-    report files: `ev.summary` (mae, ca3/ca5/ca7, n, ...), `ev.frame` (one row per face),
-    `ev.groups` (per age group, gender, ethnicity). The crops are cached (the cache
-    training uses, <data-dir>/.agecli_cache, unless `cache_dir` says where) only with
-    `cache=True`, as `agecli val` does."""
-    from .eval.evaluate import ValOptions, check_options, evaluate_split
-
-    opts = ValOptions(None if model is None else Path(model), None if data_dir is None else Path(data_dir),
-                      dataset, split, ldl, expand, None, runner, device, batch_size, tta, baseline,
-                      worst_threshold, None if cache_dir is None else Path(cache_dir), workers, cache)
-    check_options(opts)
-    est = AgeEstimator(opts.model, runner=runner, device=device, batch_size=batch_size)
-    return evaluate_split(est, opts, progress=progress)
-
-
-def _check_options(runner: str, device: str, det_threshold: float, max_side: int, expand: float | None,
-                   batch_size: int, threads: int) -> None:
-    if runner not in RUNNERS:
-        raise UsageError(f"--runner must be auto, torch or onnx, not {runner!r}")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise UsageError(f"--device must be cpu, cuda or cuda:N, not {device!r}")
-    if not 0.0 < det_threshold < 1.0:
-        raise UsageError("--threshold must be between 0 and 1")
-    if max_side < 64 or batch_size < 1 or threads < 0:
-        raise UsageError("--max-side must be at least 64, --batch-size at least 1, threads 0 or more")
-    if expand is not None and expand_problem(expand):
-        raise UsageError(f"--expand {expand_problem(expand)}")
 
 
 def _check_cuda(kind: str, device: str) -> None:

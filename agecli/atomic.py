@@ -13,8 +13,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import AgecliError
 
-class OutputError(Exception):
+
+class OutputError(AgecliError):
     """An output that cannot be written (read-only, full disk, a file where a folder
     should be); the CLI exits with code 3."""
 

@@ -19,9 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import RAY_EXTRA_HINT
-from .exits import INPUTS_FAILED, TABLE, USAGE, guard
-from .infer.rows import COLUMNS
+from .errors import RAY_EXTRA_HINT, OptionError
+from .exits import BROKEN_PIPE, DONE, INPUTS_FAILED, INTERRUPTED, TABLE, USAGE, exit_table, guard
+from .demo.formats import format_help
+from .demo.rows import COLUMNS
+from .data.readers import READERS
+from .model.objectives import loss_help
 
 err = Console(stderr=True)
 
@@ -106,7 +109,7 @@ def needs_torch(what: str) -> None:
                     "  agecli prepare --dataset csv --data-dir photos --out aligned\n\n" + TABLE)
 @guard(fail, "run the same command again to resume")
 def prepare(
-    dataset: str = typer.Option(..., help="utkface, fgnet, megaage, megaage_asian, morph, aaf, afad, appa, csv, folder"),
+    dataset: str = typer.Option(..., help=", ".join(READERS)),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
@@ -161,7 +164,7 @@ def _overrides(args: list[str]) -> list[str]:
     """The trailing KEY VALUE pairs; a word like --agu is a mistyped option, not a key."""
     for a in args[::2]:
         if a.startswith("-"):
-            raise ValueError(f"no such option: {a} (see --help)")
+            raise OptionError(f"no such option: {a} (see --help)")
     return args
 
 
@@ -171,46 +174,20 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     needs_torch(f"`agecli {cmd}`")
-    from .config import apply_overrides, default_config, validate
     from .model.checkpoint import CheckpointError
-    from .runs import check_names, check_pretrained, check_resume, discard_unstarted, run_dir, start_run
+    from .runs import check_run, choose_folder, discard_unstarted, records_run, start_run, train_config
     from .train.trainer import DivergedError, TrainingError, TrainJob
 
     try:
-        cfg = apply_overrides(default_config(), _overrides(list(ctx.args)))
-        cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
-        if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
-            raise ValueError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
-        if cmd == "train-mt":
-            cfg["TRAIN"]["LOSS"] = "mt"
-        if expand is not None:
-            cfg["DATA"]["EXPAND"] = expand
-        validate(cfg)
-        check_names(cfg)
-        if folds < 1:
-            raise ValueError(f"--folds must be 1 or more, not {folds}")
-        if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
-            raise ValueError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
-        if pretrained:
-            check_pretrained(pretrained)
-        if resume is not None and not resume.is_file():
-            raise ValueError(f"--resume {resume}: no such checkpoint file")
-        if resume is not None:
-            check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+        cfg = train_config(cmd, default_loss, _overrides(list(ctx.args)), expand)
+        check_run(cfg, dataset, folds, checkpoint, pretrained, resume)
     except (ValueError, CheckpointError) as e:
         fail(str(e))
-    if resume is not None and checkpoint is None:
-        ckdir = resume.parent  # a resumed run goes on in its own folder
-    else:
-        base = checkpoint or Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
-        # every rank of a torchrun job must write to one folder, and they start at once:
-        # there the folder is used as given (only rank 0 writes in it)
-        distributed = multi_gpu and "RANK" in os.environ
-        ckdir = run_dir(base, exist_ok or resume is not None or distributed)
-        if ckdir != base:
-            log(f"{base} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {base})")
-    fresh = not ckdir.exists() or not any(ckdir.iterdir())  # made by this run: removed if refused
-    if os.environ.get("RANK", "0") == "0" or not multi_gpu:
+    folder = choose_folder(dataset, cfg, checkpoint, resume, exist_ok, multi_gpu)
+    ckdir, fresh = folder.path, folder.fresh
+    if folder.moved:
+        log(f"{folder.wanted} holds an earlier run: this one goes to {ckdir} (--exist-ok to reuse {folder.wanted})")
+    if records_run(multi_gpu):
         start_run(ckdir, cfg, {"subcommand": cmd, "data_dir": [str(d) for d in data_dir], "dataset": dataset,
                                "aug": aug, "resume": str(resume) if resume else None, "pretrained": pretrained,
                                "folds": folds, "lr_find": lr_find, "multi_gpu": multi_gpu})
@@ -285,20 +262,24 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
         guard(fail, hint)(command))
 
 
-_train_options("train", "ce", "Train an age model: classification + expectation (TRAIN.LOSS ce, mv, emd, focal, "
-               "range, l1, mse).")
+_train_options("train", "ce", f"Train an age model; TRAIN.LOSS picks the objective, ce by default. {loss_help()}.")
 _train_options("train-ldl", "ldl", "Train with label distribution learning (DLDL-v2: KL + lambda * L1 on the expectation).")
 _train_options("train-mt", "mt", "Train age + gender + ethnicity together (multi-task, missing labels masked).")
 
 
-@app.command(cls=Command, epilog="Examples:\n\n  agecli val --resume runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
+PROVIDERS_HELP = ("ONNX Runtime execution providers, comma-separated, first preferred (e.g. "
+                  "CUDAExecutionProvider,CPUExecutionProvider); default: CPU, or CUDA first with --device cuda "
+                  "where this onnxruntime has it.")
+
+
+@app.command(cls=Command, epilog="Examples:\n\n  agecli val --model runs/utkface_ldl_efficientnet_lite0/best.pth --data-dir data/utkface "
                     "--dataset utkface\n\n"
-                    "  agecli val --ldl --resume best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
-                    "  agecli val --resume model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
+                    "  agecli val --ldl --model best.pth   (dataset from the checkpoint, CSVs in data/<dataset>/)\n\n"
+                    "  agecli val --model model.onnx --data-dir data/utkface --dataset utkface --tta flip --baseline"
                     "\n\n" + TABLE)
 @guard(fail)
 def val(
-    resume: Optional[Path] = typer.Option(None, "--resume", "--model", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
+    model: Optional[Path] = typer.Option(None, "--model", "--resume", help="Checkpoint (.pth) or exported model (.onnx) to evaluate (default: the shipped model)."),
     data_dir: Optional[list[Path]] = typer.Option(None, help="Folder with the aligned CSVs (default: data/<dataset>/ or the current folder, where the CSV is); once per --dataset set, or once for all."),
     dataset: Optional[str] = typer.Option(None, help="CSV prefix, <dataset>_<split>_align.csv (default: the dataset(s) the model was trained on); several are reported one by one: utkface,aaf."),
     split: str = typer.Option("test", help="Which split to evaluate: test, valid, train."),
@@ -306,7 +287,8 @@ def val(
     expand: Optional[float] = typer.Option(None, help="Box expansion of the crops (default: the model's; another value is allowed, with a warning)."),
     output_dir: Optional[Path] = typer.Option(None, help="Where the reports go (default: val_<dataset>_<split>/)."),
     runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    providers: Optional[str] = typer.Option(None, help=PROVIDERS_HELP),
     batch_size: int = typer.Option(64, help="Faces per forward pass."),
     tta: str = typer.Option("none", help="Test-time augmentation: none, or flip (average with the mirrored face)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also report predicting the training median age for every face."),
@@ -315,19 +297,24 @@ def val(
     workers: int = typer.Option(2, help="Processes cropping faces when the cache is cold."),
 ) -> None:
     """Evaluate a model on an aligned CSV: MAE, CA(3/5/7), per-group error reports."""
-    from .eval.evaluate import ValError, ValOptions, val_sets
+    from .errors import UsageError
+    from .eval.evaluate import ValOptions, val_sets
+    from .infer.settings import InferSettings
 
     try:
-        sets = val_sets(resume, dataset, data_dir or [])
-    except ValError as e:
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, expand=expand,
+                                 providers=providers)
+        sets = val_sets(model, dataset, data_dir or [])
+    except UsageError as e:
         fail(str(e))
     skipped = 0
     for name, folder in sets:
         out = output_dir / name if output_dir is not None and len(sets) > 1 else output_dir
         if len(sets) > 1:
             err.print(f"== {name}")
-        skipped += _val_one(ValOptions(resume, folder, name, split, ldl, expand, out, runner, device, batch_size,
-                                       tta, baseline, worst_threshold, cache_dir, workers))
+        skipped += _val_one(ValOptions(model=model, data_dir=folder, dataset=name, split=split, ldl=ldl,
+                                       output_dir=out, settings=settings, tta=tta, baseline=baseline,
+                                       worst_threshold=worst_threshold, cache_dir=cache_dir, workers=workers))
     if skipped:
         raise typer.Exit(INPUTS_FAILED)  # the figures stand, over the faces that could be read
 
@@ -337,6 +324,7 @@ def _val_one(opts) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .api import AgeEstimator
+    from .atomic import OutputError
     from .errors import AgecliError
     from .eval.evaluate import check_options, evaluate_split
     from .eval.reports import check_output_dir, default_output_dir, terminal_tables, write_reports
@@ -347,15 +335,19 @@ def _val_one(opts) -> int:
         task = bar.add_task("predicting", total=None)
         try:
             check_options(opts)
-            est = AgeEstimator(opts.model, runner=opts.runner, device=opts.device, batch_size=opts.batch_size)
+            est = AgeEstimator(opts.model, settings=opts.settings)
             ev = evaluate_split(est, opts, progress=lambda d, t: bar.update(task, completed=d, total=t),
                                 ready=lambda: check_output_dir(opts.output_dir or Path.cwd(), default=opts.output_dir is None))
+        except OutputError:
+            raise  # the guard: exit 3
         except AgecliError as e:
             problem = str(e)
     if problem:
         fail(problem)
     try:
         write_reports(ev, opts.output_dir or default_output_dir(ev))
+    except OutputError:
+        raise
     except AgecliError as e:
         fail(str(e))
     for table in terminal_tables(ev):
@@ -385,18 +377,18 @@ def _columns_sentence() -> str:
 DEMO_EPILOG = ("Examples:\n\n  agecli demo --output-dir annotated   (a sample photo: see what it does)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated\n\n"
                "  agecli demo group.jpg 'trip/**/*.jpg' --format jsonl > ages.jsonl\n\n"
-               "  find photos -name '*.png' | agecli demo --img-list - --resume runs/utkface/best.pth\n\n"
+               "  find photos -name '*.png' | agecli demo --img-list - --model runs/utkface/best.pth\n\n"
                "  agecli demo --video clip.mp4 --every 5 --output-dir out   (out/clip.mp4 annotated, out/tracks.csv: one row per person)\n\n"
                "  agecli demo --img-dir photos --output-dir annotated --skip-existing   (finish an interrupted run)\n\n"
                "  agecli demo --img-dir /nfs/photos --output-dir annotated --ray ray://head:10001   (on a Ray cluster)\n\n"
                f"Rows (one per face) go to stdout: {_columns_sentence()}. Logs go to stderr. On a terminal with "
                "--output-dir the rows go only to predictions.csv and stderr gets a summary (--stdout: rows too).\n\n"
                "With --output-dir, a file agecli did not write there is never replaced.\n\n"
-               "Exit codes: 0 every input processed; 1 some inputs unreadable (rows with error=unreadable) or a "
-               "video that ended early; 2 bad usage, missing or invalid model, a .pth model without the train extra "
-               "(torch), an output folder holding the inputs or other files, --webcam and no webcam; 3 an output cannot be written (read-only, disk full); "
-               "130 interrupted (run again with --skip-existing to finish); 141 stdout closed by the reader (with "
-               "--output-dir the run still finishes the folder and its predictions.csv).")
+               + exit_table({INPUTS_FAILED: "inputs unreadable (rows with error=unreadable) or a video that ended early",
+                             USAGE: "also a .pth model without the train extra (torch), an output folder holding the "
+                                    "inputs or other files, --webcam and no webcam",
+                             INTERRUPTED: "run again with --skip-existing to finish",
+                             BROKEN_PIPE: "with --output-dir the run still finishes the folder and its predictions.csv"}))
 
 
 def rows_to_stdout(is_tty: bool, output_dir: Path | None, force: bool) -> bool:
@@ -445,16 +437,17 @@ def demo(
     video: Optional[Path] = typer.Option(None, help="Video file: its faces are tracked, one track per person; with "
                                                     "--output-dir an annotated video and tracks.csv are written."),
     every: int = typer.Option(1, help="Use every N-th video/webcam frame."),
-    resume: Optional[Path] = typer.Option(None, help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
+    model: Optional[Path] = typer.Option(None, "--model", "--resume", help="Model: checkpoint (.pth) or exported .onnx (default: the shipped model)."),
     runner: str = typer.Option("auto", help="auto (ONNX Runtime on CPU, torch on CUDA), torch or onnx."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    providers: Optional[str] = typer.Option(None, help=PROVIDERS_HELP),
     output_dir: Optional[Path] = typer.Option(None, help="Write annotated copies (same relative paths) and predictions.csv here."),
     save_crops: bool = typer.Option(False, "--save-crops", help="Also save each aligned face crop under OUTPUT_DIR/crops."),
     save_frames: bool = typer.Option(False, "--save-frames", help="With --video or --webcam: also save each processed "
                                                                   "frame, annotated, as a JPEG."),
     track_gap: float = typer.Option(1.0, help="Seconds a face may go unseen (hidden, missed) and keep its track."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
-    fmt: str = typer.Option("csv", "--format", help="Rows on stdout: csv (header once) or jsonl."),
+    fmt: str = typer.Option("csv", "--format", help=format_help()),
     threshold: float = typer.Option(0.8, help="Face detector score threshold."),
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
@@ -467,7 +460,7 @@ def demo(
     force_stdout: bool = typer.Option(False, "--stdout", help="Rows on stdout even on a terminal with --output-dir "
                                                                "(there they are otherwise left to predictions.csv)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary; warnings and errors still go to stderr."),
-    int8: bool = typer.Option(False, "--int8", help="Run the shipped int8 face detector and (without --resume) int8 age "
+    int8: bool = typer.Option(False, "--int8", help="Run the shipped int8 face detector and (without --model) int8 age "
                                                     "model: faster on CPU, ages within the model card's int8 table."),
     workers: Optional[int] = typer.Option(None, help="Processes, each running the whole pipeline on one core (default: one per core, one per 24 inputs at most; with --device cuda, 1; 1: this process alone, on every core). With --ray: actors (default: one per CPU, or GPU, of the cluster)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
@@ -479,15 +472,23 @@ def demo(
     """Estimate the age of every face in images, a video or the webcam (no input: a sample photo)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from .atomic import OutputError
     from .errors import AgecliError
-    from .infer.demo import DemoOptions, run_demo
+    from .demo.run import DemoOptions, run_demo
+    from .infer.settings import InferSettings
     from .infer.sources import UnreadableVideo
     from .parallel import WorkerError
 
-    opts = DemoOptions(inputs or [], img_dir, img_list, video, every, resume, runner, device, output_dir,
-                       save_crops, skip_existing, fmt, threshold, max_side, expand, batch_size, webcam=webcam,
-                       workers=workers, ray=ray, attributes=attributes, labels=labels, save_frames=save_frames,
-                       track_gap=track_gap, int8=int8)
+    try:
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=threshold,
+                                 max_side=max_side, expand=expand, providers=providers, attributes=attributes,
+                                 int8=int8)
+    except AgecliError as e:
+        fail(str(e))
+    opts = DemoOptions(inputs=inputs or [], img_dir=img_dir, img_list=img_list, video=video, every=every, model=model,
+                       settings=settings, output_dir=output_dir, save_crops=save_crops, skip_existing=skip_existing,
+                       fmt=fmt, webcam=webcam, workers=workers, ray=ray, labels=labels, save_frames=save_frames,
+                       track_gap=track_gap)
     to_stdout = rows_to_stdout(sys.stdout.isatty(), output_dir, force_stdout)
     if quiet:
         logging.getLogger("agecli").setLevel(logging.WARNING)
@@ -499,10 +500,12 @@ def demo(
                          progress=lambda d, t: bar.update(task, completed=d, total=t))
         except UnreadableVideo as e:
             fail(str(e), INPUTS_FAILED)
-        except AgecliError as e:
-            fail(str(e))
         except WorkerError as e:
             fail(f"{e}; run again with --skip-existing to finish the rest", 1)
+        except OutputError:
+            raise  # the guard: exit 3
+        except AgecliError as e:
+            fail(str(e))
     if not quiet:
         for line in ([_counts_line(s)] if to_stdout else demo_summary(s, output_dir)):
             log(line)
@@ -513,20 +516,22 @@ def demo(
         raise typer.Exit(INPUTS_FAILED)
 
 
-@app.command(cls=Command, epilog="Examples:\n\n  agecli export --resume runs/utkface/best.pth --images photos\n\n"
-                    "  agecli export --resume best.pth --fp16 --output weights/agecli_default.onnx\n\n"
-                    "  agecli export --resume best.pth --int8 --calibrate data/utkface --calibrate data/aaf --images photos\n\n"
-                    "  agecli export --resume best.pth --format torchscript\n\n"
+@app.command(cls=Command, epilog="Examples:\n\n  agecli export --model runs/utkface/best.pth --images photos\n\n"
+                    "  agecli export --model best.pth --fp16 --output weights/agecli_default.onnx\n\n"
+                    "  agecli export --model best.pth --int8 --calibrate data/utkface --calibrate data/aaf --images photos\n\n"
+                    "  agecli export --model best.pth --format torchscript\n\n"
                     "The file is written (atomically) only when the exported model's ages agree with the "
                     "torch model's on the same crops: within 0.05 years (fp32) or 0.5 (fp16). --int8 quantizes "
                     "the float32 export statically (int8 weights per channel, activation ranges calibrated on the "
                     "--calibrate faces) and writes it only when its mean |age change| against the float export on "
                     "the --images faces is within --int8-tolerance (0.5 years), unless --force.\n\n"
-                    "Exit codes: 0 written and verified; 1 verification failed or int8 changes the ages too much "
-                    "(nothing written); 2 bad usage or not a checkpoint; 3 the output cannot be written; 130 interrupted.")
+                    + exit_table({DONE: "the model written and verified",
+                                  INPUTS_FAILED: "here, the check failed or int8 changes the ages too much (nothing "
+                                                 "written)",
+                                  USAGE: "also a file that is not a checkpoint"}))
 @guard(fail)
 def export(
-    resume: Path = typer.Option(..., help="Checkpoint (.pth) to export."),
+    model: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     opset: int = typer.Option(17, help="ONNX opset (11-20)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
@@ -552,7 +557,7 @@ def export(
     if calibration_faces < 1:
         fail("--calibration-faces must be 1 or more")
     try:
-        r = export_checked(resume, fmt, output, opset, fp16, int8, images, calibrate or (),
+        r = export_checked(model, fmt, output, opset, fp16, int8, images, calibrate or (),
                            QuantSettings(method=calibration_method), int8_tolerance, force, calibration_faces)
     except (ExportError, CheckpointError) as e:
         fail(str(e))

@@ -9,6 +9,9 @@ import copy
 import math
 from typing import Any
 
+from .vocab import MAX_AGE
+from .errors import OptionError
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "MODEL": {
         "ARCH": "efficientnet_lite0",
@@ -16,6 +19,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "AGE_MIN": 0,
         "AGE_MAX": 100,
         "DROPOUT": 0.2,
+        "SET_HEADS": False,  # one age layer per training collection, mixed at inference (model/heads.py)
         "RANGE_WIDTH": 5,  # years per bin for TRAIN.LOSS range
     },
     "DATA": {
@@ -46,7 +50,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "SEED": 0,
         "THREADS": 0,  # torch CPU threads; 0 = torch's default
         "LOADERS": -1,  # threads augmenting the next batches; -1 = up to 8 beside a GPU, none on a CPU
-        "PATIENCE": 0,  # stop after this many epochs without a better val MAE; 0 = never
+        "PATIENCE": 0,  # stop after this many epochs without a better validation score; 0 = never
+        "BEST_METRIC": "auto",  # what best.pth is chosen on: mae, ca3, or auto (what the collection reports:
+                                # CA3 for MegaAge, else MAE; agecli/data/readers)
         "MAX_STEPS": 0,  # stop each epoch after this many batches (smoke tests); 0 = all
         "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
         "TEACHER": "",  # a model whose answers on the train crops join the labels as soft targets
@@ -63,8 +69,8 @@ def default_config() -> dict[str, dict[str, Any]]:
 # free or checked against their registry (MODEL.ARCH, TRAIN.LOSS: agecli/runs.py)
 RULES: dict[str, tuple] = {
     "MODEL.IMG_SIZE": (32, 1024),
-    "MODEL.AGE_MIN": (0, 119),
-    "MODEL.AGE_MAX": (1, 120),
+    "MODEL.AGE_MIN": (0, MAX_AGE - 1),
+    "MODEL.AGE_MAX": (1, MAX_AGE),
     "MODEL.DROPOUT": (0.0, 0.95),
     "MODEL.RANGE_WIDTH": (1, 50),
     "DATA.EXPAND": (0.0, 3.0),
@@ -89,6 +95,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.THREADS": (0, 4096),
     "TRAIN.LOADERS": (-1, 64),
     "TRAIN.PATIENCE": (0, 100_000),
+    "TRAIN.BEST_METRIC": ("auto", "mae", "ca3"),
     "TRAIN.MAX_STEPS": (0, 10**9),
     "TRAIN.BALANCE": (0.0, 1.0),
     "TRAIN.TEACHER_WEIGHT": (0.0, 1.0),
@@ -102,13 +109,13 @@ def check_value(key: str, value: Any) -> None:
         return
     if isinstance(rule[0], str):
         if value not in rule:
-            raise ValueError(f"{key} {value!r}: choose from {', '.join(r for r in rule if r)}")
+            raise OptionError(f"{key} {value!r}: choose from {', '.join(r for r in rule if r)}")
         return
     lo, hi = rule
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{key} {value}: not a finite number")
+        raise OptionError(f"{key} {value}: not a finite number")
     if not lo <= value <= hi:
-        raise ValueError(f"{key} {value}: must be between {lo:g} and {hi:g}")
+        raise OptionError(f"{key} {value}: must be between {lo:g} and {hi:g}")
 
 
 def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -118,7 +125,7 @@ def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             check_value(f"{section}.{name}", value)
     m = cfg["MODEL"]
     if m["AGE_MAX"] <= m["AGE_MIN"]:
-        raise ValueError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
+        raise OptionError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
     return cfg
 
 
@@ -128,7 +135,7 @@ def _coerce(value: str, like: Any) -> Any:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected a boolean, got {value!r}")
+        raise OptionError(f"expected a boolean, got {value!r}")
     if isinstance(like, int):
         return int(value)
     if isinstance(like, float):
@@ -140,15 +147,15 @@ def apply_overrides(cfg: dict[str, dict[str, Any]], pairs: list[str]) -> dict[st
     """Apply `KEY VALUE` pairs; unknown keys, unparsable or out-of-range values raise
     ValueError (call `validate` once the command has filled in its own defaults)."""
     if len(pairs) % 2:
-        raise ValueError(f"overrides come in KEY VALUE pairs; {pairs[-1]!r} has no value")
+        raise OptionError(f"overrides come in KEY VALUE pairs; {pairs[-1]!r} has no value")
     for key, value in zip(pairs[::2], pairs[1::2]):
         section, _, name = key.partition(".")
         if section not in cfg or name not in cfg[section]:
             known = ", ".join(f"{s}.{k}" for s in cfg for k in cfg[s])
-            raise ValueError(f"unknown config key {key!r}; known keys: {known}")
+            raise OptionError(f"unknown config key {key!r}; known keys: {known}")
         try:
             cfg[section][name] = _coerce(value, cfg[section][name])
         except ValueError as e:
-            raise ValueError(f"{key}: {e}") from None
+            raise OptionError(f"{key}: {e}") from None
         check_value(key, cfg[section][name])
     return cfg

@@ -20,6 +20,17 @@ class UsageError(AgecliError):
     """An option or argument that cannot work (bad value, contradictory flags)."""
 
 
+class OptionError(UsageError, ValueError):
+    """An option, config value or name that cannot work (`TRAIN.LR -1`, `--folds 0`, an
+    unknown MODEL.ARCH). Also a ValueError: callers caught these as ValueError before
+    they had a type."""
+
+
+class DataError(AgecliError, ValueError):
+    """A labelled set, list or aligned CSV that cannot be read as labelled faces (missing
+    lists, broken rows, no accepted image); exit 2 in the CLI. Also a ValueError."""
+
+
 class ModelError(AgecliError):
     """A model file that cannot be used (missing, not a model, not an agecli model)."""
 

@@ -20,9 +20,22 @@ INTERRUPTED = 130  # Ctrl-C
 TERMINATED = 143  # SIGTERM (128 + 15), handled as Ctrl-C is
 BROKEN_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what `yes | head` gives)
 
-TABLE = (f"Exit codes: {DONE} done; {INPUTS_FAILED} some inputs failed (reported); {USAGE} bad usage "
-         f"(options, config, labels, model); {OUTPUT} an output or the environment failed (unwritable, "
-         f"disk full); {INTERRUPTED} interrupted (Ctrl-C), {TERMINATED} terminated (SIGTERM); {BROKEN_PIPE} stdout closed by the reader.")
+MEANINGS = {DONE: "done", INPUTS_FAILED: "some inputs failed (reported)",
+            USAGE: "bad usage (options, config, labels, model)",
+            OUTPUT: "an output or the environment failed (unwritable, disk full)",
+            INTERRUPTED: "interrupted (Ctrl-C)", TERMINATED: "terminated (SIGTERM)",
+            BROKEN_PIPE: "stdout closed by the reader"}
+
+
+def exit_table(notes: dict[int, str] | None = None) -> str:
+    """The exit codes as one sentence for a help text, from MEANINGS; `notes` adds what a
+    code means for one command (demo: which inputs count as failed)."""
+    notes = notes or {}
+    parts = [f"{code} {meaning}" + (f": {notes[code]}" if code in notes else "") for code, meaning in MEANINGS.items()]
+    return "Exit codes: " + "; ".join(parts) + "."
+
+
+TABLE = exit_table()
 
 
 def _silence_stdout() -> None:

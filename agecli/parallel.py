@@ -19,12 +19,14 @@ from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from .errors import AgecliError
+
 T = TypeVar("T")
 R = TypeVar("R")
 _END: Any = object()
 
 
-class WorkerError(Exception):
+class WorkerError(AgecliError):
     """A worker process died (killed for memory, or a crash in native code)."""
 
 

@@ -3,18 +3,99 @@ so a second run never replaces the first one's `best.pth` or appends to its `log
 `config.json` in it records everything the run was started with.
 
 A run writes into an existing folder only when it resumes from a checkpoint in it or
-the user says `--exist-ok`.
+the user says `--exist-ok`. Here too: a train command's config (`train_config`), what
+is checked before anything is written (`check_run`, `check_resume`), which folder a run
+gets (`choose_folder`) and which process of a torchrun job records it (`records_run`).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .atomic import check_writable_dir, write_text
+from .errors import OptionError
 
 CONFIG = "config.json"
+
+
+def train_config(cmd: str, default_loss: str, overrides: list[str], expand: float | None = None) -> dict:
+    """The checked config of `agecli <cmd>`: the defaults, the KEY VALUE overrides, the
+    command's loss (train-ldl trains ldl, train-mt mt) and --expand. ValueError says what is wrong."""
+    from .config import apply_overrides, default_config, validate
+
+    cfg = apply_overrides(default_config(), overrides)
+    cfg["TRAIN"]["LOSS"] = cfg["TRAIN"]["LOSS"] or default_loss
+    if cmd == "train-ldl" and cfg["TRAIN"]["LOSS"] != "ldl":
+        raise OptionError("train-ldl trains with TRAIN.LOSS ldl; use `agecli train` for other objectives")
+    if cmd == "train-mt":
+        cfg["TRAIN"]["LOSS"] = "mt"
+    if expand is not None:
+        cfg["DATA"]["EXPAND"] = expand
+    validate(cfg)
+    check_names(cfg)
+    return cfg
+
+
+def check_run(cfg: dict, dataset: str, folds: int = 1, checkpoint: Path | None = None, pretrained: str | None = None,
+              resume: Path | None = None) -> None:
+    """What a run's options must satisfy, checked before it writes anything; ValueError
+    (or CheckpointError for a --resume that is no checkpoint) says which."""
+    if folds < 1:
+        raise OptionError(f"--folds must be 1 or more, not {folds}")
+    if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
+        raise OptionError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
+    if pretrained:
+        check_pretrained(pretrained)
+    if resume is not None and not resume.is_file():
+        raise OptionError(f"--resume {resume}: no such checkpoint file")
+    if resume is not None:
+        check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
+
+
+def under_torchrun(multi_gpu: bool) -> bool:
+    """A --multi-gpu process that torchrun started (it sets RANK)."""
+    return multi_gpu and "RANK" in os.environ
+
+
+def records_run(multi_gpu: bool) -> bool:
+    """Whether this process writes the run's config.json: every process but torchrun's
+    ranks other than 0."""
+    return os.environ.get("RANK", "0") == "0" or not multi_gpu
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path  # where the run writes
+    wanted: Path  # the folder asked for (or the default); `path` differs when it held an earlier run
+    fresh: bool  # absent or empty before this run: removed again if the run is refused before training
+
+    @property
+    def moved(self) -> bool:
+        return self.path != self.wanted
+
+
+def default_base(dataset: str, cfg: dict) -> Path:
+    """runs/<dataset>_<loss>_<arch>; several sets joined by +."""
+    return Path("runs") / f"{dataset.replace(',', '+')}_{cfg['TRAIN']['LOSS']}_{cfg['MODEL']['ARCH']}"
+
+
+def choose_folder(dataset: str, cfg: dict, checkpoint: Path | None = None, resume: Path | None = None,
+                  exist_ok: bool = False, multi_gpu: bool = False) -> RunFolder:
+    """The folder a run writes into: a resumed run goes on in its checkpoint's folder
+    (unless a checkpoint folder is given); a new one gets `checkpoint` (default
+    `default_base`) when it is free or exist_ok, else the next free numbered sibling.
+    Every rank of a torchrun job must write to one folder, and they start at once: there
+    the folder is used as given (only rank 0 writes in it)."""
+    if resume is not None and checkpoint is None:
+        path = wanted = resume.parent
+    else:
+        wanted = checkpoint or default_base(dataset, cfg)
+        path = run_dir(wanted, exist_ok or resume is not None or under_torchrun(multi_gpu))
+    return RunFolder(path, wanted, fresh=not path.exists() or not any(path.iterdir()))
 
 
 def numbered(base: Path, n: int) -> Path:
@@ -57,13 +138,13 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
 
     ckpt = load_checkpoint(resume)
     if "optimizer" not in ckpt or "epoch" not in ckpt:
-        raise ValueError(f"--resume {resume}: a model without its training state, not a run to resume; "
+        raise OptionError(f"--resume {resume}: a model without its training state, not a run to resume; "
                          f"to train on from it, use --pretrained {resume}")
     # the head follows from the loss, so the run's own head is taken and the loss compared
     want = {**model_meta(cfg, ckpt["meta"].get("head"), cfg["TRAIN"]["LOSS"]), "dataset": dataset}
     differs = resume_mismatch(ckpt["meta"], want)
     if differs:
-        raise ValueError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
+        raise OptionError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
     if not into_own_folder:
         return
     folder = resume.parent
@@ -73,7 +154,7 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
     except (OSError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
+        raise OptionError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
                          "into a folder agecli did not make. Copy the checkpoint into a new folder with "
                          f"--checkpoint, or train on from it with --pretrained {resume}")
     log = folder / "log.csv"
@@ -81,7 +162,7 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
         with open(log, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().strip().split(",")
         if header[:len(LOG_COLUMNS)] != LOG_COLUMNS:
-            raise ValueError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
+            raise OptionError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
 
 
 def discard_unstarted(folder: Path) -> None:
@@ -102,12 +183,12 @@ def discard_unstarted(folder: Path) -> None:
 def check_names(cfg: dict) -> None:
     """MODEL.ARCH and TRAIN.LOSS against the registries, before any data is loaded."""
     from .model.backbones import BACKBONES
-    from .model.losses import LOSSES
+    from .model.objectives import LOSSES
 
     if cfg["MODEL"]["ARCH"] not in BACKBONES:
-        raise ValueError(f"MODEL.ARCH {cfg['MODEL']['ARCH']!r}: choose from {', '.join(sorted(BACKBONES))}")
+        raise OptionError(f"MODEL.ARCH {cfg['MODEL']['ARCH']!r}: choose from {', '.join(sorted(BACKBONES))}")
     if cfg["TRAIN"]["LOSS"] not in LOSSES:
-        raise ValueError(f"TRAIN.LOSS {cfg['TRAIN']['LOSS']!r}: choose from {', '.join(LOSSES)}")
+        raise OptionError(f"TRAIN.LOSS {cfg['TRAIN']['LOSS']!r}: choose from {', '.join(LOSSES)}")
 
 
 def check_pretrained(path: str) -> None:
@@ -117,12 +198,12 @@ def check_pretrained(path: str) -> None:
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"--pretrained {path}: no such file")
+        raise OptionError(f"--pretrained {path}: no such file")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises anything on junk
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"--pretrained {path}: not a state dict or agecli checkpoint ({first[:160]})") from None
+        raise OptionError(f"--pretrained {path}: not a state dict or agecli checkpoint ({first[:160]})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"--pretrained {path}: not a state dict (a mapping of parameter names to tensors)")
+        raise OptionError(f"--pretrained {path}: not a state dict (a mapping of parameter names to tensors)")

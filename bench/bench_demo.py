@@ -55,7 +55,7 @@ def worker_counts(spec: str | None) -> list[int]:
 
 def faces_found(out_dir: Path) -> list[tuple]:
     """Every face row of a run (file, face, box), to check that runs agree."""
-    from agecli.infer.rows import read_rows
+    from agecli.demo.rows import read_rows
 
     # by the input file: the output column names each run's own folder
     rows = [(r["file"], r["face"], r["x1"], r["y1"], r["x2"], r["y2"])
@@ -65,10 +65,11 @@ def faces_found(out_dir: Path) -> list[tuple]:
 
 def child(photos: str, out: str, model: str, runner: str, device: str, workers: int) -> None:
     """One demo run in this fresh process; prints its counts, stage times and CPU seconds."""
-    from agecli.infer.demo import DemoOptions, run_demo
+    from agecli.demo.run import DemoOptions, run_demo
+    from agecli.infer.settings import InferSettings
 
-    opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None, runner=runner, device=device,
-                       output_dir=Path(out), workers=workers)
+    opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None,
+                       settings=InferSettings(runner=runner, device=device), output_dir=Path(out), workers=workers)
     s = run_demo(opts, io.StringIO())
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"photos": s.images + s.unreadable, "faces": s.faces, "stages": s.stages,

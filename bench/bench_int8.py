@@ -203,11 +203,12 @@ def detector_check(float_det, int8_dets: dict, images: list[np.ndarray], repeat:
 
 def demo_child(photos: str, out: str, model: str, detector: str) -> None:
     """One whole `demo` run in this fresh process; prints its rows as JSON."""
-    from agecli.infer.demo import DemoOptions, run_demo
-    from agecli.infer.rows import read_rows
+    from agecli.demo.run import DemoOptions, run_demo
+    from agecli.demo.rows import read_rows
+    from agecli.infer.settings import InferSettings
 
     opts = DemoOptions(img_dir=Path(photos), model=Path(model) if model else None, output_dir=Path(out), workers=1,
-                       detector=Path(detector) if detector else None)
+                       settings=InferSettings(detector=Path(detector) if detector else None))
     run_demo(opts, io.StringIO())
     rows = [{k: r[k] for k in ("file", "x1", "y1", "x2", "y2", "age")}
             for group in read_rows(Path(out) / "predictions.csv").values() for r in group if r.get("age") not in (None, "")]

@@ -57,7 +57,7 @@ def make_clip(path: Path, photos: Path, frames: int):
 
 
 def run(video: Path, every: int, out: Path | None) -> dict:
-    from agecli.infer.demo import DemoOptions, run_demo
+    from agecli.demo.run import DemoOptions, run_demo
 
     stdout = io.StringIO()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -29,7 +29,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from agecli.data.records import csv_name, resolve_image_root  # noqa: E402
 from agecli.eval.metrics import age_group, age_group_names, age_metrics  # noqa: E402
-from agecli.infer.rows import parse_row  # noqa: E402
+from agecli.demo.rows import parse_row  # noqa: E402
 
 
 def labelled_photos(data_dir: Path, dataset: str, limit: int) -> dict[str, float]:

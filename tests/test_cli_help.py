@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from agecli import __version__
 from agecli.cli import app
-from agecli.infer.rows import COLUMNS
+from agecli.demo.rows import COLUMNS
 
 
 def _help(*args: str) -> str:
@@ -52,7 +52,7 @@ def test_install_hints_name_what_works(tmp_path, monkeypatch):
     ray_help = " ".join(_help("demo").split())
     assert 'pip install ".[ray]"' in ray_help and "agecli[" not in ray_help
 
-    from agecli.infer.ray_backend import RayError, connect
+    from agecli.demo.ray_backend import RayError, connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RayError, match=r'pip install "\.\[ray\]"'):

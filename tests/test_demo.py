@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from agecli.cli import app
 from agecli.face.detector import SMALL_FACE_PX
 from agecli.infer.drawing import BOX_RGB, MAX_LEADER, ROUGH_ALPHA, _box_rect, _crosses, _overlaps, annotate, leader, place_labels, text_px
-from agecli.infer.outputs import PARTIAL, PREDICTIONS
+from agecli.demo.outputs import PARTIAL, PREDICTIONS
 from agecli.infer.pipeline import AgePipeline, FaceResult
-from agecli.infer.rows import COLUMNS
+from agecli.demo.rows import COLUMNS
 from agecli.infer.sources import Item, file_source
 
 from .conftest import REPO, chip_video, utk_files

@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agecli.cli import app, rows_to_stdout
-from agecli.infer.rows import COLUMNS
+from agecli.demo.rows import COLUMNS
 
 from .conftest import REPO, utk_files
 

@@ -55,3 +55,41 @@ def test_a_dataset_count_that_does_not_match_the_folders_is_refused(tiny_aligned
                                    "--data-dir", str(tmp_path), "--checkpoint", str(tmp_path / "r")])
     assert res.exit_code != 0
     assert "3 sets but 2 --data-dir" in res.output
+
+
+def test_per_collection_age_layers_train_apart_and_answer_as_their_mixture(tiny_aligned, tmp_path):
+    """MODEL.SET_HEADS: each collection's faces train their own age layer (the other's
+    stays as it was), and the model answers with the average of the layers'
+    distributions, in the torch runner and the exported graph alike."""
+    import numpy as np
+    import torch
+
+    from agecli.data.dataset import AlignedFaces
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
+    from agecli.infer.runners import OnnxRunner
+    from agecli.model.checkpoint import load_checkpoint, model_from_checkpoint
+
+    other = second_set(tiny_aligned, tmp_path)
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train-mt", "--dataset", "utkface,other", "--data-dir", str(tiny_aligned),
+                                   "--data-dir", str(other), "--checkpoint", str(run), "MODEL.SET_HEADS", "true",
+                                   "MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2",
+                                   "TRAIN.BATCH_SIZE", "16", "TRAIN.WARMUP_EPOCHS", "0"])
+    assert res.exit_code == 0, res.output
+    ckpt = load_checkpoint(run / "best.pth")
+    assert ckpt["meta"]["set_heads"] == 2 and "set_fc.0.weight" in ckpt["state_dict"]
+    model, meta = model_from_checkpoint(run / "best.pth")
+    crops = AlignedFaces.load(tiny_aligned / csv_name("utkface", "test"), tiny_aligned, 64, 0.25).images[:5]
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        mixed = model.predict(x)["probs"]
+        first = model(x, torch.zeros(5, dtype=torch.long))["logits"].softmax(1)
+        second = model(x, torch.ones(5, dtype=torch.long))["logits"].softmax(1)
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(mixed, (first + second) / 2)
+    onnx = OnnxRunner(onnx_bytes_for_checkpoint(run / "best.pth")).predict(crops)
+    np.testing.assert_allclose(onnx["probs"], mixed.numpy(), atol=1e-4)
+
+    res = CliRunner().invoke(app, ["train-mt", "--dataset", "utkface", "--data-dir", str(tiny_aligned),
+                                   "--checkpoint", str(tmp_path / "one"), "MODEL.SET_HEADS", "true"])
+    assert res.exit_code == 2 and "MODEL.SET_HEADS needs two or more --dataset sets" in " ".join(res.output.split())

@@ -128,7 +128,7 @@ def test_prepare_workers_give_the_csvs_of_one_process(tmp_path):
 def test_default_workers_for_demo_follow_the_input_count():
     """A worker costs start-up time: a handful of photos runs in one process, a folder
     gets one worker per core; a GPU gets one process."""
-    from agecli.infer.demo import MIN_INPUTS_PER_WORKER, default_worker_count
+    from agecli.demo.run import MIN_INPUTS_PER_WORKER, default_worker_count
 
     cores = default_workers()
     assert default_worker_count(MIN_INPUTS_PER_WORKER - 1) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agecli.infer.demo import DemoOptions, run_demo
+from agecli.demo.run import DemoOptions, run_demo
 
 from .conftest import utk_files
 

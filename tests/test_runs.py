@@ -324,3 +324,25 @@ def test_training_with_an_unreadable_image_finishes_and_exits_1(tiny_aligned, tm
     res = train("train-ldl", data, "--checkpoint", tmp_path / "run")
     assert res.exit_code == 1 and photo in res.stderr and "could not be read" in res.stderr, res.output
     assert (tmp_path / "run" / "best.pth").is_file()
+
+
+def test_the_run_folder_policy_lives_in_runs(tmp_path, monkeypatch):
+    """Where a run writes and which torchrun rank records it: decided in runs.py, not the CLI."""
+    from agecli.config import default_config
+    from agecli.runs import choose_folder, records_run
+
+    cfg = default_config()
+    cfg["TRAIN"]["LOSS"] = "ldl"
+    monkeypatch.chdir(tmp_path)
+    first = choose_folder("utkface,aaf", cfg)
+    assert first.path == Path("runs/utkface+aaf_ldl_efficientnet_lite0") and first.fresh and not first.moved
+    (tmp_path / first.path).mkdir(parents=True)
+    (tmp_path / first.path / "config.json").write_text("{}")
+    second = choose_folder("utkface,aaf", cfg)
+    assert second.moved and second.path.name == "utkface+aaf_ldl_efficientnet_lite0-2" and second.fresh
+    assert choose_folder("utkface,aaf", cfg, exist_ok=True).path == first.path
+    resumed = choose_folder("utkface", cfg, resume=first.path / "last.pth")
+    assert resumed.path == first.path and not resumed.fresh and not resumed.moved
+    monkeypatch.setenv("RANK", "1")  # a torchrun rank: every rank uses the folder as given, rank 0 records it
+    assert choose_folder("utkface,aaf", cfg, multi_gpu=True).path == first.path
+    assert not records_run(True) and records_run(False)

@@ -300,3 +300,25 @@ def test_cli_refuses_a_window_that_a_mirror_image_would_move(tiny_aligned, tmp_p
                                    str(tmp_path / "run"), "DATA.WINDOW", "0.1,0.1,0.8,0.9"])
     assert res.exit_code == 2, res.output
     assert "the window must look the same in a mirror image" in " ".join(res.output.split())
+
+
+def test_best_metric_is_a_config_key_and_auto_asks_the_reader(tiny_aligned, tmp_path):
+    """TRAIN.BEST_METRIC: best.pth on the best CA(3) instead of the MAE; auto takes the
+    figure the collection reports (the MegaAge reader's METRIC), as the megaage name
+    prefix chose before; a resumed run keeps the run's choice."""
+    from pathlib import Path
+
+    from agecli.train.trainer import best_metric
+
+    assert best_metric("auto", [("megaage_asian", Path("."))]) == "ca3"
+    assert best_metric("auto", [("megaage_fold0", Path("."))]) == "ca3"
+    assert best_metric("auto", [("megaage", Path(".")), ("utkface", Path("."))]) == "mae"
+    assert best_metric("mae", [("megaage", Path("."))]) == "mae"
+
+    train_tiny(tiny_aligned, tmp_path, epochs=3, extra=["TRAIN.BEST_METRIC", "ca3"])
+    log = pd.read_csv(tmp_path / "log.csv")
+    best = load_checkpoint(tmp_path / "best.pth")
+    assert best["best_by"] == "ca3"
+    assert best["epoch"] + 1 == int(log["epoch"][log["val_ca3"].idxmax()])
+    with pytest.raises(TrainingError, match="TRAIN.BEST_METRIC ca3"):
+        train_tiny(tiny_aligned, tmp_path, epochs=4, resume=tmp_path / "last.pth")

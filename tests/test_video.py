@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from agecli.atomic import working_name
 from agecli.cli import app
-from agecli.infer.outputs import WRITTEN
-from agecli.infer.rows import TRACK_COLUMNS
-from agecli.infer.video import read_ahead
+from agecli.demo.outputs import WRITTEN
+from agecli.demo.rows import TRACK_COLUMNS
+from agecli.demo.video import read_ahead
 
 from .clips import Clip, away_clip, background, crossing_clip, face_patches, ids_per_face, paste, switches, truth_of
 from .conftest import chip_video, photos_path

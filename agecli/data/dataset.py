@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 
 from ..parallel import ordered_map
-from ..face.align import box_problem, crop_face
+from ..face.align import CROP_VERSION, box_problem, crop_face
 from .images import ImageError, load_rgb
 from .records import read_align_csv
 
 if TYPE_CHECKING:  # torch only where batches are built (training): `val` on ONNX runs without it
     import torch
 
-CROP_VERSION = 3  # bump when crop_face changes, so old caches are not reused
 
 
 def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, list[str]]:

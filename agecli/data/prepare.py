@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -21,12 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import check_writable_dir, write_text
+from ..errors import DataError, OptionError
 from ..ledger import OwnedFolder
 from ..parallel import default_workers, ordered_map
+from ..vocab import SPLITS
 from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
-from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, SPLITS, Record, atomic_write_csv, csv_name,
-                      hash_split, image_root_file, is_prepare_output, subject_folds)
+from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, Record, atomic_write_csv, csv_name, hash_split,
+                      image_root_file, is_prepare_output, subject_folds)
 
 PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error",
                    "md5"]
@@ -105,7 +108,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
     if split == "subject":
         missing = int(df["subject"].isna().sum()) if "subject" in df else len(df)
         if missing:
-            raise ValueError(f"--split subject needs a subject for every image; {missing} have none "
+            raise DataError(f"--split subject needs a subject for every image; {missing} have none "
                              "(this dataset has no subjects? use --split hash)")
         subj = split_keys(df)
         fold_of = subject_folds(subj.tolist(), folds)
@@ -113,7 +116,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
         return {f"fold{k}": df[f == k] for k in range(folds)}
     if split == "official" or (split == "auto" and df["split"].notna().all()):
         if df["split"].isna().any():
-            raise ValueError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
+            raise DataError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
                              "use --split hash or subject")
         return {s: df[df["split"] == s] for s in SPLITS}
     s = split_keys(df).map(hash_split)
@@ -134,11 +137,11 @@ def _drop_cut_row(partial: Path) -> None:
 def check_options(split: str, folds: int, workers: int, score_threshold: float) -> None:
     """The numbers prepare takes, checked before any image is read."""
     if not math.isfinite(score_threshold) or not 0.0 < score_threshold < 1.0:
-        raise ValueError(f"--threshold must be between 0 and 1, not {score_threshold}")
+        raise OptionError(f"--threshold must be between 0 and 1, not {score_threshold}")
     if not 1 <= workers <= 256:
-        raise ValueError(f"--workers must be between 1 and 256, not {workers}")
+        raise OptionError(f"--workers must be between 1 and 256, not {workers}")
     if split == "subject" and folds < 2:
-        raise ValueError(f"--folds must be 2 or more, not {folds}")
+        raise OptionError(f"--folds must be 2 or more, not {folds}")
 
 
 def run_key(dataset: str, root: Path, score_threshold: float, records: list[Record]) -> dict:
@@ -214,7 +217,7 @@ def output_folder(out: Path, name: str, split: str, folds: int) -> OwnedFolder:
         folder.written.update(n for n in names if (out / n).exists())
     users = [n for n in names if folder.foreign(out / n)]
     if users:
-        raise ValueError(f"--out {out}: {', '.join(users)} exist and were not written by agecli prepare; "
+        raise OptionError(f"--out {out}: {', '.join(users)} exist and were not written by agecli prepare; "
                          "not replacing them: choose another --out (or --name)")
     return folder
 
@@ -243,14 +246,16 @@ def _shown(name: str) -> str:
 def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = None, split: str = "auto",
             folds: int = 5, workers: int | None = None, score_threshold: float = 0.8, name: str | None = None,
             progress: Callable[[int, int], None] | None = None,
-            log: Callable[[str], None] = lambda m: None) -> dict:
+            log: Callable[[str], None] = logging.getLogger("agecli.prepare").info) -> dict:
     """Run the whole prepare step; returns a summary dict (counts, file paths).
-    `workers` processes run the detector (default: one per core)."""
+    `workers` processes run the detector (default: one per core). Notes (a resumed
+    run started over, a file name that cannot be stored) go to `log`: the CLI prints
+    them, a Python caller gets log records."""
     workers = default_workers() if workers is None else workers
     check_options(split, folds, workers, score_threshold)
     name = name or dataset
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # `../x` wrote beside --out, not in it
-        raise ValueError(f"--name {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
+        raise OptionError(f"--name {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
                          "the files in --out and what --dataset names later")
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
@@ -262,7 +267,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     records = [r for r in read_dataset(dataset, root)
                if not ((root / r.path).parent == out and is_prepare_output(r.path))]
     if not records:
-        raise ValueError(f"no images found for dataset {dataset!r} under {root}")
+        raise DataError(f"no images found for dataset {dataset!r} under {root}")
     # The aligned CSVs are UTF-8 text: a name that is not (caf\xe9.jpg from an old
     # Latin-1 disk) cannot be written there, so it is rejected by name, not fatal to the set.
     bad_names = [{"photo": _shown(r.path), "age": r.age, "error": "bad_name: not UTF-8"}
@@ -320,7 +325,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         partial.with_suffix(".json").unlink(missing_ok=True)
         counts = rejected["error"].astype(str).str.split(":").str[0].value_counts()
         why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
-        raise ValueError(f"no image of {n_images} under {root} was accepted ({why}); nothing to split. "
+        raise DataError(f"no image of {n_images} under {root} was accepted ({why}); nothing to split. "
                          f"The reason for each file is in {listing}")
     cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()]
     parts = assign_splits(accepted, split, folds)

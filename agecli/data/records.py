@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes
+from ..errors import DataError
+from ..vocab import GENDERS, MAX_AGE, RACES  # the label vocabularies (also importable from here)
 
 ALIGN_COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4"]
 OPTIONAL_COLUMNS = ["gender", "race", "subject"]
-SPLITS = ("train", "valid", "test")
-GENDERS = ("male", "female")
-RACES = ("white", "black", "asian", "indian", "others")
 
 
 @dataclass
@@ -32,7 +31,7 @@ class Record:
     error: str | None = None  # why the label could not be read
 
 
-class LabelError(ValueError):
+class LabelError(DataError):
     """A label that cannot be read from a file name or list."""
 
 
@@ -72,7 +71,6 @@ def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
     write_bytes(path, df.to_csv(index=False).encode("utf-8"))
 
 
-MAX_AGE = 120
 NUMERIC_COLUMNS = ("age", "deg", "box1", "box2", "box3", "box4")
 
 
@@ -82,7 +80,7 @@ def _check_field_counts(path: str | Path, n: int) -> None:
     with open(path, encoding="utf-8", newline="") as fh:
         for k, row in enumerate(csv.reader(fh), start=1):
             if row and len(row) != n:
-                raise ValueError(f"{path}: row {k}: {len(row)} fields where the header has {n} "
+                raise DataError(f"{path}: row {k}: {len(row)} fields where the header has {n} "
                                  "(a comma inside a value must be quoted)")
 
 
@@ -95,7 +93,7 @@ def _check_label_codes(path: str | Path, values: pd.Series, col: str, names: tup
         choices = ", ".join(f"{k} = {name}" for k, name in enumerate(names))
         v = values.iloc[i]
         shown = repr(v) if isinstance(v, str) else f"{float(v):g}"
-        raise ValueError(f"{path}: row {i + 2}: {col} {shown} is not a code ({choices}, or empty) "
+        raise DataError(f"{path}: row {i + 2}: {col} {shown} is not a code ({choices}, or empty) "
                          f"({int(bad.sum())} such rows)")
 
 
@@ -108,21 +106,21 @@ def read_align_csv(path: str | Path) -> pd.DataFrame:
         _check_field_counts(path, len(header))
         df = pd.read_csv(path, dtype={"photo": str, "subject": str}, keep_default_na=False, na_values=[""])
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (offset {e.start})") from None
+        raise DataError(f"{path}: not UTF-8 text (offset {e.start})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ValueError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0]})") from None
+        raise DataError(f"{path}: not a readable CSV ({str(e).strip().splitlines()[0]})") from None
     twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
-        raise ValueError(f"{path}: column {twice[0]!r} appears {header.count(twice[0])} times in the header")
+        raise DataError(f"{path}: column {twice[0]!r} appears {header.count(twice[0])} times in the header")
     missing = [c for c in ALIGN_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing}; expected {ALIGN_COLUMNS}")
+        raise DataError(f"{path}: missing columns {missing}; expected {ALIGN_COLUMNS}")
     for col in NUMERIC_COLUMNS:
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() | ~np.isfinite(values)
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
-            raise ValueError(f"{path}: row {i + 2}: {col} {df[col].iloc[i]!r} is not a number "
+            raise DataError(f"{path}: row {i + 2}: {col} {df[col].iloc[i]!r} is not a number "
                              f"({int(bad.sum())} such rows)")
         df[col] = values.astype(float)
     for col, names in (("gender", GENDERS), ("race", RACES)):
@@ -131,22 +129,22 @@ def read_align_csv(path: str | Path) -> pd.DataFrame:
     bad = (df["age"] < 0) | (df["age"] > MAX_AGE)
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
-        raise ValueError(f"{path}: row {i + 2}: age {df['age'].iloc[i]:g} is outside 0-{MAX_AGE} "
+        raise DataError(f"{path}: row {i + 2}: age {df['age'].iloc[i]:g} is outside 0-{MAX_AGE} "
                          f"({int(bad.sum())} such rows)")
     empty = df["photo"].isna() | (df["photo"].astype(str).str.strip() == "")
     if empty.any():
         i = int(np.argmax(empty.to_numpy()))
-        raise ValueError(f"{path}: row {i + 2}: the photo cell is empty ({int(empty.sum())} such rows)")
+        raise DataError(f"{path}: row {i + 2}: the photo cell is empty ({int(empty.sum())} such rows)")
     flat = (df["box3"] <= df["box1"]) | (df["box4"] <= df["box2"])
     if flat.any():
         i = int(np.argmax(flat.to_numpy()))
-        raise ValueError(f"{path}: row {i + 2}: the face box ({df['box1'].iloc[i]:g}, {df['box2'].iloc[i]:g}, "
+        raise DataError(f"{path}: row {i + 2}: the face box ({df['box1'].iloc[i]:g}, {df['box2'].iloc[i]:g}, "
                          f"{df['box3'].iloc[i]:g}, {df['box4'].iloc[i]:g}) has no width or height "
                          f"({int(flat.sum())} such rows)")
     dup = df["photo"].duplicated(keep=False)
     if dup.any():
         rows = df.index[dup & (df["photo"] == df["photo"][dup].iloc[0])].tolist()
-        raise ValueError(f"{path}: photo {df['photo'][dup].iloc[0]!r} appears in rows "
+        raise DataError(f"{path}: photo {df['photo'][dup].iloc[0]!r} appears in rows "
                          f"{', '.join(str(r + 2) for r in rows)}; each photo once")
     return df
 

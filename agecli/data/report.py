@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import figure_png, write_bytes, write_text
-from .records import GENDERS, RACES, hash_split
+from ..vocab import GENDERS, RACES
+from .records import hash_split
 
 
 def _plot_histograms(parts: dict[str, pd.DataFrame], path: Path) -> None:

@@ -13,16 +13,21 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..data.records import GENDERS, RACES, csv_name, read_align_csv, resolve_image_root
 from ..errors import UsageError
-from ..model.meta import expand_problem, file_hash
+from ..infer.settings import InferSettings
+from ..model.meta import ModelMeta, file_hash
 from .metrics import (age_group, age_group_names, age_metrics, cumulative_accuracy, group_tables, mae,
                       std_error_correlation, worst_faces)
+
+if TYPE_CHECKING:
+    from ..api import AgeEstimator
 
 logger = logging.getLogger(__name__)
 Log = Callable[[str], None]
@@ -37,18 +42,17 @@ class ValError(UsageError):
 
 @dataclass
 class ValOptions:
-    """What `agecli val` was asked; None means "from the model or the default"."""
+    """What `agecli val` was asked; None means "from the model or the default". How the
+    model runs (runner, device, batch size, expand, providers) is `settings`, the one
+    `InferSettings` the API and `demo` take too."""
 
     model: Optional[Path] = None
     data_dir: Optional[Path] = None
     dataset: Optional[str] = None
     split: str = "test"
     ldl: bool = False
-    expand: Optional[float] = None
     output_dir: Optional[Path] = None
-    runner: str = "auto"
-    device: str = "cpu"
-    batch_size: int = 64
+    settings: InferSettings = field(default_factory=InferSettings)
     tta: str = "none"
     baseline: bool = False
     worst_threshold: float = 10.0
@@ -78,15 +82,11 @@ def check_options(opts: ValOptions) -> None:
         raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
     if not math.isfinite(opts.worst_threshold) or opts.worst_threshold < 0:
         raise ValError(f"--worst-threshold must be a number >= 0, not {opts.worst_threshold}")
-    if opts.expand is not None and expand_problem(opts.expand):
-        raise ValError(f"--expand {expand_problem(opts.expand)}")
     if opts.workers < 1:
         raise ValError(f"--workers must be at least 1, not {opts.workers}")
-    if opts.batch_size < 1:
-        raise ValError(f"--batch-size must be at least 1, not {opts.batch_size}")
 
 
-def check_head(meta: dict, ldl: bool) -> list[str]:
+def check_head(meta: Mapping[str, Any], ldl: bool) -> list[str]:
     """Check --ldl against the head the model records; returns warnings, raises ValError
     when the model has no distribution to take the expectation of."""
     head, loss = meta.get("head"), meta.get("loss")
@@ -114,15 +114,16 @@ def available_splits(data_dir: Path, dataset: str) -> list[str]:
 def val_sets(model: Optional[Path], dataset: Optional[str],
              data_dirs: list[Path]) -> list[tuple[Optional[str], Optional[Path]]]:
     """(dataset, data dir) pairs to report one by one: `dataset` may name several sets
-    (utkface,aaf), as may the model's record of what it was trained on when it is None."""
+    (utkface,aaf), as may the model's record of what it was trained on when it is None
+    (read from the file's metadata: no runner is opened for it)."""
     if dataset is None and not data_dirs:
         from ..errors import AgecliError
         from ..infer.default_model import default_model_path
-        from ..infer.runners import open_runner
+        from ..infer.runners import read_meta
 
         try:
             path = Path(model) if model is not None else default_model_path()
-            trained = open_runner(path).meta.get("dataset") or ""
+            trained = read_meta(path).dataset or ""
         except (AgecliError, ValueError, OSError):
             trained = ""  # evaluate reports the problem with the model itself
         if "," in trained:
@@ -139,18 +140,19 @@ def _prepare_hint(dataset: str, out: Path) -> str:
     return f"run agecli prepare --dataset {dataset} --data-dir PATH_TO_IMAGES --out {out.as_posix()}"
 
 
-def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str, meta: dict) -> tuple[Path, str, Path]:
+def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str,
+                 meta: ModelMeta) -> tuple[Path, str, Path]:
     """(data dir, dataset name, split CSV). The dataset defaults to the one the model was
     trained on; the data dir to data/<dataset>/ or the current folder, where the CSV is."""
     if dataset is None:
-        dataset = meta.get("dataset")
+        dataset = meta.dataset
         if not dataset:
             raise ValError("--dataset is required (the model does not record the dataset it was trained on)")
         if "," in dataset:
             raise ValError(f"the model was trained on {dataset}: name the set(s) with --dataset")
     name = csv_name(dataset, split)
     if data_dir is None:
-        candidates = [Path(p) for p in (meta.get("data_dir"), Path("data") / dataset, Path(".")) if p]
+        candidates = [Path(p) for p in (meta.data_dir, Path("data") / dataset, Path(".")) if p]
         found = [c for c in candidates if (c / name).is_file()]
         if not found:
             raise ValError(f"--data-dir is required: no {name} in {', '.join(str(c) for c in candidates)}; "
@@ -294,12 +296,13 @@ def baseline_figures(median: Optional[float], true: np.ndarray) -> dict[str, Any
 
 # ---------------------------------------------------------------- the whole run
 
-def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
+def evaluate_split(est: AgeEstimator, opts: ValOptions, progress: Optional[Progress] = None,
                    ready: Optional[Callable[[], None]] = None) -> Evaluation:
-    """Evaluate an opened model (`est`: an AgeEstimator) on one split: the frame, the
-    figures, the per-group tables and the warnings, no files written. `ready` runs once
-    the model and the data are found, before the work (`agecli val` checks its output
-    folder there)."""
+    """Evaluate an opened model (`est`, built from `opts.settings`) on one split: the
+    frame, the figures, the per-group tables and the warnings, no files written. The
+    crops are cut at the estimator's expand (the model's, or the override it warned
+    of). `ready` runs once the model and the data are found, before the work (`agecli
+    val` checks its output folder there)."""
     start = time.perf_counter()
     warnings: list[str] = []
 
@@ -309,18 +312,14 @@ def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
 
     check_options(opts)
     runner, meta = est.runner, est.meta
+    if est.expand_warning:
+        warnings.append(est.expand_warning)  # the estimator has logged it
     for w in check_head(meta, opts.ldl):
         warn(w)
     data_dir, dataset, csv = resolve_data(opts.data_dir, opts.dataset, opts.split, meta)
-    trained_expand = meta.get("expand")
-    expand = trained_expand if opts.expand is None else opts.expand
-    if expand is None:
-        raise ValError("--expand is required (the model does not record the box expansion it was trained with)")
-    if trained_expand is not None and opts.expand is not None and abs(opts.expand - trained_expand) > 1e-9:
-        warn(f"--expand {opts.expand:g} differs from the {trained_expand:g} the model was trained with: "
-             "the crops differ from training, so expect worse accuracy")
-    if meta.get("dataset") and meta["dataset"] != dataset:
-        logger.info("note: the model was trained on %r; evaluating on %r", meta["dataset"], dataset)
+    expand = est.expand
+    if meta.dataset and meta.dataset != dataset:
+        logger.info("note: the model was trained on %r; evaluating on %r", meta.dataset, dataset)
 
     if ready is not None:
         ready()
@@ -329,18 +328,17 @@ def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
     except ValueError as e:
         raise ValError(str(e)) from None
     cache_dir = (opts.cache_dir or data_dir / ".agecli_cache") if opts.cache else None
-    faces = load_faces(csv, data_dir, dataset, int(meta["img_size"]), float(expand), cache_dir, opts.workers, log=warn)
-    preds, tta = predict_all(runner, faces.images, opts.batch_size, opts.tta, progress)
+    faces = load_faces(csv, data_dir, dataset, meta.img_size, expand, cache_dir, opts.workers, log=warn)
+    preds, tta = predict_all(runner, faces.images, est.batch_size, opts.tta, progress)
     df = prediction_frame(faces, preds, tta)
 
     path = est.model_path
     summary: dict[str, Any] = figures(df)
     summary.update({"skipped": csv_rows - len(df), "skipped_photos": faces.skipped[:100], "model": str(path), "model_hash": file_hash(path),
-                    "arch": meta.get("arch"), "head": meta.get("head"), "loss": meta.get("loss"),
-                    "img_size": meta.get("img_size"), "ldl": opts.ldl, "dataset": dataset, "split": opts.split,
-                    "csv": str(csv), "expand": float(expand), "trained_expand": trained_expand,
-                    "runner": "onnx" if type(runner).__name__ == "OnnxRunner" else "torch",
-                    "device": _device_of(runner), "batch_size": opts.batch_size, "tta": opts.tta,
+                    "arch": meta.arch, "head": meta.head, "loss": meta.loss,
+                    "img_size": meta.img_size, "ldl": opts.ldl, "dataset": dataset, "split": opts.split,
+                    "csv": str(csv), "expand": float(expand), "trained_expand": meta.expand,
+                    "runner": runner.kind, "device": runner.device, "batch_size": est.batch_size, "tta": opts.tta,
                     "worst_threshold": opts.worst_threshold})
     if opts.baseline:
         median = training_median(data_dir, dataset)
@@ -353,8 +351,26 @@ def evaluate_split(est, opts: ValOptions, progress: Optional[Progress] = None,
     return Evaluation(df, faces.images, summary, groups=group_tables(df), warnings=warnings, started=start)
 
 
-def _device_of(runner) -> str:
-    if hasattr(runner, "session"):
-        providers = runner.session.get_providers()
-        return "cuda" if providers and providers[0] == "CUDAExecutionProvider" else "cpu"
-    return str(getattr(runner, "device", "cpu"))
+# ---------------------------------------------------------------- the public function
+
+def evaluate(model: str | Path | None = None, data_dir: str | Path | None = None, dataset: str | None = None,
+             split: str = "test", *, ldl: bool = False, expand: float | None = None, runner: str = "auto",
+             device: str = "cpu", batch_size: int = 64, tta: str = "none", baseline: bool = False,
+             worst_threshold: float = 10.0, cache: bool = False, cache_dir: str | Path | None = None,
+             workers: int = 2, progress: Callable[[int, int], None] | None = None,
+             providers: str | Sequence[str] | None = None) -> Evaluation:
+    """Accuracy of a model on an aligned split made by `agecli prepare`, without writing
+    report files: `ev.summary` (mae, ca3/ca5/ca7, n, ...), `ev.frame` (one row per face),
+    `ev.groups` (per age group, gender, ethnicity). The crops are cached (the cache
+    training uses, <data-dir>/.agecli_cache, unless `cache_dir` says where) only with
+    `cache=True`, as `agecli val` does."""
+    from ..api import AgeEstimator  # eval/ sits above the API it evaluates through
+
+    settings = InferSettings(runner=runner, device=device, batch_size=batch_size, expand=expand, providers=providers)
+    opts = ValOptions(model=None if model is None else Path(model), data_dir=None if data_dir is None else Path(data_dir),
+                      dataset=dataset, split=split, ldl=ldl, settings=settings, tta=tta, baseline=baseline,
+                      worst_threshold=worst_threshold, cache_dir=None if cache_dir is None else Path(cache_dir),
+                      workers=workers, cache=cache)
+    check_options(opts)
+    est = AgeEstimator(opts.model, settings=settings)
+    return evaluate_split(est, opts, progress=progress)

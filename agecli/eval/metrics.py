@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..vocab import AGE_GROUPS
+
 GROUPINGS = {  # report name -> columns of the prediction frame it groups by
     "by_age_group": ["age_group"],
     "by_gender": ["gender"],
@@ -13,7 +15,6 @@ GROUPINGS = {  # report name -> columns of the prediction frame it groups by
     "by_gender_age_group": ["gender", "age_group"],
 }
 RENAME = {"race": "ethnicity"}  # frame column -> its name in the tables
-AGE_GROUPS = [(0, 5), (6, 10), (11, 20), (21, 30), (31, 40), (41, 60), (61, 200)]
 CA_YEARS = (3, 5, 7)
 
 

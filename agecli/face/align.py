@@ -16,6 +16,8 @@ import numpy as np
 
 from .detector import Face
 
+CROP_VERSION = 3  # bump when the recipe below changes: the crop caches (data/dataset.py) key on it
+
 
 @dataclass
 class AlignParams:

@@ -5,7 +5,9 @@ quantized by `bench/bench_int8.py --write`), each where it ships: a file ships o
 it meets its targets (the model card's int8 table)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import MissingModelError
 
@@ -54,7 +56,7 @@ def int8_detector_path() -> Path:
                                                            "in a checkout, or run without --int8)")
 
 
-def stale_int8(meta: dict, path: Path) -> str | None:
+def stale_int8(meta: Mapping[str, Any], path: Path) -> str | None:
     """Why the int8 age model at `path` no longer matches the float model it sits beside
     (None when it does, or when there is nothing beside it to compare): it records the
     `file_hash` of the checkpoint it was quantized from, and a new default model makes

@@ -15,6 +15,7 @@ import numpy as np
 from ..data.images import ImageError, load_rgb
 from ..face.align import align_face, crop_face
 from ..face.detector import Face, FaceDetector, is_small_face
+from ..model.meta import ModelMeta
 from .sources import Item
 
 STAGES = ("decode", "detect", "align", "age", "draw", "write")
@@ -134,20 +135,12 @@ def parse_attributes(value: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(names) | {"age"}
 
 
-def model_attributes(meta: dict) -> frozenset[str]:
-    """What a model can answer, from its metadata (ONNX `outputs`, or the checkpoint's head)."""
-    outputs = meta.get("outputs")
-    if outputs is None:
-        outputs = ["gender_probs", "race_probs"] if meta.get("head") == "mt" else []
-    return frozenset({"age"} | ({"gender"} if "gender_probs" in outputs else set())
-                     | ({"ethnicity"} if "race_probs" in outputs else set()))
-
-
 class AgePipeline:
     """Detect, align and crop faces, and run the age model over batches of crops.
 
-    `runner` is any object with `predict(crops) -> dict` and `meta` (img_size, expand),
-    see `runners.open_runner`; `detector` any object with `detect(rgb) -> [Face]`.
+    `runner` is any object with `predict(crops) -> dict` and `meta` (a `ModelMeta`, or a
+    dict with img_size and expand), see `runners.Runner`; `detector` any object with
+    `detect(rgb) -> [Face]`. `expand` None crops with the model's own.
     Results come back in input order. (Several processes: `worker.pool_results`.)
     `attributes` says what each face result carries besides the age (gender, ethnicity).
     """
@@ -157,8 +150,9 @@ class AgePipeline:
                  timer: StageTimer | None = None, attributes: frozenset[str] = DEFAULT_ATTRIBUTES) -> None:
         self.runner = runner
         self.detector = detector
-        self.size = int(runner.meta["img_size"])
-        self.expand = float(runner.meta["expand"] if expand is None else expand)
+        meta = ModelMeta.from_dict(runner.meta)
+        self.size = meta.img_size
+        self.expand, _ = meta.crop_expand(expand)  # the caller (AgeEstimator) warns of an override
         self.batch_faces = batch_faces
         self.max_pending = max_pending
         self.keep_images = keep_images
@@ -191,7 +185,7 @@ class AgePipeline:
         return Prepared(result, faces, crops)
 
     def _finish(self, pending: list[Prepared]) -> list[ImageResult]:
-        from ..data.records import GENDERS, RACES  # here: worker processes need not import pandas
+        from ..vocab import GENDERS, RACES
 
         batches = [p.crops for p in pending if p.faces]
         if batches:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..model.checkpoint import model_from_checkpoint
+from ..model.meta import ModelMeta
 from .batches import batched, normalise
 
 
@@ -29,13 +30,21 @@ def predict_torch(model: torch.nn.Module, crops: np.ndarray, meta: dict, batch_s
 
 
 class TorchRunner:
-    """An agecli checkpoint run by torch, on CPU or CUDA."""
+    """An agecli checkpoint run by torch, on CPU or CUDA (a `runners.Runner`)."""
+
+    kind = "torch"
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 64) -> None:
-        self.model, self.meta = model_from_checkpoint(checkpoint)
+        self.model, meta = model_from_checkpoint(checkpoint)
+        self.meta = ModelMeta.from_dict(meta, Path(checkpoint).name)
         self.device = device
         self.model.to(device).to(memory_format=torch.channels_last)
         self.batch_size = batch_size
 
     def predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         return predict_torch(self.model, crops, self.meta, self.batch_size, self.device)
+
+
+def open_torch(path: Path, device: str = "cpu", batch_size: int = 64, threads: int = 0, providers=None) -> TorchRunner:
+    """`--runner torch` (runners.RUNNER_TABLE): threads and providers are ONNX Runtime's."""
+    return TorchRunner(path, device, batch_size)

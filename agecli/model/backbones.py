@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import OptionError
 from .compact import c3ae, thin_age, tiny_age
 from .dlib_resnet import DlibAgeResNet
 from .efficientnet_lite import EfficientNetLite0, imagenet_lite0_state
@@ -42,7 +43,7 @@ def build_backbone(arch: str, pretrained: bool | str = False) -> nn.Module:
     for a user's state dict or an agecli checkpoint (its backbone is used; extra
     classifier keys are ignored), False for random init."""
     if arch not in BACKBONES:
-        raise ValueError(f"unknown MODEL.ARCH {arch!r}; choose from {', '.join(sorted(BACKBONES))}")
+        raise OptionError(f"unknown MODEL.ARCH {arch!r}; choose from {', '.join(sorted(BACKBONES))}")
     net = BACKBONES[arch]()
     if pretrained is True:
         if arch in IMAGENET_WEIGHTS:
@@ -54,9 +55,9 @@ def build_backbone(arch: str, pretrained: bool | str = False) -> nn.Module:
         usable = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
         usable = {k: v for k, v in usable.items() if k in own and own[k].shape == v.shape}
         if not usable:
-            raise ValueError(f"{pretrained}: no parameter matches {arch} by name and shape")
+            raise OptionError(f"{pretrained}: no parameter matches {arch} by name and shape")
         missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
         if missing:
-            raise ValueError(f"{pretrained}: {len(missing)} {arch} parameters missing, e.g. {missing[:3]}")
+            raise OptionError(f"{pretrained}: {len(missing)} {arch} parameters missing, e.g. {missing[:3]}")
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in usable.items()}, strict=False)
     return net

@@ -57,7 +57,8 @@ def _load_failure(e: Exception) -> str:
 
 def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
     model = AgeNet(meta["arch"], meta["head"], meta["age_min"], meta["age_max"], meta.get("range_width", 5),
-                   dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained)
+                   dropout=float(meta.get("dropout", 0.2)), pretrained=pretrained,
+                   set_heads=int(meta.get("set_heads", 1)))
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     model.flip_tta = bool(meta.get("flip_tta", False))
     if meta.get("window"):
@@ -78,7 +79,10 @@ def load_matching_heads(model: AgeNet, path: str | Path) -> int:
     if (meta.get("head"), meta.get("age_min"), meta.get("age_max")) != (model.head, model.age_min, model.age_max):
         return 0  # another head: only the backbone carries over
     own = model.state_dict()
-    heads = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+    source = dict(ckpt["state_dict"])
+    for k in [k for k in own if k.startswith("set_fc.") and k not in source]:  # each collection's age layer
+        source[k] = source.get("fc." + k.split(".", 2)[2], own[k])  # starts as the single one it replaces
+    heads = {k: v.float() if v.is_floating_point() else v for k, v in source.items()
              if not k.startswith("backbone.") and k in own and own[k].shape == v.shape}
     model.load_state_dict(heads, strict=False)
     return len(heads)

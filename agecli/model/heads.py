@@ -5,10 +5,13 @@ age / std / distribution (+ gender / ethnicity probabilities) for every runner.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import OptionError
 from .backbones import build_backbone
 
 HEADS = ("dist", "reg", "range", "mt")
@@ -26,10 +29,10 @@ class AgeNet(nn.Module):
     """
 
     def __init__(self, arch: str, head: str, age_min: int = 0, age_max: int = 100, range_width: int = 5,
-                 dropout: float = 0.2, pretrained: bool | str = False) -> None:
+                 dropout: float = 0.2, pretrained: bool | str = False, set_heads: int = 1) -> None:
         super().__init__()
         if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose from {HEADS}")
+            raise OptionError(f"unknown head {head!r}; choose from {HEADS}")
         self.head, self.age_min, self.age_max = head, age_min, age_max
         self.backbone = build_backbone(arch, pretrained)
         nf = self.backbone.num_features
@@ -45,6 +48,12 @@ class AgeNet(nn.Module):
             bins = torch.arange(age_min, age_max + 1, dtype=torch.float32)
             extra = N_GENDER + N_RACE if head == "mt" else 0
             self.fc = nn.Linear(nf + extra, len(bins))
+            # MODEL.SET_HEADS: one more age layer per training collection beyond the first
+            # (`fc` is the first's). Each collection's faces train their own layer, so how a
+            # collection labels ages (its annotators' habits, its age range) lives in that
+            # layer instead of in features that recognise the collection from the picture;
+            # at inference the layers' distributions are averaged.
+            self.set_fc = nn.ModuleList(nn.Linear(nf + extra, len(bins)) for _ in range(set_heads - 1))
         if head == "mt":
             self.gender_fc = nn.Linear(nf, N_GENDER)
             self.race_fc = nn.Linear(nf, N_RACE)
@@ -79,18 +88,29 @@ class AgeNet(nn.Module):
         keep = self.keep.to(x.dtype)
         return x * keep + self.black.to(x.dtype)[:, None, None] * (1 - keep)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}."""
+    def _age_logits(self, feat: torch.Tensor, sets: torch.Tensor | None) -> torch.Tensor:
+        """The age layer's logits; with per-collection layers, each face's own collection's
+        (`sets`, in training) or the log of their averaged distributions (inference)."""
+        if not len(self.set_fc):
+            return self.fc(feat)
+        each = torch.stack([self.fc(feat)] + [fc(feat) for fc in self.set_fc])  # (sets, N, bins)
+        if sets is not None:
+            return each.gather(0, sets.view(1, -1, 1).expand(1, -1, each.shape[2])).squeeze(0)
+        return torch.logsumexp(each.float().log_softmax(2), 0) - math.log(len(self.set_fc) + 1)
+
+    def forward(self, x: torch.Tensor, sets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Raw outputs: {'logits' | 'age', and 'gender_logits', 'race_logits' for mt}.
+        `sets`: each face's training collection (index), for per-collection age layers."""
         if self.window is not None:
             x = self._windowed(x)
         feat = self.dropout(self.backbone(x))
         if self.head == "reg":
             return {"age": self.fc(feat).squeeze(1) + (self.age_min + self.age_max) / 2}
         if self.head != "mt":
-            return {"logits": self.fc(feat)}
+            return {"logits": self._age_logits(feat, sets)}
         g, r = self.gender_fc(feat), self.race_fc(feat)
         joint = torch.cat([feat, g.softmax(1), r.softmax(1)], 1)
-        return {"logits": self.fc(joint), "gender_logits": g, "race_logits": r}
+        return {"logits": self._age_logits(joint, sets), "gender_logits": g, "race_logits": r}
 
     def decode(self, out: dict[str, torch.Tensor], pairs: bool = False) -> dict[str, torch.Tensor]:
         """Raw outputs -> age, std (the model's own spread), probs, gender/ethnicity probs.

@@ -1,12 +1,18 @@
 """What a model records about itself, without torch: the checkpoint format tag, the
-normalisation, the metadata dict every checkpoint and ONNX file carries, and the short
-file hash reports quote. Torch-free, so `val` on an ONNX model needs no torch."""
+normalisation, the metadata dict every checkpoint and ONNX file carries (`model_meta`),
+the typed view of it every runner gives (`ModelMeta`, with the one rule for which crop
+expansion to use), and the short file hash reports quote. Torch-free, so `val` on an
+ONNX model needs no torch."""
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..errors import CheckpointError, UsageError
 
 FORMAT = "agecli-checkpoint-1"
 MEAN = (0.5, 0.5, 0.5)  # EfficientNet-Lite's normalisation: (x/255 - 0.5) / 0.5
@@ -61,7 +67,7 @@ def expand_problem(value: object) -> str | None:
 def meta_problem(meta: object) -> str | None:
     """Why a model's metadata cannot feed it (None when it can): the crop facts every
     runner reads must be there with usable values."""
-    if not isinstance(meta, dict):
+    if not isinstance(meta, Mapping):
         return "its metadata is not a JSON object"
     size = meta.get("img_size")
     lo, hi = IMG_SIZE_RANGE
@@ -71,6 +77,84 @@ def meta_problem(meta: object) -> str | None:
         return None  # older checkpoints: the commands ask for --expand
     why = expand_problem(meta["expand"])
     return None if why is None else f"metadata expand {why}"
+
+
+@dataclass(frozen=True, eq=False)
+class ModelMeta(Mapping):
+    """A model's metadata, read-only and typed: what every runner gives as `meta`.
+
+    The file formats keep the plain JSON dict (`model_meta` writes it; `raw` is it, as
+    read); the fields below are the facts inference reads. It is also a read-only
+    mapping of `raw` (`meta["arch"]`, `meta.get("metrics")`, `dict(meta)`), so code
+    that reads keys the fields do not name keeps working. Build one with `from_dict`,
+    which refuses metadata no runner could feed (`meta_problem`)."""
+
+    img_size: int
+    expand: float | None  # None: an older checkpoint that did not record it
+    mean: tuple[float, ...] = MEAN
+    std: tuple[float, ...] = STD
+    arch: str | None = None
+    head: str | None = None
+    loss: str | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+    dataset: str | None = None  # what it was trained on ("utkface", "utkface,aaf")
+    data_dir: str | None = None
+    outputs: tuple[str, ...] | None = None  # ONNX output names (None in a checkpoint: its head says)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the dict as read: never changed
+
+    @classmethod
+    def from_dict(cls, meta: Mapping[str, Any], name: str = "model") -> ModelMeta:
+        """The typed view of a metadata dict (a ModelMeta comes back as it is);
+        CheckpointError naming `name` when it cannot feed a model."""
+        if isinstance(meta, ModelMeta):
+            return meta
+        problem = meta_problem(meta)
+        if problem:
+            raise CheckpointError(f"{name}: {problem}; not a usable agecli model")
+        outputs = meta.get("outputs")
+        return cls(img_size=int(meta["img_size"]),
+                   expand=None if meta.get("expand") is None else float(meta["expand"]),
+                   mean=tuple(float(v) for v in meta.get("mean", MEAN)), std=tuple(float(v) for v in meta.get("std", STD)),
+                   arch=meta.get("arch"), head=meta.get("head"), loss=meta.get("loss"),
+                   age_min=meta.get("age_min"), age_max=meta.get("age_max"), dataset=meta.get("dataset") or None,
+                   data_dir=meta.get("data_dir") or None, outputs=None if outputs is None else tuple(outputs),
+                   raw=dict(meta))
+
+    def crop_expand(self, override: float | None = None) -> tuple[float, str | None]:
+        """The crop expansion to use, decided here for the API, `demo` and `val`: `override`
+        when given, else the model's own; with the warning to give when `override` differs
+        from what the model was trained with (None when it does not). UsageError when
+        neither is known (an older checkpoint without its expand, and no override)."""
+        if override is None:
+            if self.expand is None:
+                raise UsageError("--expand is required (the model does not record the box expansion it was "
+                                 "trained with)")
+            return self.expand, None
+        note = None
+        if self.expand is not None and abs(float(override) - self.expand) > 1e-9:
+            note = (f"--expand {float(override):g} differs from the model's {self.expand:g}: the crops differ "
+                    "from training, expect less accurate ages")
+        return float(override), note
+
+    @property
+    def attributes(self) -> frozenset[str]:
+        """What the model can answer: its age always, gender and ethnicity where it has
+        those heads (the ONNX `outputs`, or a checkpoint's `mt` head)."""
+        outputs = self.outputs
+        if outputs is None:
+            outputs = ("gender_probs", "race_probs") if self.head == "mt" else ()
+        return frozenset({"age"} | ({"gender"} if "gender_probs" in outputs else set())
+                         | ({"ethnicity"} if "race_probs" in outputs else set()))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 RESUME_KEYS = ("arch", "head", "loss", "img_size", "expand", "age_min", "age_max", "dataset")

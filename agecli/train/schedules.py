@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from ..errors import OptionError
+
 
 def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     t = cfg["TRAIN"]
@@ -15,7 +17,7 @@ def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=t["LR"], weight_decay=t["WD"])
     if name == "adamw":
         return torch.optim.AdamW(params, lr=t["LR"], weight_decay=t["WD"])
-    raise ValueError(f"unknown TRAIN.OPT {t['OPT']!r}; choose from adam, adamw, sgd")
+    raise OptionError(f"unknown TRAIN.OPT {t['OPT']!r}; choose from adam, adamw, sgd")
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int):
@@ -38,4 +40,4 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int)
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=t["GAMMA"] if t["GAMMA"] < 1 else 0.1,
                                                           patience=2), False
-    raise ValueError(f"unknown TRAIN.SCHED {t['SCHED']!r}; choose from cosine, step, plateau, onecycle")
+    raise OptionError(f"unknown TRAIN.SCHED {t['SCHED']!r}; choose from cosine, step, plateau, onecycle")

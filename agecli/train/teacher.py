@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 
 from ..atomic import write_bytes
+from ..errors import AgecliError
 from ..model.meta import file_hash
 
 
-class TeacherError(ValueError):
+class TeacherError(AgecliError, ValueError):
     """The teacher cannot teach this student (no age distribution, other age bins)."""
 
 

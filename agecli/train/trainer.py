@@ -2,8 +2,8 @@
 
 Several prepared sets can train together (`--dataset utkface,aaf`): their train splits
 are pooled, each valid split is scored on its own every epoch (`val_mae_<set>` in
-`log.csv`), and `best.pth` is chosen on the mean of the per-set MAEs, so the smaller
-collection counts as much as the larger one.
+`log.csv`), and `best.pth` is chosen on the mean of the per-set figures (MAE, or CA(3):
+TRAIN.BEST_METRIC), so the smaller collection counts as much as the larger one.
 
 Every epoch writes `last.pth` (and `best.pth` when validation improves) atomically, a
 row of `log.csv` and the learning-curve PNG. Randomness is seeded per epoch from
@@ -26,14 +26,17 @@ import numpy as np
 import torch
 
 from ..data.dataset import AlignedFaces
+from ..data.readers import collection_metric
 from ..data.records import csv_name, resolve_image_root
 from ..atomic import OutputError, figure_png, write_bytes
+from ..errors import AgecliError
 from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
 from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
+from ..model.objectives import TAUGHT_LOSSES
 from .loader import epoch_batches, loader_threads
 from .teacher import TeacherError, teacher_targets
 from .schedules import build_optimizer, build_scheduler
@@ -41,7 +44,7 @@ from .schedules import build_optimizer, build_scheduler
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
 
 
-class TrainingError(Exception):
+class TrainingError(AgecliError):
     """A run that cannot start (bad data, a checkpoint that does not fit); the message
     says what to do."""
 
@@ -228,9 +231,6 @@ def epoch_order(rng: np.random.Generator, ages: np.ndarray, balance: float) -> n
     return rng.choice(len(ages), size=len(ages), p=weight / weight.sum())
 
 
-TAUGHT_LOSSES = ("ldl", "mt", "emd")  # the objectives with a target distribution a teacher can join
-
-
 def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFaces, rank: int,
              distributed: bool) -> dict[str, np.ndarray]:
     """TRAIN.TEACHER's answers for every train face, in `train_data`'s order."""
@@ -262,165 +262,270 @@ def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFac
     return taught
 
 
-def train(job: TrainJob) -> dict:
-    """Run (or resume) one training; returns the best validation metrics."""
-    cfg, t = job.cfg, job.cfg["TRAIN"]
-    loss_name = t["LOSS"]
-    head = head_for(loss_name)
-    device, rank, world = select_device(job.multi_gpu)
-    distributed = job.multi_gpu  # under torchrun, even with one process (exercises DDP on one GPU)
-    if t["THREADS"]:
-        torch.set_num_threads(t["THREADS"])
-    size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
-    sets = job.sets()
-    train_data = AlignedFaces.concat([load_split(job, n, d, "train", size, expand, rank, distributed)
-                                      for n, d in sets])
-    val_sets = {n: load_split(job, n, d, "valid", size, expand, rank, distributed) for n, d in sets}
-    if len(train_data) == 0 or not all(len(v) for v in val_sets.values()):
-        raise TrainingError("a train or valid split is empty")
-    if loss_name == "mt":  # a head without labels would train on nothing and still answer
-        for col, what in (("gender", train_data.genders), ("race", train_data.races)):
-            if not (what >= 0).any():
-                names = ", ".join(csv_name(n, "train") for n, _ in sets)
-                raise TrainingError(f"train-mt: {names} has no {col} labels, so the "
-                                    f"{col} head would learn nothing; use train or train-ldl for age only")
-    meta = {**model_meta(cfg, head, loss_name), "dataset": ",".join(n for n, _ in sets), **job.extra_meta}
-    taught = _teacher(job, sets, train_data, rank, distributed) if t.get("TEACHER") else {}
-    select_by_ca3 = all(n.startswith("megaage") for n, _ in sets)
-    if cfg["DATA"]["AUG"] not in ("basic", "photo"):
-        raise TrainingError(f"DATA.AUG must be basic or photo, not {cfg['DATA']['AUG']!r}")
-    photo_aug = cfg["DATA"]["AUG"] == "photo"
-    log_columns = LOG_COLUMNS + ([f"val_mae_{n}" for n, _ in sets] if len(sets) > 1 else [])
+def best_metric(setting: str, sets: list[tuple[str, Path]]) -> str:
+    """What best.pth (and the plateau schedule, TRAIN.PATIENCE) is chosen on: TRAIN.BEST_METRIC
+    mae or ca3; auto is the figure the collections report (`readers.collection_metric`:
+    CA(3) when every set is MegaAge, else MAE)."""
+    if setting != "auto":
+        return setting
+    return "ca3" if all(collection_metric(n) == "ca3" for n, _ in sets) else "mae"
 
-    start_epoch, best, history_best = 0, math.inf, {}
-    resume_state = None
-    if job.resume:
-        resume_state = load_checkpoint(job.resume)
-        differs = resume_mismatch(resume_state["meta"], meta)  # the CLI checked first; the API lands here
-        if differs:
-            raise TrainingError(f"--resume {job.resume}: the run has {differs}")
-    torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
-    model = build_model(meta, pretrained=False if resume_state else job.pretrained)
-    if isinstance(job.pretrained, str) and not resume_state:
-        n_heads = load_matching_heads(model, job.pretrained)
-        if n_heads:
-            job.log(f"fine-tuning {job.pretrained}: its backbone and {n_heads} head tensors")
-    model = model.to(device)
-    model = model.to(memory_format=torch.channels_last)
-    if device.type == "cpu":  # denormal floats in weights or gradients slow CPU maths up to 5x
-        torch.set_flush_denormal(True)
-    steps = math.ceil(len(train_data) / (t["BATCH_SIZE"] * world))
-    if t["MAX_STEPS"]:
-        steps = min(steps, t["MAX_STEPS"])
-    opt = build_optimizer([p for p in model.parameters()], cfg)
-    sched, per_batch = build_scheduler(opt, cfg, steps)
-    if resume_state:
-        model.load_state_dict(resume_state["state_dict"])
-        opt.load_state_dict(resume_state["optimizer"])
-        sched.load_state_dict(resume_state["scheduler"])
-        start_epoch = int(resume_state["epoch"]) + 1
-        best = float(resume_state["best"])
-        history_best = dict(resume_state.get("best_metrics", {}))
-        job.log(f"resumed from {job.resume} at epoch {start_epoch}")
-    net, net_trainable = model, None
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    bins = model.bins
-    ckdir = job.checkpoint_dir
-    if rank == 0:
-        ckdir.mkdir(parents=True, exist_ok=True)
-    log_csv = ckdir / "log.csv"
-    if rank == 0:
-        _trim_log(log_csv, start_epoch)  # rows of epochs this run (re)does go
-    ages = np.clip(train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
-    board = tensorboard_writer(ckdir) if rank == 0 else None
 
-    threads = loader_threads(t.get("LOADERS", -1), device)  # configs saved before it existed
-    for epoch in range(start_epoch, t["EPOCHS"]):
+@dataclass
+class EpochStats:
+    loss: float  # mean train loss over every rank's samples
+    seen: int  # this rank's samples
+    started: float  # time.time() at the epoch's start
+    train_seconds: float
+
+
+class Trainer:
+    """One run in named steps: `load_data` (the splits, the teacher's answers), `build`
+    (model, optimizer, scheduler, a resumed state), `open_outputs` (the run folder's
+    log), then each epoch `train_epoch` (every batch through `optimizer_step`),
+    `validate`, `log_epoch`, `save_model`, `report`. `run` calls them in that order;
+    `train(job)` is `Trainer(job).run()`."""
+
+    def __init__(self, job: TrainJob) -> None:
+        self.job, self.cfg, self.t = job, job.cfg, job.cfg["TRAIN"]
+        self.loss_name = self.t["LOSS"]
+        self.head = head_for(self.loss_name)
+        self.device, self.rank, self.world = select_device(job.multi_gpu)
+        self.distributed = job.multi_gpu  # under torchrun, even with one process (exercises DDP on one GPU)
+        if self.t["THREADS"]:
+            torch.set_num_threads(self.t["THREADS"])
+        self.ckdir = job.checkpoint_dir
+
+    # -- setup -------------------------------------------------------------------------
+
+    def load_data(self) -> None:
+        """The pooled train split, each set's valid split, the metadata, the teacher's answers."""
+        job, cfg, t = self.job, self.cfg, self.t
+        size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
+        sets = self.sets = job.sets()
+        parts = [load_split(job, n, d, "train", size, expand, self.rank, self.distributed) for n, d in sets]
+        self.train_data = AlignedFaces.concat(parts)
+        self.set_index = np.concatenate([np.full(len(p), i, np.int64) for i, p in enumerate(parts)])
+        self.val_sets = {n: load_split(job, n, d, "valid", size, expand, self.rank, self.distributed) for n, d in sets}
+        if len(self.train_data) == 0 or not all(len(v) for v in self.val_sets.values()):
+            raise TrainingError("a train or valid split is empty")
+        if self.head == "mt":  # a head without labels would train on nothing and still answer
+            for col, what in (("gender", self.train_data.genders), ("race", self.train_data.races)):
+                if not (what >= 0).any():
+                    names = ", ".join(csv_name(n, "train") for n, _ in sets)
+                    raise TrainingError(f"train-mt: {names} has no {col} labels, so the "
+                                        f"{col} head would learn nothing; use train or train-ldl for age only")
+        self.meta = {**model_meta(cfg, self.head, self.loss_name), "dataset": ",".join(n for n, _ in sets),
+                     **job.extra_meta}
+        if cfg["MODEL"].get("SET_HEADS"):
+            if self.head not in ("dist", "mt") or len(sets) < 2:
+                raise TrainingError("MODEL.SET_HEADS needs two or more --dataset sets and an age distribution "
+                                    f"(train, train-ldl or train-mt); this run has {len(sets)} set(s), head {self.head}")
+            self.meta["set_heads"] = len(sets)
+        self.taught = _teacher(job, sets, self.train_data, self.rank, self.distributed) if t.get("TEACHER") else {}
+        self.best_by = best_metric(t.get("BEST_METRIC", "auto"), sets)  # configs saved before it existed
+        if cfg["DATA"]["AUG"] not in ("basic", "photo"):
+            raise TrainingError(f"DATA.AUG must be basic or photo, not {cfg['DATA']['AUG']!r}")
+        self.photo_aug = cfg["DATA"]["AUG"] == "photo"
+        self.log_columns = LOG_COLUMNS + ([f"val_mae_{n}" for n, _ in sets] if len(sets) > 1 else [])
+
+    def build(self) -> None:
+        """The model (seeded, pretrained or fine-tuned), optimizer and scheduler; a resumed
+        run's weights, optimizer and scheduler state, epoch and best score."""
+        job, cfg, t = self.job, self.cfg, self.t
+        self.start_epoch, self.best, self.history_best = 0, math.inf, {}
+        resume_state = None
+        if job.resume:
+            resume_state = load_checkpoint(job.resume)
+            differs = resume_mismatch(resume_state["meta"], self.meta)  # the CLI checked first; the API lands here
+            if differs:
+                raise TrainingError(f"--resume {job.resume}: the run has {differs}")
+            if resume_state.get("best_by", self.best_by) != self.best_by:
+                raise TrainingError(f"--resume {job.resume}: the run chose best.pth by {resume_state['best_by']}; "
+                                    f"resume with TRAIN.BEST_METRIC {resume_state['best_by']}")
+        torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
+        model = build_model(self.meta, pretrained=False if resume_state else job.pretrained)
+        if isinstance(job.pretrained, str) and not resume_state:
+            n_heads = load_matching_heads(model, job.pretrained)
+            if n_heads:
+                job.log(f"fine-tuning {job.pretrained}: its backbone and {n_heads} head tensors")
+        model = model.to(self.device)
+        self.model = model = model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu":  # denormal floats in weights or gradients slow CPU maths up to 5x
+            torch.set_flush_denormal(True)
+        steps = math.ceil(len(self.train_data) / (t["BATCH_SIZE"] * self.world))
+        self.steps = min(steps, t["MAX_STEPS"]) if t["MAX_STEPS"] else steps
+        self.opt = build_optimizer([p for p in model.parameters()], cfg)
+        self.sched, self.per_batch = build_scheduler(self.opt, cfg, self.steps)
+        if resume_state:
+            model.load_state_dict(resume_state["state_dict"])
+            self.opt.load_state_dict(resume_state["optimizer"])
+            self.sched.load_state_dict(resume_state["scheduler"])
+            self.start_epoch = int(resume_state["epoch"]) + 1
+            self.best = float(resume_state["best"])
+            self.history_best = dict(resume_state.get("best_metrics", {}))
+            job.log(f"resumed from {job.resume} at epoch {self.start_epoch}")
+        self.net, self.net_trainable = model, None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+
+    def open_outputs(self) -> None:
+        """The run folder, its log.csv cut back to the epochs before this run's first,
+        TensorBoard; the clipped ages and the loader threads."""
+        if self.rank == 0:
+            self.ckdir.mkdir(parents=True, exist_ok=True)
+        self.log_csv = self.ckdir / "log.csv"
+        if self.rank == 0:
+            _trim_log(self.log_csv, self.start_epoch)  # rows of epochs this run (re)does go
+        cfg = self.cfg
+        self.ages = np.clip(self.train_data.ages, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"])
+        self.board = tensorboard_writer(self.ckdir) if self.rank == 0 else None
+        self.threads = loader_threads(self.t.get("LOADERS", -1), self.device)  # configs saved before it existed
+
+    # -- one epoch ---------------------------------------------------------------------
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """One pass over this rank's share of the epoch's order (seeded by TRAIN.SEED and
+        the epoch, so a resumed run draws what an uninterrupted one would)."""
+        t, job, data = self.t, self.job, self.train_data
         rng = np.random.default_rng([t["SEED"], epoch])
         torch.manual_seed(t["SEED"] * 7919 + epoch)
-        if net_trainable != (epoch >= t["FREEZE_EPOCHS"]):
-            net_trainable = epoch >= t["FREEZE_EPOCHS"]
-            net = trainable_net(model, net_trainable, distributed, device)
-        model.train()
-        order = rank_order(epoch_order(rng, ages, t["BALANCE"]), rank, world)
+        if self.net_trainable != (epoch >= t["FREEZE_EPOCHS"]):
+            self.net_trainable = epoch >= t["FREEZE_EPOCHS"]
+            self.net = trainable_net(self.model, self.net_trainable, self.distributed, self.device)
+        self.model.train()
+        order = rank_order(epoch_order(rng, self.ages, t["BALANCE"]), self.rank, self.world)
         t0, seen, loss_sum = time.time(), 0, 0.0
-        chosen = [np.sort(order[k * t["BATCH_SIZE"]:(k + 1) * t["BATCH_SIZE"]]) for k in range(steps)]
+        chosen = [np.sort(order[k * t["BATCH_SIZE"]:(k + 1) * t["BATCH_SIZE"]]) for k in range(self.steps)]
         chosen = [idx for idx in chosen if len(idx)]
-        ready = epoch_batches(train_data.images, chosen, meta, job.aug, photo_aug, t["SEED"], epoch, threads)
+        ready = epoch_batches(data.images, chosen, self.meta, job.aug, self.photo_aug, t["SEED"], epoch, self.threads)
         for step, (idx, x) in enumerate(zip(chosen, ready)):
-            x = x.to(device)
-            batch = {"age": torch.from_numpy(ages[idx]).to(device),
-                     "gender": torch.from_numpy(train_data.genders[idx]).to(device),
-                     "race": torch.from_numpy(train_data.races[idx]).to(device)}
-            batch.update({f"teacher_{'probs' if k == 'probs' else 'gender'}": torch.from_numpy(v[idx]).to(device)
-                          for k, v in taught.items()})
-            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                out = net(x)
-            loss = total_loss(loss_name, out, batch, bins, cfg)
+            loss = self.batch_loss(idx, x)
             if not torch.isfinite(loss):
                 raise DivergedError(f"loss became {loss.item()} at epoch {epoch} step {step}; stopped. "
-                                    f"The last good checkpoint is {ckdir / 'last.pth'}. Try a lower TRAIN.LR.")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if per_batch:
-                sched.step()
+                                    f"The last good checkpoint is {self.ckdir / 'last.pth'}. Try a lower TRAIN.LR.")
+            self.optimizer_step(loss)
             seen += len(idx)
             loss_sum += loss.item() * len(idx)
-            if job.progress and rank == 0:
-                job.progress(f"epoch {epoch + 1}/{t['EPOCHS']}", step + 1, steps,
-                             {"loss": loss_sum / seen, "img/s": seen * world / (time.time() - t0)})
+            if job.progress and self.rank == 0:
+                job.progress(f"epoch {epoch + 1}/{t['EPOCHS']}", step + 1, self.steps,
+                             {"loss": loss_sum / seen, "img/s": seen * self.world / (time.time() - t0)})
         train_time = time.time() - t0
         train_loss = loss_sum / max(seen, 1)
-        if distributed:  # log the mean over every rank's samples, not rank 0's share alone
-            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=device)
+        if self.distributed:  # log the mean over every rank's samples, not rank 0's share alone
+            totals = torch.tensor([loss_sum, seen], dtype=torch.float64, device=self.device)
             torch.distributed.all_reduce(totals)
             train_loss = float(totals[0] / totals[1].clamp_min(1))
-        # Rank 0 evaluates and every rank gets its figures, so the plateau step, the best
-        # score and early stopping are decided alike everywhere (decided on rank 0 alone,
-        # the others drifted or hung in the next all-reduce). Only rank 0 writes files.
-        metrics = evaluate_sets(model, val_sets, meta, device) if rank == 0 else None
-        if distributed:
+        return EpochStats(train_loss, seen, t0, train_time)
+
+    def batch_loss(self, idx: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        """TRAIN.LOSS of the faces `idx`, whose augmented batch is `x`."""
+        data, device = self.train_data, self.device
+        x = x.to(device)
+        batch = {"age": torch.from_numpy(self.ages[idx]).to(device),
+                 "gender": torch.from_numpy(data.genders[idx]).to(device),
+                 "race": torch.from_numpy(data.races[idx]).to(device)}
+        batch.update({f"teacher_{'probs' if k == 'probs' else 'gender'}": torch.from_numpy(v[idx]).to(device)
+                      for k, v in self.taught.items()})
+        sets = torch.from_numpy(self.set_index[idx]).to(device) if self.meta.get("set_heads") else None
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            out = self.net(x, sets)
+        return total_loss(self.loss_name, out, batch, self.model.bins, self.cfg)
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.per_batch:
+            self.sched.step()
+
+    def validate(self) -> dict[str, float]:
+        """The valid sets' figures (`evaluate_sets`). Rank 0 evaluates and every rank gets
+        its figures, so the plateau step, the best score and early stopping are decided
+        alike everywhere (decided on rank 0 alone, the others drifted or hung in the next
+        all-reduce). Only rank 0 writes files."""
+        metrics = evaluate_sets(self.model, self.val_sets, self.meta, self.device) if self.rank == 0 else None
+        if self.distributed:
             metrics = broadcast_from_rank0(metrics)
-        score = -metrics["ca3"] if select_by_ca3 else metrics["mae"]
-        if not per_batch:
-            sched.step(score)
-        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 5),
+        return metrics
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """Lower is better: the MAE, or minus CA(3) (TRAIN.BEST_METRIC)."""
+        return -metrics["ca3"] if self.best_by == "ca3" else metrics["mae"]
+
+    def log_epoch(self, epoch: int, stats: EpochStats, metrics: dict[str, float]) -> dict:
+        """The epoch's log.csv row (and TensorBoard scalars)."""
+        multi = len(self.sets) > 1
+        row = {"epoch": epoch + 1, "train_loss": round(stats.loss, 5),
                "val_mae": round(metrics["mae"], 4), **{f"val_ca{n}": round(metrics[f"ca{n}"], 4) for n in (3, 5, 7)},
-               "lr": opt.param_groups[0]["lr"], "images_per_s": round(seen * world / train_time, 1),
-               "seconds": round(time.time() - t0, 1),
-               **{f"val_mae_{n}": round(metrics[f"mae_{n}"], 4) for n, _ in sets if len(sets) > 1}}
-        if rank == 0:
-            _write_log_row(log_csv, row, log_columns)
-        if board:
+               "lr": self.opt.param_groups[0]["lr"], "images_per_s": round(stats.seen * self.world / stats.train_seconds, 1),
+               "seconds": round(time.time() - stats.started, 1),
+               **{f"val_mae_{n}": round(metrics[f"mae_{n}"], 4) for n, _ in self.sets if multi}}
+        if self.rank == 0:
+            _write_log_row(self.log_csv, row, self.log_columns)
+        if self.board:
             for k in ("train_loss", "val_mae", "val_ca3", "val_ca5", "lr", "images_per_s"):
-                board.add_scalar(k, row[k], epoch + 1)
-            board.flush()
-        improved = score < best
-        if improved:
-            best, history_best = score, {**metrics, "epoch": epoch + 1}
-        state = dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, best=best,
-                     best_metrics=history_best)
-        meta_now = {**meta, "std_scale": metrics.get("std_scale", 1.0), "metrics": {**metrics, "epoch": epoch + 1}}
-        if rank == 0:
-            try:
-                save_checkpoint(ckdir / "last.pth", model, meta_now, cfg, **state)
-                if improved:
-                    save_checkpoint(ckdir / "best.pth", model, meta_now, cfg, **state)
-            except OutputError as e:  # the old file stays whole: the write went to a temporary
-                kept = (f"the last good checkpoint is {ckdir / 'last.pth'}" if (ckdir / "last.pth").exists()
-                        else "no checkpoint was saved")
-                raise OutputError(f"{e}; stopped at epoch {epoch + 1}, {kept}") from None
-            plot_curve(log_csv, ckdir / "learning_curve.png")
-            per_set = "".join(f" ({n} {metrics[f'mae_{n}']:.3f})" for n, _ in sets if len(sets) > 1)
-            job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}{per_set}  "
-                    f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
-                    + ("  (best)" if improved else ""))
-        if t["PATIENCE"] and history_best and epoch + 1 - history_best["epoch"] >= t["PATIENCE"]:
-            job.log(f"no improvement for {t['PATIENCE']} epochs: stopping")
-            break
-    if distributed:
-        torch.distributed.destroy_process_group()
-    skipped = len(train_data.skipped) + sum(len(v.skipped) for v in val_sets.values())
-    return {**history_best, "skipped_images": skipped} if skipped else history_best
+                self.board.add_scalar(k, row[k], epoch + 1)
+            self.board.flush()
+        return row
+
+    def save_model(self, epoch: int, metrics: dict[str, float], improved: bool) -> None:
+        """last.pth, and best.pth when the epoch improved, each with the state a resume
+        needs; then the learning curve. Rank 0 only."""
+        ckdir, cfg = self.ckdir, self.cfg
+        state = dict(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), epoch=epoch, best=self.best,
+                     best_metrics=self.history_best, best_by=self.best_by)
+        meta_now = {**self.meta, "std_scale": metrics.get("std_scale", 1.0), "metrics": {**metrics, "epoch": epoch + 1}}
+        try:
+            save_checkpoint(ckdir / "last.pth", self.model, meta_now, cfg, **state)
+            if improved:
+                save_checkpoint(ckdir / "best.pth", self.model, meta_now, cfg, **state)
+        except OutputError as e:  # the old file stays whole: the write went to a temporary
+            kept = (f"the last good checkpoint is {ckdir / 'last.pth'}" if (ckdir / "last.pth").exists()
+                    else "no checkpoint was saved")
+            raise OutputError(f"{e}; stopped at epoch {epoch + 1}, {kept}") from None
+        plot_curve(self.log_csv, ckdir / "learning_curve.png")
+
+    def report(self, epoch: int, row: dict, metrics: dict[str, float], improved: bool) -> None:
+        per_set = "".join(f" ({n} {metrics[f'mae_{n}']:.3f})" for n, _ in self.sets if len(self.sets) > 1)
+        self.job.log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val MAE {metrics['mae']:.3f}{per_set}  "
+                     f"CA3 {metrics['ca3']:.3f}  CA5 {metrics['ca5']:.3f}  {row['images_per_s']} img/s"
+                     + ("  (best)" if improved else ""))
+
+    def stop_early(self, epoch: int) -> bool:
+        """TRAIN.PATIENCE epochs without a better score."""
+        patience = self.t["PATIENCE"]
+        return bool(patience and self.history_best and epoch + 1 - self.history_best["epoch"] >= patience)
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Run (or resume) the training; returns the best validation metrics."""
+        self.load_data()
+        self.build()
+        self.open_outputs()
+        for epoch in range(self.start_epoch, self.t["EPOCHS"]):
+            stats = self.train_epoch(epoch)
+            metrics = self.validate()
+            score = self.score(metrics)
+            if not self.per_batch:
+                self.sched.step(score)
+            row = self.log_epoch(epoch, stats, metrics)
+            improved = score < self.best
+            if improved:
+                self.best, self.history_best = score, {**metrics, "epoch": epoch + 1}
+            if self.rank == 0:
+                self.save_model(epoch, metrics, improved)
+                self.report(epoch, row, metrics, improved)
+            if self.stop_early(epoch):
+                self.job.log(f"no improvement for {self.t['PATIENCE']} epochs: stopping")
+                break
+        if self.distributed:
+            torch.distributed.destroy_process_group()
+        skipped = len(self.train_data.skipped) + sum(len(v.skipped) for v in self.val_sets.values())
+        return {**self.history_best, "skipped_images": skipped} if skipped else self.history_best
+
+
+def train(job: TrainJob) -> dict:
+    """Run (or resume) one training; returns the best validation metrics."""
+    return Trainer(job).run()

@@ -1,14 +1,23 @@
-"""Dataset readers: each module exposes `read(root) -> Iterator[Record]`."""
+"""Dataset readers: each module exposes `read(root) -> Iterator[Record]`, and may say
+which figure results on its collection are quoted in (`METRIC = "ca3"`; default
+"mae"), which `best.pth` is chosen on (TRAIN.BEST_METRIC auto).
+
+Adding a reader: a module here with `read(root)` and its line in `READERS`; `prepare
+--dataset` and its help read the table. This file imports nothing heavy (the CLI's help
+reads `READERS`): the readers are imported when asked for.
+"""
 from __future__ import annotations
 
 import importlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..images import IMAGE_EXTENSIONS, unreadable_folder
-from ..records import Record
+if TYPE_CHECKING:
+    from ..records import Record
 
+# name (prepare --dataset) -> its module in this package
 READERS = {
     "utkface": "utkface",
     "fgnet": "fgnet",
@@ -23,12 +32,26 @@ READERS = {
 }
 
 
+def reader(name: str):
+    """The reader module of dataset `name`; unknown names raise ValueError."""
+    if name not in READERS:
+        from ...errors import DataError
+
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(READERS)}")
+    return importlib.import_module(f"{__name__}.{READERS[name]}")
+
+
 def read_dataset(name: str, root: str | Path) -> list[Record]:
     """Records of dataset `name` under `root`, one per image path; unknown names raise ValueError."""
-    if name not in READERS:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(READERS)}")
-    module = importlib.import_module(f"{__name__}.{READERS[name]}")
-    return one_per_path(module.read(Path(root)))
+    return one_per_path(reader(name).read(Path(root)))
+
+
+def collection_metric(prefix: str) -> str:
+    """The figure results on a prepared set are quoted in ("mae", or "ca3" for MegaAge):
+    the METRIC of the reader whose name the CSV prefix starts with, the longest such
+    (`megaage_asian_fold0` is MegaAge-Asian); "mae" for a prefix no reader names."""
+    names = [n for n in READERS if prefix.startswith(n)]
+    return getattr(reader(max(names, key=len)), "METRIC", "mae") if names else "mae"
 
 
 def one_per_path(records: Iterator[Record]) -> list[Record]:
@@ -58,6 +81,8 @@ def list_images(root: Path) -> list[Path]:
     """Image names under `root`, recursively, sorted for a stable order. FIFOs and
     dangling links are listed too, so prepare rejects them by name instead of losing
     them; a sub-folder that cannot be read is named in a warning, never skipped silently."""
+    from ..images import IMAGE_EXTENSIONS, unreadable_folder
+
     found = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):
         here = Path(dirpath)

@@ -6,7 +6,9 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..records import MAX_AGE, RACES, SPLITS, LabelError, Record, hash_fold
+from ...vocab import MAX_AGE, RACES, SPLITS
+from ...errors import DataError
+from ..records import LabelError, Record, hash_fold
 
 _GENDERS = {"0": 0, "m": 0, "male": 0, "man": 0, "1": 1, "f": 1, "female": 1, "woman": 1}
 _SPLIT_ALIASES = {"val": "valid", "validation": "valid", "dev": "valid"}
@@ -82,7 +84,7 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
             return [{k.strip().lower(): (v or "") for k, v in row.items() if isinstance(k, str)}
                     for row in csv.DictReader(fh)]
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
+        raise DataError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
                          "save it as UTF-8") from None
 
 
@@ -91,12 +93,12 @@ def csv_columns(path: Path) -> list[str]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), [])
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
+        raise DataError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); "
                          "save it as UTF-8") from None
     cols = [h.strip().lower() for h in header]
     twice = sorted({c for c in cols if c and cols.count(c) > 1})
     if twice:
-        raise ValueError(f"{path}: column {twice[0]!r} appears {cols.count(twice[0])} times in the header")
+        raise DataError(f"{path}: column {twice[0]!r} appears {cols.count(twice[0])} times in the header")
     return cols
 
 
@@ -115,7 +117,7 @@ def read_labelled_csv(path: Path, path_columns: tuple[str, ...], subject_column:
     not parse becomes a record with `error` (prepare rejects it and lists it)."""
     cols = csv_columns(path)
     if "age" not in cols or not any(c in cols for c in path_columns):
-        raise ValueError(f"{path}: needs {what} and an age column; has {cols}")
+        raise DataError(f"{path}: needs {what} and an age column; has {cols}")
     for i, row in enumerate(read_csv_rows(path), 2):
         image = clean_path(pick(row, path_columns) or "")
         rec = Record(path=image or f"{path.name}:{i}", age=None)

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import SPLITS, LabelError, Record
+from ...vocab import SPLITS
+from ...errors import DataError
+from ..records import LabelError, Record
 from ._labels import clean_path, parse_age, parse_gender, read_csv_rows
 
 RACES = {"caucasian": 0, "afroamerican": 1, "asian": 2}
@@ -29,7 +31,7 @@ def _categories(root: Path, split: str) -> dict[str, dict[str, str]]:
 def read(root: Path) -> Iterator[Record]:
     found = [s for s in SPLITS if (root / f"gt_avg_{s}.csv").is_file()]
     if not found:
-        raise ValueError(f"APPA-REAL: no gt_avg_train/valid/test.csv in {root}")
+        raise DataError(f"APPA-REAL: no gt_avg_train/valid/test.csv in {root}")
     for split in found:
         cats = _categories(root, split)
         for i, row in enumerate(read_csv_rows(root / f"gt_avg_{split}.csv"), 2):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...errors import DataError
 from ..records import Record, is_prepare_output
 from ._labels import parse_race, parse_split, read_labelled_csv
 
@@ -30,7 +31,7 @@ def find_csv(root: Path) -> Path:
     found = [p for p in sorted(root.glob("*.csv")) if not is_prepare_output(p.name)]
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
-        raise ValueError(f"csv: expected labels.csv or a single *.csv in {root}, found {names}")
+        raise DataError(f"csv: expected labels.csv or a single *.csv in {root}, found {names}")
     return found[0]
 
 

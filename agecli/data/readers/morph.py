@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...errors import DataError
 from ..records import Record, is_prepare_output
 from ._labels import csv_columns, read_labelled_csv
 
@@ -32,7 +33,7 @@ def find_csv(root: Path) -> Path:
               and "age" in (cols := csv_columns(p)) and any(c in cols for c in PATH_COLUMNS)]
     if len(usable) != 1:
         found = ", ".join(p.name for p in usable) or "none"
-        raise ValueError(f"MORPH: expected one CSV with photo/file and age columns in {root}, found {found}")
+        raise DataError(f"MORPH: expected one CSV with photo/file and age columns in {root}, found {found}")
     return usable[0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...vocab import MAX_AGE
 from ..records import Record
 from . import read_file_names
 
@@ -21,7 +22,7 @@ def parse_name(name: str) -> Record:
     except ValueError:
         rec.error = f"bad_label: no age in file name {name!r}"
         return rec
-    if not 0 <= age <= 120:
+    if not 0 <= age <= MAX_AGE:
         rec.error = f"bad_label: age {age} out of range"
         return rec
     rec.age = float(age)

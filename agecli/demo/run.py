@@ -1,21 +1,21 @@
 """`agecli demo`: sources -> the AgeEstimator's pipeline -> rows on stdout, annotated
 copies and predictions.csv. The jobs live in their own modules: the model and detector
-in `agecli.api`, rows in `rows`, files and the output folder's safety in `outputs`,
-resume bookkeeping in `resume`, tracking in `tracks`, reading and writing video in
-`video`; this module checks the options and runs the loops: images (here, in worker
-processes or on a Ray cluster through `ray_backend`), or a video or the webcam frame
-after frame, its faces tracked (`_run_video`)."""
+in `agecli.api` (below this package), rows in `rows` and their formats in `formats`,
+files and the output folder's safety in `outputs`, resume bookkeeping in `resume`,
+tracking in `infer.tracks`, reading and writing video in `video`; this module checks
+the options and runs the loops: images (here, in worker processes or on a Ray cluster
+through `ray_backend`), or a video or the webcam frame after frame, its faces tracked
+(`_run_video`)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TextIO
@@ -24,15 +24,16 @@ import numpy as np
 
 from ..atomic import write_bytes, write_text
 from ..errors import UsageError
-from ..model.meta import expand_problem, file_hash
+from ..infer.drawing import LABELS
+from ..infer.pipeline import ATTRIBUTES, ImageResult, StageTimer
+from ..infer.settings import InferSettings
+from ..infer.sources import Item, Source, SourceError, open_source
+from ..model.meta import file_hash
 from ..parallel import default_workers
-from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, TRACKS, TRACKS_JSONL, OutputFolder, annotated_path,
-                      check_no_overwrite, check_video_outputs, encode_image, track_crop_path,
-                      write_outputs)
-from .drawing import LABELS
-from .pipeline import ATTRIBUTES, ImageResult, StageTimer
-from .rows import TRACK_COLUMNS, RowWriter, face_rows, table_text, track_rows
-from .sources import Item, Source, SourceError, open_source
+from .formats import FORMATS, format_names
+from .outputs import (OUTPUT_DIR_KEY, STATE, TRACK_CROPS, OutputFolder, annotated_path, check_no_overwrite,
+                      check_video_outputs, encode_image, track_crop_path, tracks_paths, write_outputs)
+from .rows import TRACK_COLUMNS, RowWriter, face_rows, track_rows
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ class DemoError(UsageError):
 
 @dataclass
 class DemoOptions:
-    """Everything `agecli demo` takes; see the CLI help for each option."""
+    """Everything `agecli demo` takes; see the CLI help for each option. How the model and
+    the detector run (runner, device, threshold, max side, expand, batch size,
+    attributes, int8, detector, providers) is `settings`, the `InferSettings` the API
+    and `val` take too."""
 
     inputs: list[str] = field(default_factory=list)
     img_dir: Path | None = None
@@ -52,25 +56,17 @@ class DemoOptions:
     video: Path | None = None
     every: int = 1
     model: Path | None = None
-    runner: str = "auto"
-    device: str = "cpu"
+    settings: InferSettings = field(default_factory=InferSettings)
     output_dir: Path | None = None
     save_crops: bool = False
     skip_existing: bool = False
     fmt: str = "csv"
-    threshold: float = 0.8
-    max_side: int = 1280
-    expand: float | None = None
-    batch_size: int = 64
     webcam: bool = False
     workers: int | None = None  # processes each running the whole pipeline; None: default_worker_count
     ray: str | None = None  # None: run here; "local" or an address: on a Ray cluster (see ray_backend)
-    attributes: str | None = None  # "age,gender,ethnicity"; None: age and gender
     labels: str = "full"  # the annotated copies' labels: full ("34 ±4"), age ("34") or none
     save_frames: bool = False  # a video's annotated frames as JPEGs too, beside the annotated video
     track_gap: float = 1.0  # seconds a face may go unseen and keep its track
-    int8: bool = False  # the shipped int8 detector and (without a model) int8 age model
-    detector: Path | None = None  # a face detector network file in place of the float (or int8) one
 
 
 @dataclass
@@ -107,16 +103,8 @@ def default_worker_count(total: int | None, device: str = "cpu") -> int:
 
 
 def _check_options(o: DemoOptions) -> None:
-    if o.fmt not in ("csv", "jsonl"):
-        raise DemoError(f"--format must be csv or jsonl, not {o.fmt!r}")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", o.device):
-        raise DemoError(f"--device must be cpu, cuda or cuda:N, not {o.device!r}")
-    if not math.isfinite(o.threshold) or not 0.0 < o.threshold < 1.0:
-        raise DemoError("--threshold must be between 0 and 1")
-    if o.max_side < 64 or o.batch_size < 1:
-        raise DemoError("--max-side must be at least 64 and --batch-size at least 1")
-    if o.expand is not None and expand_problem(o.expand):
-        raise DemoError(f"--expand {expand_problem(o.expand)}")
+    if o.fmt not in FORMATS:
+        raise DemoError(f"--format must be {format_names()}, not {o.fmt!r}")
     if o.workers is not None and o.workers < 1:
         raise DemoError("--workers must be 1 or more")
     if o.ray and Path(o.ray).exists():
@@ -165,12 +153,10 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
         listed = list(items)  # names only: nothing is decoded yet
         check_no_overwrite(folder, source, [i.name for i in listed], error=DemoError, save_crops=o.save_crops)
         items = iter(listed)
-    workers = 1 if source.video is not None else (o.workers or default_worker_count(source.total, o.device))
+    workers = 1 if source.video is not None else (o.workers or default_worker_count(source.total, o.settings.device))
     if source.total is not None:
         workers = max(1, min(workers, source.total))  # no process started for nothing to do
-    est = AgeEstimator(o.model, runner=o.runner, device=o.device, det_threshold=o.threshold,
-                       max_side=o.max_side, expand=o.expand, batch_size=o.batch_size, attributes=o.attributes,
-                       int8=o.int8, detector=o.detector)
+    est = AgeEstimator(o.model, settings=o.settings)
     timer = timer or StageTimer()
     if source.video is not None:
         return _run_video(o, folder, source, est, stdout, progress, timer)
@@ -233,7 +219,7 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
 def _settings(est, o: DemoOptions) -> dict:
     """The model and settings behind a run's rows: what --skip-existing compares."""
     settings = {"model": str(Path(est.model_path).resolve()), "model_sha256": file_hash(Path(est.model_path)),
-                "threshold": o.threshold, "max_side": o.max_side, "expand": o.expand,
+                "threshold": o.settings.det_threshold, "max_side": o.settings.max_side, "expand": o.settings.expand,
                 "attributes": ",".join(a for a in ATTRIBUTES if a in est.attributes)}
     if est.detector_model is not None:  # only then: folders of float runs keep resuming
         settings["detector_sha256"] = file_hash(est.detector_model)
@@ -254,9 +240,9 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     and the track's running age. With an output folder: the annotated video (every
     frame; those between processed ones keep the last boxes), tracks.csv with each
     track's best face crop, and with --save-frames the annotated frames as JPEGs."""
-    from .drawing import annotate
+    from ..infer.drawing import annotate
     from .resume import PredictionsLog
-    from .tracks import Tracker
+    from ..infer.tracks import Tracker
     from .video import READ_AHEAD, AnnotatedVideo, read_ahead, video_output_path
 
     video, out_dir = source.video, o.output_dir
@@ -265,7 +251,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
     movie_path = plog = movie = None
     if folder is not None:
         movie_path = video_output_path(out_dir, video.name)
-        tracks_files = [out_dir / TRACKS] + [out_dir / TRACKS_JSONL] * (o.fmt == "jsonl")
+        tracks_files = [path for path, _ in tracks_paths(out_dir, o.fmt)]
         check_video_outputs(folder, o.video, [movie_path, *tracks_files],
                             [out_dir / TRACK_CROPS] + [out_dir / video.name] * o.save_frames, error=DemoError)
         if o.skip_existing:
@@ -340,7 +326,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
 
 
 def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
-    """tracks.csv (and tracks.jsonl with --format jsonl) and each track's best face crop."""
+    """tracks.csv (and the same table in another --format: tracks.jsonl) and each track's best face crop."""
     crops = {}
     for t in tracks:
         if t.crop is not None:
@@ -352,8 +338,8 @@ def _write_tracks(folder: OutputFolder, tracks: list, fmt: str) -> None:
         if old.as_posix() not in crops.values() and not folder.foreign(old):
             old.unlink()  # an earlier run's track that this run does not have
     rows = track_rows(tracks, crops)
-    for name, kind in [(TRACKS, "csv")] + [(TRACKS_JSONL, "jsonl")] * (fmt == "jsonl"):
-        write_text(folder.claim(folder.path / name), table_text(rows, TRACK_COLUMNS, kind))
+    for path, kind in tracks_paths(folder.path, fmt):
+        write_text(folder.claim(path), FORMATS[kind].table(rows, TRACK_COLUMNS))
 
 
 def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[str], bool] | None,
@@ -362,9 +348,10 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
     or from a Ray cluster."""
     from .worker import WorkerSettings, pool_results
 
-    settings = WorkerSettings(runner=o.runner, device=o.device, batch_size=o.batch_size, threshold=o.threshold,
-                              max_side=o.max_side, expand=o.expand, keep_images=o.output_dir is not None,
-                              save_crops=o.save_crops, attributes=est.attributes, labels=o.labels,
+    # the workers get what the estimator resolved: its attributes, and the detector's bytes (Ray nodes lack the file)
+    infer = replace(o.settings, attributes=est.attributes, int8=False, detector=None)
+    settings = WorkerSettings(infer=infer, keep_images=o.output_dir is not None, save_crops=o.save_crops,
+                              labels=o.labels,
                               detector_model=est.detector_model.read_bytes() if est.detector_model else None)
     if o.ray is not None:
         from .ray_backend import RayError, connect, ray_results

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RAY_EXTRA_HINT
-from .pipeline import ImageResult
-from .sources import Item
+from ..errors import RAY_EXTRA_HINT, AgecliError
+from ..infer.pipeline import ImageResult
+from ..infer.sources import Item
 from .worker import MAX_CHUNK, PipelineWorker, WorkerSettings
 
 
-class RayError(Exception):
+class RayError(AgecliError):
     """Ray is missing, or the cluster cannot be reached."""
 
 
@@ -68,7 +68,7 @@ def ray_results(items: Iterable[Item], model_path: Path, settings: WorkerSetting
     `actors` defaults to one per CPU (per GPU with a cuda device) in the cluster."""
     import ray
 
-    gpu = settings.device.startswith("cuda")
+    gpu = settings.infer.device.startswith("cuda")
     if actors is None:
         actors = max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
     rows = [{"item": pickle.dumps(it), "skip": bool(skip and skip(it.name))} for it in items]

@@ -7,8 +7,6 @@ finishes only the rest, but only when `.agecli-demo.json` says the same model an
 produced them (`prior_rows`)."""
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 from pathlib import Path
@@ -16,7 +14,8 @@ from typing import Any
 
 from ..atomic import write_bytes
 from .outputs import OUTPUT_DIR_KEY, PARTIAL, PREDICTIONS, OutputFolder, annotated_path
-from .rows import COLUMNS, csv_cells, read_rows
+from .formats import CSV
+from .rows import COLUMNS, read_rows
 
 logger = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
@@ -63,9 +62,8 @@ class PredictionsLog:
         keep = bool(prior) and partial.is_file()
         # surrogateescape: a file name that is not UTF-8 (caf\xe9.jpg) is written as its own bytes
         self.fh = open(partial, "a" if keep else "w", newline="", encoding="utf-8", errors="surrogateescape")
-        self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS, lineterminator="\n")
         if not keep:
-            self.writer.writeheader()
+            self.fh.write(CSV.header(COLUMNS))
         elif not _ends_with_newline(partial):
             self.fh.write("\n")  # the last line was cut by the interruption: start a new one
         self.order: list[str] = []
@@ -89,7 +87,7 @@ class PredictionsLog:
     def record(self, name: str, rows: Rows) -> None:
         """Save one image's fresh rows (flushed, before its copy is written)."""
         self.order.append(name)
-        self.writer.writerows(csv_cells(r) for r in rows)
+        self.fh.write(CSV.lines(rows, COLUMNS))
         self.fh.flush()
         self.rows[name] = rows
 
@@ -99,12 +97,8 @@ class PredictionsLog:
     def merge(self) -> None:
         """predictions.csv = this run's images in input order (new rows, or the kept rows
         of skipped images), written atomically; then the partial file goes."""
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for name in self.order:
-            w.writerows(csv_cells(r) for r in self.rows[name])
-        write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), buf.getvalue().encode("utf-8", "surrogateescape"))
+        text = CSV.table([r for name in self.order for r in self.rows[name]], COLUMNS)
+        write_bytes(self.folder.claim(self.out_dir / PREDICTIONS), text.encode("utf-8", "surrogateescape"))
         (self.out_dir / PARTIAL).unlink(missing_ok=True)
 
 

@@ -10,28 +10,25 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Container, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pipeline import DEFAULT_ATTRIBUTES, AgePipeline, ImageResult, StageTimer
-from .sources import Item
+from ..infer.pipeline import DEFAULT_ATTRIBUTES, AgePipeline, ImageResult, StageTimer
+from ..infer.settings import InferSettings
+from ..infer.sources import Item
 
 MAX_CHUNK = 16  # inputs a worker takes at once; their crops share age-model batches
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What every worker needs to build its pipeline (it pickles: sent to each process)."""
+    """What every worker needs to build its pipeline (it pickles: sent to each process):
+    the run's `InferSettings` (its attributes as the main process resolved them) and
+    what the worker does with the results."""
 
-    runner: str = "auto"
-    device: str = "cpu"
-    batch_size: int = 64
-    threshold: float = 0.8
-    max_side: int = 1280
-    expand: float | None = None
+    infer: InferSettings = field(default_factory=InferSettings)
     keep_images: bool = False
     save_crops: bool = False
-    attributes: frozenset[str] = DEFAULT_ATTRIBUTES
     labels: str = "full"  # the annotated copies' labels: full, age or none (drawing.LABELS)
     detector_model: bytes | None = None  # the face detector's network (None: the package's float one)
 
@@ -43,18 +40,18 @@ class PipelineWorker:
         import cv2
 
         from ..face.detector import FaceDetector
-        from .runners import open_runner
+        from ..infer.runners import open_runner
 
         cv2.setNumThreads(1)  # one process per core: no thread pools competing inside it
-        s = settings
+        s, i = settings, settings.infer
         self.settings = s
         self.timer = StageTimer()
-        self.pipe = AgePipeline(open_runner(model, s.runner, s.device, s.batch_size, threads=1),
-                                FaceDetector(score_threshold=s.threshold, max_side=s.max_side, threads=1,
+        self.pipe = AgePipeline(open_runner(model, i.runner, i.device, i.batch_size, threads=1, providers=i.providers),
+                                FaceDetector(score_threshold=i.det_threshold, max_side=i.max_side, threads=1,
                                              model=s.detector_model),
-                                s.expand, batch_faces=s.batch_size, max_pending=MAX_CHUNK,
+                                i.expand, batch_faces=i.batch_size, max_pending=MAX_CHUNK,
                                 keep_images=s.keep_images, keep_crops=s.save_crops, timer=self.timer,
-                                attributes=s.attributes)
+                                attributes=i.attributes if i.attributes is not None else DEFAULT_ATTRIBUTES)
 
     def run(self, items: list[Item], skipped: Container[str] = ()) -> list[ImageResult]:
         """Results for one chunk, in order, annotated copies encoded (pixels dropped)."""

@@ -1,16 +1,17 @@
 """The rows `demo` writes, one per face (or one per image without a face): the columns,
-their CSV / JSON Lines writers, and reading them back for a resumed run; and the table
-of a video's tracks (`tracks.csv`), one row per person."""
+the streaming writer (in any of the `formats.FORMATS`), and reading them back from
+predictions.csv for a resumed run; and the table of a video's tracks (`tracks.csv`),
+one row per person."""
 from __future__ import annotations
 
 import csv
-import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .formats import FORMATS
+
 if TYPE_CHECKING:  # the CLI's help reads COLUMNS: no numpy or OpenCV import for that
-    from .pipeline import ImageResult
+    from ..infer.pipeline import ImageResult
 
 COLUMNS = ["file", "face", "age", "std", "x1", "y1", "x2", "y2", "score", "small_face", "gender", "gender_prob",
            "ethnicity", "ethnicity_prob", "error", "output", "track", "track_age", "track_std"]
@@ -53,22 +54,6 @@ def track_rows(tracks: list, crops: dict[int, str]) -> list[dict[str, Any]]:
              "crop": crops.get(t.track)} for t in tracks]
 
 
-def table_text(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
-    """Rows as a CSV table (None: an empty cell) or JSON Lines."""
-    if fmt == "jsonl":
-        return "".join(json.dumps({k: r[k] for k in columns}, ensure_ascii=False) + "\n" for r in rows)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    w.writerows({k: "" if r[k] is None else r[k] for k in columns} for r in rows)
-    return buf.getvalue()
-
-
-def csv_cells(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as CSV cells: None becomes an empty cell."""
-    return {k: "" if row[k] is None else row[k] for k in COLUMNS}
-
-
 def parse_row(row: dict[str, str]) -> dict[str, Any]:
     """A row read back from CSV, with its numbers and empty fields typed again."""
     out: dict[str, Any] = {}
@@ -81,28 +66,24 @@ def parse_row(row: dict[str, str]) -> dict[str, Any]:
 
 
 class RowWriter:
-    """Rows as CSV (header once) or JSON Lines on a text stream, flushed per image; no
-    stream (None) writes nothing, for a run whose rows are kept only in predictions.csv.
+    """Rows in the format named `fmt` (a key of `formats.FORMATS`: CSV with its header
+    once, JSON Lines, ...) on a text stream, flushed per image; no stream (None) writes
+    nothing, for a run whose rows are kept only in predictions.csv.
 
     With `keep_going`, a stream closed by its reader (`| head`) stops the rows but not
     the run, which still has an output folder to finish; `closed` then says so."""
 
     def __init__(self, stream: TextIO | None, fmt: str, keep_going: bool = False) -> None:
-        self.stream, self.fmt, self.keep_going = stream, fmt, keep_going
+        self.stream, self.format, self.keep_going = stream, FORMATS[fmt], keep_going
         self.closed = False
-        if fmt == "csv" and stream is not None:
-            self.writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
-            self.writer.writeheader()  # buffered: it reaches the reader with the first rows
+        if stream is not None:
+            stream.write(self.format.header(COLUMNS))  # buffered: it reaches the reader with the first rows
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         if self.closed or self.stream is None:
             return
         try:
-            for row in rows:
-                if self.fmt == "csv":
-                    self.writer.writerow(csv_cells(row))
-                else:
-                    self.stream.write(json.dumps({k: row[k] for k in COLUMNS}, ensure_ascii=False) + "\n")
+            self.stream.write(self.format.lines(rows, COLUMNS))
             self.stream.flush()
         except BrokenPipeError:
             if not self.keep_going:

@@ -16,13 +16,13 @@ import numpy as np
 from ..atomic import write_bytes
 from ..ledger import OwnedFolder
 from ..errors import UsageError
-from .pipeline import ImageResult, StageTimer
-from .sources import Source
+from ..infer.pipeline import ImageResult, StageTimer
+from .formats import FORMATS
+from ..infer.sources import Source
 
 CROPS_DIR = "crops"
 PREDICTIONS = "predictions.csv"
-TRACKS = "tracks.csv"  # a video's people, one row per track (TRACKS_JSONL with --format jsonl)
-TRACKS_JSONL = "tracks.jsonl"
+TRACKS = "tracks.csv"  # a video's people, one row per track (and tracks.<suffix> in another --format)
 TRACK_CROPS = "tracks"  # the best face crop of each track
 PARTIAL = f".{PREDICTIONS}.agecli-partial"  # rows as images finish; a name no user file has
 WRITTEN = ".agecli-demo-files"  # every file a run wrote, relative to the output folder
@@ -93,6 +93,12 @@ def check_video_outputs(folder: OutputFolder, video: Path | None, files: list[Pa
                         "choose an empty or new output folder")
 
 
+def tracks_paths(out_dir: Path, fmt: str) -> list[tuple[Path, str]]:
+    """The tables of a video's people and their formats: tracks.csv, and with another
+    --format the same table in it (tracks.jsonl)."""
+    return [(out_dir / TRACKS, "csv")] + ([(out_dir / f"tracks.{FORMATS[fmt].suffix}", fmt)] * (fmt != "csv"))
+
+
 def track_crop_path(out_dir: Path, track: int) -> Path:
     """Where the best face crop of track `track` goes."""
     return out_dir / TRACK_CROPS / f"track_{track:04d}.jpg"
@@ -126,7 +132,7 @@ def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
 def encode_outputs(res: ImageResult, name: str, save_crops: bool, labels: str = "full") -> None:
     """Draw (with `labels`: full, age or none) and encode the annotated copy (and the
     crops) into `res`, dropping the pixels: what a Ray actor sends back instead of the image."""
-    from .drawing import annotate
+    from ..infer.drawing import annotate
 
     res.encoded = encode_image(annotate(res.image, res.faces, labels), annotated_path(Path(), name).suffix)
     if save_crops and res.crops is not None:
