@@ -37,6 +37,7 @@ class AgeNet(nn.Module):
         self.backbone = build_backbone(arch, pretrained)
         nf = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
+        self.set_fc = nn.ModuleList()  # per-collection age layers beyond `fc` (dist and mt heads only)
         if head == "reg":
             bins = torch.zeros(1)
             self.fc = nn.Linear(nf, 1)
@@ -53,7 +54,7 @@ class AgeNet(nn.Module):
             # collection labels ages (its annotators' habits, its age range) lives in that
             # layer instead of in features that recognise the collection from the picture;
             # at inference the layers' distributions are averaged.
-            self.set_fc = nn.ModuleList(nn.Linear(nf + extra, len(bins)) for _ in range(set_heads - 1))
+            self.set_fc.extend(nn.Linear(nf + extra, len(bins)) for _ in range(set_heads - 1))
         if head == "mt":
             self.gender_fc = nn.Linear(nf, N_GENDER)
             self.race_fc = nn.Linear(nf, N_RACE)
