@@ -1,6 +1,8 @@
 """Training on real faces: every objective learns, checkpoints are safe, resume is exact."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -252,6 +254,25 @@ def test_a_run_learns_from_a_teacher_and_resumes_with_its_cached_answers(tiny_al
     train_tiny(tiny_aligned, tmp_path, loss="mt", epochs=2, steps=2, extra=extra, resume=tmp_path / "last.pth")
     assert cache.stat().st_mtime_ns == stamp
     assert list(pd.read_csv(tmp_path / "log.csv")["epoch"]) == [1, 2]
+
+
+def test_a_reordered_train_split_asks_the_teacher_again(tiny_aligned, tiny_onnx, tmp_path):
+    """The cached answers belong to the train crops they were given for: the same faces in
+    another order (same count) must not reuse them, each face would learn another's answer."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_aligned, data)
+    extra = ["TRAIN.TEACHER", str(tiny_onnx), "TRAIN.TEACHER_WEIGHT", "0.7"]
+    run = tmp_path / "run"
+    train_tiny(data, run, loss="mt", epochs=1, steps=2, extra=extra)
+    with np.load(run / "teacher.npz") as z:
+        before = z["probs"]
+    train_csv = data / csv_name("utkface", "train")
+    df = pd.read_csv(train_csv)
+    df.iloc[::-1].to_csv(train_csv, index=False)
+    train_tiny(data, run, loss="mt", epochs=2, steps=2, extra=extra, resume=run / "last.pth")
+    with np.load(run / "teacher.npz") as z:
+        after = z["probs"]
+    np.testing.assert_allclose(after, before[::-1], rtol=1e-4, atol=1e-6)  # each face keeps its own answer
 
 
 def test_cli_refuses_a_teacher_the_loss_cannot_use(tiny_aligned, tiny_onnx, tmp_path):

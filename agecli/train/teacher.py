@@ -8,10 +8,12 @@ augmented crops against the clean crop's answer, so it also learns to give the s
 to a degraded copy. A teacher that mixes each face with its mirror image (`flip_tta`)
 teaches a one-pass student what it would answer from both, at one network's speed. The
 L1 term on the expected age stays against the label. The answers are cached in the run
-folder (`teacher.npz`, keyed by the teacher file's hash), so a resumed run reuses them.
+folder (`teacher.npz`, keyed by the teacher file's hash and the train crops' own hash), so a
+resumed run reuses them and a changed, reordered or re-cropped train split asks again.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Callable
@@ -27,13 +29,19 @@ class TeacherError(AgecliError, ValueError):
     """The teacher cannot teach this student (no age distribution, other age bins)."""
 
 
-def teacher_targets(path: Path, crops_for: Callable[[int, float], np.ndarray], age_min: int, age_max: int,
-                    cache: Path, log: Callable[[str], None]) -> dict[str, np.ndarray]:
+def faces_hash(images: np.ndarray) -> str:
+    """A hash of the train crops' pixels in order: the answers belong to these faces only."""
+    return hashlib.blake2b(memoryview(np.ascontiguousarray(images)).cast("B"), digest_size=16).hexdigest()
+
+
+def teacher_targets(path: Path, crops_for: Callable[[int, float], np.ndarray], faces: str, age_min: int,
+                    age_max: int, cache: Path, log: Callable[[str], None]) -> dict[str, np.ndarray]:
     """`probs` (N, age bins of the student) and, when the teacher has them, `gender_probs`
-    (N, 2) for the train crops; `crops_for(size, expand)` gives them cut as the teacher wants."""
+    (N, 2) for the train crops; `crops_for(size, expand)` gives them cut as the teacher wants,
+    `faces` is `faces_hash` of the student's train crops."""
     from ..infer.runners import open_runner
 
-    key = file_hash(path)
+    key = f"{file_hash(path)}:{faces}"
     if cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:

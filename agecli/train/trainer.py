@@ -38,7 +38,7 @@ from ..model.meta import resume_mismatch
 from ..model.losses import head_for, total_loss
 from ..model.objectives import TAUGHT_LOSSES
 from .loader import epoch_batches, loader_threads
-from .teacher import TeacherError, teacher_targets
+from .teacher import TeacherError, faces_hash, teacher_targets
 from .schedules import build_optimizer, build_scheduler
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_mae", "val_ca3", "val_ca5", "val_ca7", "lr", "images_per_s", "seconds"]
@@ -250,8 +250,8 @@ def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFac
                                     for n, d in sets]).images
 
     try:
-        taught = teacher_targets(path, crops_for, cfg["MODEL"]["AGE_MIN"], cfg["MODEL"]["AGE_MAX"],
-                                 job.checkpoint_dir / "teacher.npz", job.log)
+        taught = teacher_targets(path, crops_for, faces_hash(train_data.images), cfg["MODEL"]["AGE_MIN"],
+                                 cfg["MODEL"]["AGE_MAX"], job.checkpoint_dir / "teacher.npz", job.log)
     except TeacherError as e:
         raise TrainingError(str(e)) from None
     if len(taught["probs"]) != len(train_data):
