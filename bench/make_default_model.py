@@ -72,6 +72,7 @@ STAGES = {
     # labels): v5's accuracy at v4's speed. "@NAME" is another stage's model file.
     "distill_v5": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0001",
                                    "TRAIN.TEACHER", "@soup_v5", "TRAIN.TEACHER_WEIGHT", "0.5"]),
+    "distill_soup_flip": (["distill_v5", "soup_v3_v3b"], {"flip_tta": True}),  # the student averaged with v4
 }
 SHIPPED = "soup_v5"
 THREADS = ["TRAIN.THREADS", "2"]
