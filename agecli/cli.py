@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -41,8 +42,39 @@ class _FlagsAsFlags:
         return params
 
 
+# The running command's settings -> their flags, set as it parses its arguments; module
+# state, not the click context, so that a log line from a reader thread finds it too.
+_FLAGS: dict[str, str] = {}
+
+
+def flag_names(command, args: list[str]) -> dict[str, str]:
+    """Each option of `command` by its parameter name, which is the library's name for the
+    setting (`output_dir`), -> its flag: the spelling in `args` where the user typed one of
+    several (`--resume` for `--model`), else the first. Read from the command itself, so it
+    cannot fall behind an option."""
+    typed = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    flags = {}
+    for p in command.params:
+        names = [o for o in p.opts if o.startswith("--")]  # an argument's opts are its name alone
+        if names:
+            flags[p.name] = next((o for o in names if o in typed), names[0])
+    return flags
+
+
+SETTING = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")  # how library messages name a setting (errors.AgecliError)
+
+
+def flag_words(text: str) -> str:
+    """A library message in the CLI's words: each `setting` the running command has as an
+    option becomes its flag (`expand` -> --expand); other backticked names stay as written."""
+    return SETTING.sub(lambda m: _FLAGS.get(m[1], m[0]), text)
+
+
 class Command(_FlagsAsFlags, TyperCommand):
-    pass
+    def parse_args(self, ctx, args):
+        _FLAGS.clear()
+        _FLAGS.update(flag_names(self, list(args)))
+        return super().parse_args(ctx, args)
 
 
 class Group(_FlagsAsFlags, TyperGroup):
@@ -59,12 +91,13 @@ app = typer.Typer(
 
 
 def log(msg: str) -> None:
-    """One plain line on stderr (no markup, no wrapping), above any progress bar."""
-    err.print(msg, markup=False, highlight=False, soft_wrap=True)
+    """One plain line on stderr (no markup, no wrapping), above any progress bar; the
+    settings a library message names become flags."""
+    err.print(flag_words(msg), markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(msg: str, code: int = USAGE) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(flag_words(msg))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
