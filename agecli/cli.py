@@ -481,7 +481,7 @@ def demo(
     track_gap: float = typer.Option(1.0, help="Seconds a face may go unseen (hidden, missed) and keep its track."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
     fmt: str = typer.Option("csv", "--format", help=format_help()),
-    threshold: float = typer.Option(0.8, help="Face detector score threshold."),
+    det_threshold: float = typer.Option(0.8, "--threshold", help="Face detector score threshold."),
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
@@ -513,7 +513,7 @@ def demo(
     from .parallel import WorkerError
 
     try:
-        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=threshold,
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=det_threshold,
                                  max_side=max_side, expand=expand, providers=providers, attributes=attributes,
                                  int8=int8)
     except AgecliError as e:

@@ -3,9 +3,28 @@ flags (issue 21). A Python user of `AgeEstimator(expand=...)` or `agecli.evaluat
 is never told about a `--flag` they did not type; a CLI user still reads the flag."""
 from __future__ import annotations
 
+import pytest
 import typer.main
+from typer.testing import CliRunner
 
+import agecli
 from agecli.cli import app
+
+
+def test_the_python_api_names_the_keyword():
+    """AgeEstimator(expand=-1): the error names `expand`, the keyword the caller typed,
+    and carries it as data; it is an OptionError, so also a ValueError."""
+    from agecli.errors import OptionError
+
+    with pytest.raises(OptionError) as e:
+        agecli.AgeEstimator(expand=-1)
+    assert "`expand`" in str(e.value) and "--expand" not in str(e.value)
+    assert e.value.setting == "expand" and isinstance(e.value, ValueError)
+
+
+def test_the_cli_names_the_flag_for_the_same_mistake(tmp_path):
+    res = CliRunner().invoke(app, ["demo", "--expand", "-1"])
+    assert res.exit_code == 2 and "--expand -1 is outside 0-3" in res.stderr and "`" not in res.stderr, res.output
 
 
 def test_the_cli_names_the_flag_the_user_typed():
