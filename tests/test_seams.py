@@ -156,7 +156,7 @@ def test_a_row_format_is_one_registration(tiny_onnx, monkeypatch):
     text = " ".join(CliRunner().invoke(app, ["demo", "--help"], terminal_width=400).stdout.split())
     assert all(f.help in text for f in formats.FORMATS.values())
     chip = str(utk_files(1)[0])
-    with pytest.raises(DemoError, match="--format must be csv or jsonl, not 'tsv'"):
+    with pytest.raises(DemoError, match="`fmt` must be csv or jsonl, not 'tsv'"):
         run_demo(DemoOptions(inputs=[chip], model=tiny_onnx, fmt="tsv"), io.StringIO())
     tsv = formats.RowFormat("tsv", "tsv", "tsv", header=lambda cols: "\t".join(cols) + "\n",
                             lines=lambda rows, cols: "".join("\t".join("" if r[c] is None else str(r[c]) for c in cols)
