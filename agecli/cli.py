@@ -564,7 +564,7 @@ def demo(
                                   USAGE: "also a file that is not a checkpoint"}))
 @guard(fail)
 def export(
-    model: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
+    checkpoint: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     opset: int = typer.Option(17, help="ONNX opset (11-20)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
@@ -584,13 +584,15 @@ def export(
     """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
     needs_torch("`agecli export`")
     from .infer.export import ExportError, export_checked
-    from .infer.quantize import QuantSettings
+    from .infer.quantize import METHODS, QuantSettings
     from .model.checkpoint import CheckpointError
 
     if calibration_faces < 1:
         fail("--calibration-faces must be 1 or more")
+    if int8 and calibration_method not in METHODS:  # QuantSettings(method=) has no flag of its own to name
+        fail(f"--calibration-method must be one of {', '.join(METHODS)}, not {calibration_method!r}")
     try:
-        r = export_checked(model, fmt, output, opset, fp16, int8, images, calibrate or (),
+        r = export_checked(checkpoint, fmt, output, opset, fp16, int8, images, calibrate or (),
                            QuantSettings(method=calibration_method), int8_tolerance, force, calibration_faces)
     except (ExportError, CheckpointError) as e:
         fail(str(e))
