@@ -377,6 +377,7 @@ def _val_one(opts) -> int:
             problem = str(e)
     if problem:
         fail(problem)
+    ev.warnings[:] = [flag_words(w) for w in ev.warnings]  # summary.json, in the words of the flags typed
     try:
         write_reports(ev, opts.output_dir or default_output_dir(ev))
     except OutputError:
