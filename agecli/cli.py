@@ -144,12 +144,12 @@ def needs_torch(what: str) -> None:
 def prepare(
     dataset: str = typer.Option(..., help=", ".join(READERS)),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the CSVs (default: the data dir)."),
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
     folds: int = typer.Option(5, help="Number of folds for --split subject."),
     name: Optional[str] = typer.Option(None, help="Prefix of the output files (default: the dataset name)."),
     workers: Optional[int] = typer.Option(None, help="Processes running the detector (default: one per core)."),
-    threshold: float = typer.Option(0.8, help="Detector score threshold."),
+    score_threshold: float = typer.Option(0.8, "--threshold", help="Detector score threshold."),
 ) -> None:
     """Detect and align every face of a labelled set; write <name>_{train,valid,test}_align.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -163,10 +163,10 @@ def prepare(
                   TimeRemainingColumn(), console=err) as bar:
         task = bar.add_task("aligning", total=None)
         try:
-            summary = run_prepare(dataset, data_dir, out, split=split, folds=folds, workers=workers,
-                                  score_threshold=threshold, name=name,
+            summary = run_prepare(dataset, data_dir, out_dir, split=split, folds=folds, workers=workers,
+                                  score_threshold=score_threshold, name=name,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                  log=lambda m: bar.console.print(m, markup=False, highlight=False))
+                                  log=lambda m: bar.console.print(flag_words(m), markup=False, highlight=False))
         except ValueError as e:
             fail(str(e))
         except WorkerError as e:
@@ -236,7 +236,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
 
         job = TrainJob(cfg, data_dir, dataset, ckdir, aug=aug, resume=resume,
                        pretrained=pretrained if pretrained else True, multi_gpu=multi_gpu,
-                       log=lambda m: bar.console.print(m), progress=progress)
+                       log=lambda m: bar.console.print(flag_words(m)), progress=progress)
         try:
             if lr_find:
                 from .train.lr_find import lr_find as run_lr_find
