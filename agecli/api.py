@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from .data.images import ImageError, load_rgb
-from .errors import MissingModelError, ModelError, UsageError
+from .errors import MissingModelError, ModelError, OptionError, UsageError
 from .face.detector import FaceDetector
 from .infer.default_model import INT8_MODEL_NAME, default_model_path, int8_detector_path, int8_model_path, stale_int8
 from .infer.pipeline import DEFAULT_ATTRIBUTES, AgePipeline, FaceResult, StageTimer
@@ -53,8 +53,7 @@ def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
     A path is decoded (EXIF orientation applied; raises ImageError when unreadable); a
     PIL image is converted to RGB; a uint8 numpy array is read in `color` order ("rgb",
     or "bgr" as OpenCV gives it), gray (H, W) and 4-channel arrays are accepted."""
-    if color not in COLORS:
-        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+    _check_color(color)
     if isinstance(image, (str, Path)):
         return load_rgb(image)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
@@ -67,11 +66,17 @@ def to_rgb(image: ImageLike, color: str = "rgb") -> np.ndarray:
     arr = _to_uint8(image)
     arr = arr[:, :, None] if arr.ndim == 2 else arr
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
-        raise ValueError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), not {image.shape}")
+        raise OptionError(f"`image` array must be (H, W), (H, W, 3) or (H, W, 4), not {image.shape}", setting="image")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     arr = arr[:, :, :3]
     return np.ascontiguousarray(arr[:, :, ::-1] if color == "bgr" else arr)
+
+
+def _check_color(color: str) -> None:
+    """OptionError (a ValueError) unless `color` is one of COLORS."""
+    if color not in COLORS:
+        raise OptionError(f"`color` must be 'rgb' or 'bgr', not {color!r}", setting="color")
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -108,7 +113,8 @@ class AgeEstimator:
     detector network file (.onnx, RetinaFace's inputs and outputs) in place of the
     package's float one or, with int8, the shipped int8 one. settings: all of these in one
     `InferSettings` (what `demo` and `val` pass), in place of the separate keywords.
-    A value out of bounds raises UsageError (`InferSettings` holds the one set of bounds).
+    A value out of bounds raises OptionError, a ValueError whose `setting` names it
+    (`InferSettings` holds the one set of bounds).
     """
 
     def __init__(self, model: str | Path | None = None, *, providers: str | Sequence[str] | None = None,
@@ -145,7 +151,7 @@ class AgeEstimator:
         missing = sorted(self.attributes - has)
         if missing:
             raise UsageError(f"{self.model_path.name} has no {' or '.join(missing)} head to answer "
-                             f"{', '.join(missing)}; it gives {', '.join(sorted(has))}")
+                             f"{', '.join(missing)}; it gives {', '.join(sorted(has))}", setting="attributes")
         self.img_size = self.meta.img_size
         # the crop expansion: the model's unless overridden (warned: the crops then differ from training)
         self.expand, self.expand_warning = self.meta.crop_expand(s.expand)
@@ -205,24 +211,22 @@ class AgeEstimator:
         best crop). `fps` gives the times; a face unseen for more than `max_gap` seconds
         comes back as a new track. Frames are read one at a time, so a long video never
         sits in memory."""
-        if color not in COLORS:
-            raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+        _check_color(color)
         if not fps > 0 or not max_gap > 0:
-            raise ValueError("fps and max_gap must be above 0")
+            raise OptionError("`fps` and `max_gap` must be above 0", setting="fps" if not fps > 0 else "max_gap")
         return Tracking(self, frames, color, Tracker(fps, max_gap))
 
     def predict_crops(self, crops: np.ndarray, color: str = "rgb") -> dict[str, np.ndarray]:
         """Ages of already-aligned face crops, uint8 (N, S, S, 3) or one (S, S, 3), S the
         model's img_size, cut by the model card's recipe. Returns arrays `age`, `std` and,
         where the model has them, `probs`, `gender_probs`, `race_probs`."""
-        if color not in COLORS:
-            raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+        _check_color(color)
         arr = np.asarray(crops)
         if arr.ndim == 3:
             arr = arr[None]
         s = self.img_size
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (s, s, 3):
-            raise ValueError(f"crops must be uint8 (N, {s}, {s}, 3), not {arr.dtype} {arr.shape}")
+            raise OptionError(f"`crops` must be uint8 (N, {s}, {s}, 3), not {arr.dtype} {arr.shape}", setting="crops")
         if color == "bgr":
             arr = arr[..., ::-1]
         return self.runner.predict(np.ascontiguousarray(arr))
@@ -264,11 +268,11 @@ def _check_cuda(kind: str, device: str) -> None:
     if kind == "torch":
         from .errors import require_torch
 
-        require_torch(f"--device {device} with a .pth model")
+        require_torch(f"`device` {device} with a .pth model")
         import torch
 
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: torch sees no CUDA device here; use --device cpu")
+            raise UsageError(f"`device` {device}: torch sees no CUDA device here; use `device` cpu", setting="device")
         return
     import onnxruntime as ort
 

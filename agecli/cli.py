@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -41,8 +42,39 @@ class _FlagsAsFlags:
         return params
 
 
+# The running command's settings -> their flags, set as it parses its arguments; module
+# state, not the click context, so that a log line from a reader thread finds it too.
+_FLAGS: dict[str, str] = {}
+
+
+def flag_names(command, args: list[str]) -> dict[str, str]:
+    """Each option of `command` by its parameter name, which is the library's name for the
+    setting (`output_dir`), -> its flag: the spelling in `args` where the user typed one of
+    several (`--resume` for `--model`), else the first. Read from the command itself, so it
+    cannot fall behind an option."""
+    typed = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    flags = {}
+    for p in command.params:
+        names = [o for o in p.opts if o.startswith("--")]  # an argument's opts are its name alone
+        if names:
+            flags[p.name] = next((o for o in names if o in typed), names[0])
+    return flags
+
+
+SETTING = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")  # how library messages name a setting (errors.AgecliError)
+
+
+def flag_words(text: str) -> str:
+    """A library message in the CLI's words: each `setting` the running command has as an
+    option becomes its flag (`expand` -> --expand); other backticked names stay as written."""
+    return SETTING.sub(lambda m: _FLAGS.get(m[1], m[0]), text)
+
+
 class Command(_FlagsAsFlags, TyperCommand):
-    pass
+    def parse_args(self, ctx, args):
+        _FLAGS.clear()
+        _FLAGS.update(flag_names(self, list(args)))
+        return super().parse_args(ctx, args)
 
 
 class Group(_FlagsAsFlags, TyperGroup):
@@ -59,12 +91,13 @@ app = typer.Typer(
 
 
 def log(msg: str) -> None:
-    """One plain line on stderr (no markup, no wrapping), above any progress bar."""
-    err.print(msg, markup=False, highlight=False, soft_wrap=True)
+    """One plain line on stderr (no markup, no wrapping), above any progress bar; the
+    settings a library message names become flags."""
+    err.print(flag_words(msg), markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(msg: str, code: int = USAGE) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(flag_words(msg))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -111,12 +144,12 @@ def needs_torch(what: str) -> None:
 def prepare(
     dataset: str = typer.Option(..., help=", ".join(READERS)),
     data_dir: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset root (images, lists)."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the CSVs (default: the data dir)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Where to write the CSVs (default: the data dir)."),
     split: str = typer.Option("auto", help="auto (official if the set has one, else hash), official, hash, subject."),
     folds: int = typer.Option(5, help="Number of folds for --split subject."),
     name: Optional[str] = typer.Option(None, help="Prefix of the output files (default: the dataset name)."),
     workers: Optional[int] = typer.Option(None, help="Processes running the detector (default: one per core)."),
-    threshold: float = typer.Option(0.8, help="Detector score threshold."),
+    score_threshold: float = typer.Option(0.8, "--threshold", help="Detector score threshold."),
 ) -> None:
     """Detect and align every face of a labelled set; write <name>_{train,valid,test}_align.csv."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -130,10 +163,10 @@ def prepare(
                   TimeRemainingColumn(), console=err) as bar:
         task = bar.add_task("aligning", total=None)
         try:
-            summary = run_prepare(dataset, data_dir, out, split=split, folds=folds, workers=workers,
-                                  score_threshold=threshold, name=name,
+            summary = run_prepare(dataset, data_dir, out_dir, split=split, folds=folds, workers=workers,
+                                  score_threshold=score_threshold, name=name,
                                   progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                  log=lambda m: bar.console.print(m, markup=False, highlight=False))
+                                  log=lambda m: bar.console.print(flag_words(m), markup=False, highlight=False))
         except ValueError as e:
             fail(str(e))
         except WorkerError as e:
@@ -203,7 +236,7 @@ def _train(cmd: str, default_loss: str, ctx: typer.Context, data_dir: list[Path]
 
         job = TrainJob(cfg, data_dir, dataset, ckdir, aug=aug, resume=resume,
                        pretrained=pretrained if pretrained else True, multi_gpu=multi_gpu,
-                       log=lambda m: bar.console.print(m), progress=progress)
+                       log=lambda m: bar.console.print(flag_words(m)), progress=progress)
         try:
             if lr_find:
                 from .train.lr_find import lr_find as run_lr_find
@@ -344,6 +377,7 @@ def _val_one(opts) -> int:
             problem = str(e)
     if problem:
         fail(problem)
+    ev.warnings[:] = [flag_words(w) for w in ev.warnings]  # summary.json, in the words of the flags typed
     try:
         write_reports(ev, opts.output_dir or default_output_dir(ev))
     except OutputError:
@@ -448,7 +482,7 @@ def demo(
     track_gap: float = typer.Option(1.0, help="Seconds a face may go unseen (hidden, missed) and keep its track."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip images whose annotated copy and rows exist (resume)."),
     fmt: str = typer.Option("csv", "--format", help=format_help()),
-    threshold: float = typer.Option(0.8, help="Face detector score threshold."),
+    det_threshold: float = typer.Option(0.8, "--threshold", help="Face detector score threshold."),
     max_side: int = typer.Option(1280, help="Larger photos are downscaled to this for detection."),
     expand: Optional[float] = typer.Option(None, help="Override the model's crop expansion (changes accuracy)."),
     batch_size: int = typer.Option(64, help="Faces per age-model batch."),
@@ -480,7 +514,7 @@ def demo(
     from .parallel import WorkerError
 
     try:
-        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=threshold,
+        settings = InferSettings(runner=runner, device=device, batch_size=batch_size, det_threshold=det_threshold,
                                  max_side=max_side, expand=expand, providers=providers, attributes=attributes,
                                  int8=int8)
     except AgecliError as e:
@@ -531,7 +565,7 @@ def demo(
                                   USAGE: "also a file that is not a checkpoint"}))
 @guard(fail)
 def export(
-    model: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
+    checkpoint: Path = typer.Option(..., "--model", "--resume", help="Checkpoint (.pth) to export."),
     fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
     opset: int = typer.Option(17, help="ONNX opset (11-20)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store ONNX weights as float16 (half the file, fp32 maths)."),
@@ -551,13 +585,15 @@ def export(
     """Export a checkpoint to ONNX or TorchScript, checked against the torch model."""
     needs_torch("`agecli export`")
     from .infer.export import ExportError, export_checked
-    from .infer.quantize import QuantSettings
+    from .infer.quantize import METHODS, QuantSettings
     from .model.checkpoint import CheckpointError
 
     if calibration_faces < 1:
         fail("--calibration-faces must be 1 or more")
+    if int8 and calibration_method not in METHODS:  # QuantSettings(method=) has no flag of its own to name
+        fail(f"--calibration-method must be one of {', '.join(METHODS)}, not {calibration_method!r}")
     try:
-        r = export_checked(model, fmt, output, opset, fp16, int8, images, calibrate or (),
+        r = export_checked(checkpoint, fmt, output, opset, fp16, int8, images, calibrate or (),
                            QuantSettings(method=calibration_method), int8_tolerance, force, calibration_faces)
     except (ExportError, CheckpointError) as e:
         fail(str(e))

@@ -13,7 +13,19 @@ RAY_EXTRA_HINT = INSTALL_HINT.format(spec=".[ray]")
 
 
 class AgecliError(Exception):
-    """Base of every error agecli raises on purpose; the message is one line for a user."""
+    """Base of every error agecli raises on purpose; the message is one line for a user.
+
+    Library code serves Python callers and the CLI alike, so a message names a setting
+    by its Python name in backticks (`` `expand` must be between 0 and 3 ``, `` pass
+    `exist_ok` ``), never by a flag; `cli.py` writes each such name as the flag of the
+    running command (`--expand`, `--exist-ok`). Config keys (TRAIN.LR) need no backticks:
+    both worlds spell them alike."""
+
+    setting: str | None = None  # the setting at fault: callers can tell which without parsing the message
+
+    def __init__(self, *args: object, setting: str | None = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class UsageError(AgecliError):
@@ -21,9 +33,9 @@ class UsageError(AgecliError):
 
 
 class OptionError(UsageError, ValueError):
-    """An option, config value or name that cannot work (`TRAIN.LR -1`, `--folds 0`, an
-    unknown MODEL.ARCH). Also a ValueError: callers caught these as ValueError before
-    they had a type."""
+    """An option, config value or name that cannot work (`TRAIN.LR -1`, `folds=0`, an
+    unknown MODEL.ARCH); `setting` names it. Also a ValueError: callers caught these as
+    ValueError before they had a type."""
 
 
 class DataError(AgecliError, ValueError):

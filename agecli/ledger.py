@@ -25,11 +25,12 @@ class FolderBusy(UsageError):
 
 
 class OwnedFolder:
-    """An output folder and the names in it agecli wrote (and so may replace)."""
+    """An output folder and the names in it agecli wrote (and so may replace); `setting`
+    is the option that named it, for messages."""
 
-    def __init__(self, path: Path, ledger: str, own: tuple[str, ...] = ()) -> None:
-        check_writable_dir(path, "--output-dir")
-        self.path = path
+    def __init__(self, path: Path, ledger: str, own: tuple[str, ...] = (), setting: str = "output_dir") -> None:
+        check_writable_dir(path, f"`{setting}`")
+        self.path, self.setting = path, setting
         self.ledger = path / ledger
         self.written: set[str] = set()
         if self.ledger.is_file():
@@ -68,11 +69,12 @@ class OwnedFolder:
             except FileExistsError:
                 owner = _lock_owner(path)
                 if (owner is not None and pid_alive(owner)) or (owner is None and _younger_than(path, 10.0)):
-                    raise FolderBusy(f"--output-dir {self.path}: another agecli run (process {owner}) is writing "
-                                     f"there; wait for it or choose another folder (no such run? delete {path})") from None
+                    raise FolderBusy(f"`{self.setting}` {self.path}: another agecli run (process {owner}) is "
+                                     f"writing there; wait for it or choose another folder (no such run? delete "
+                                     f"{path})", setting=self.setting) from None
                 path.unlink(missing_ok=True)  # its run died without cleaning up
         else:
-            raise FolderBusy(f"--output-dir {self.path}: cannot take its lock {path}")
+            raise FolderBusy(f"`{self.setting}` {self.path}: cannot take its lock {path}", setting=self.setting)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{os.getpid()}\n")
         try:

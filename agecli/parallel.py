@@ -108,7 +108,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
             try:
                 result = head.result()
             except BrokenProcessPool:
-                raise WorkerError("a worker process died (out of memory?); try fewer --workers") from None
+                raise WorkerError("a worker process died (out of memory?); try fewer `workers`", setting="workers") from None
             yield result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -45,13 +45,14 @@ def check_run(cfg: dict, dataset: str, folds: int = 1, checkpoint: Path | None =
     """What a run's options must satisfy, checked before it writes anything; ValueError
     (or CheckpointError for a --resume that is no checkpoint) says which."""
     if folds < 1:
-        raise OptionError(f"--folds must be 1 or more, not {folds}")
+        raise OptionError(f"`folds` must be 1 or more, not {folds}", setting="folds")
     if checkpoint is not None and checkpoint.exists() and not checkpoint.is_dir():
-        raise OptionError(f"--checkpoint {checkpoint}: is a file, not a folder for the run")  # was: photo.jpg2/
+        raise OptionError(f"`checkpoint` {checkpoint}: is a file, not a folder for the run",  # was: photo.jpg2/
+                          setting="checkpoint")
     if pretrained:
         check_pretrained(pretrained)
     if resume is not None and not resume.is_file():
-        raise OptionError(f"--resume {resume}: no such checkpoint file")
+        raise OptionError(f"`resume` {resume}: no such checkpoint file", setting="resume")
     if resume is not None:
         check_resume(resume, cfg, dataset, into_own_folder=checkpoint is None)
 
@@ -121,7 +122,7 @@ def run_dir(base: Path, exist_ok: bool = False) -> Path:
 def start_run(folder: Path, cfg: dict, args: dict[str, Any]) -> Path:
     """Create the run folder (proving it writable before any work) and save the run's
     full configuration: the command line, the options and every config value."""
-    check_writable_dir(folder, "--checkpoint")
+    check_writable_dir(folder, "`checkpoint`")
     record = {"command": " ".join(["agecli", *sys.argv[1:]]), "args": args, "config": cfg}
     write_text(folder / CONFIG, json.dumps(record, indent=2, default=str) + "\n")
     return folder
@@ -138,13 +139,14 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
 
     ckpt = load_checkpoint(resume)
     if "optimizer" not in ckpt or "epoch" not in ckpt:
-        raise OptionError(f"--resume {resume}: a model without its training state, not a run to resume; "
-                         f"to train on from it, use --pretrained {resume}")
+        raise OptionError(f"`resume` {resume}: a model without its training state, not a run to resume; "
+                          f"to train on from it, use `pretrained` {resume}", setting="resume")
     # the head follows from the loss, so the run's own head is taken and the loss compared
     want = {**model_meta(cfg, ckpt["meta"].get("head"), cfg["TRAIN"]["LOSS"]), "dataset": dataset}
     differs = resume_mismatch(ckpt["meta"], want)
     if differs:
-        raise OptionError(f"--resume {resume}: the run has {differs}; resume with the run's own settings")
+        raise OptionError(f"`resume` {resume}: the run has {differs}; resume with the run's own settings",
+                          setting="resume")
     if not into_own_folder:
         return
     folder = resume.parent
@@ -154,15 +156,16 @@ def check_resume(resume: Path, cfg: dict, dataset: str, into_own_folder: bool = 
     except (OSError, ValueError):
         ok = False
     if not ok:
-        raise OptionError(f"--resume {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
-                         "into a folder agecli did not make. Copy the checkpoint into a new folder with "
-                         f"--checkpoint, or train on from it with --pretrained {resume}")
+        raise OptionError(f"`resume` {resume}: {folder} has no agecli run record ({CONFIG}); resuming would write "
+                          "into a folder agecli did not make. Copy the checkpoint into a new folder with "
+                          f"`checkpoint`, or train on from it with `pretrained` {resume}", setting="resume")
     log = folder / "log.csv"
     if log.exists():
         with open(log, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().strip().split(",")
         if header[:len(LOG_COLUMNS)] != LOG_COLUMNS:
-            raise OptionError(f"--resume {resume}: {log} is not an agecli training log; not appending to it")
+            raise OptionError(f"`resume` {resume}: {log} is not an agecli training log; not appending to it",
+                              setting="resume")
 
 
 def discard_unstarted(folder: Path) -> None:
@@ -198,12 +201,14 @@ def check_pretrained(path: str) -> None:
 
     p = Path(path)
     if not p.is_file():
-        raise OptionError(f"--pretrained {path}: no such file")
+        raise OptionError(f"`pretrained` {path}: no such file", setting="pretrained")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - the weights-only unpickler raises anything on junk
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise OptionError(f"--pretrained {path}: not a state dict or agecli checkpoint ({first[:160]})") from None
+        raise OptionError(f"`pretrained` {path}: not a state dict or agecli checkpoint ({first[:160]})",
+                          setting="pretrained") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise OptionError(f"--pretrained {path}: not a state dict (a mapping of parameter names to tensors)")
+        raise OptionError(f"`pretrained` {path}: not a state dict (a mapping of parameter names to tensors)",
+                          setting="pretrained")

@@ -116,7 +116,7 @@ def test_typed_errors_and_no_stdout(tmp_path, capsys):
     junk.write_bytes(b"junk")
     with pytest.raises(agecli.ModelError):
         AgeEstimator(junk)
-    with pytest.raises(agecli.UsageError, match="--device"):
+    with pytest.raises(agecli.UsageError, match="`device`"):
         AgeEstimator(device="gpu")
     AgeEstimator(expand=0.4).predict(SAMPLE)  # logs a warning, prints nothing
     assert capsys.readouterr().out == ""

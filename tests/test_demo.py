@@ -211,7 +211,7 @@ def test_demo_usage_errors_exit_2(tiny_onnx, tmp_path, monkeypatch):
     monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "nowhere.onnx"])
     shutil.copy(utk_files(1)[0], tmp_path / "face.jpg")
     res = cli(tmp_path)
-    assert res.exit_code == 2 and "no model: pass --resume or install the default model" in res.stderr
+    assert res.exit_code == 2 and "no model: pass --model or install the default model" in res.stderr
     for args in (["--format", "xml"], ["--device", "gpu"], ["--runner", "tf"], ["--save-crops"],
                  ["--video", tmp_path / "missing.mp4"], ["--img-dir", tmp_path / "missing"]):
         res = cli(tmp_path, "--resume", tiny_onnx, *args) if args[0] not in ("--video", "--img-dir") \
@@ -228,7 +228,7 @@ def test_default_model_path_checkout_then_package(tmp_path, monkeypatch):
     pkg = tmp_path / "agecli"
     pkg.mkdir()
     monkeypatch.setattr(default_model, "__file__", str(pkg / "infer" / "default_model.py"))
-    with pytest.raises(MissingModelError, match="pass --resume"):
+    with pytest.raises(MissingModelError, match="pass `model`"):
         default_model_path()
     (pkg / "weights").mkdir()
     (pkg / "weights" / "agecli_default.onnx").write_bytes(b"x")

@@ -215,7 +215,7 @@ def test_expand_outside_what_a_crop_can_be_is_refused_everywhere(tiny_onnx, tiny
         res = cli(*args)
         assert res.exit_code == 2 and "--expand" in res.stderr, (args, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit)
-    with pytest.raises(UsageError, match="--expand"):
+    with pytest.raises(UsageError, match="`expand`"):
         AgeEstimator(tiny_onnx, expand=float(value))
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from agecli import AgeEstimator
 from agecli.cli import app
-from agecli.errors import CheckpointError, UsageError
+from agecli.errors import CheckpointError, OptionError, UsageError
 from agecli.infer.default_model import default_model_path
 from agecli.infer.runners import RUNNER_TABLE, RUNNERS, OnnxRunner, open_runner, read_meta
 from agecli.infer.settings import InferSettings
@@ -56,24 +56,25 @@ def test_expand_is_resolved_in_one_place():
     meta = ModelMeta.from_dict({"img_size": 64, "expand": 0.25})
     assert meta.crop_expand(None) == (0.25, None)
     expand, note = meta.crop_expand(0.4)
-    assert expand == 0.4 and note.startswith("--expand 0.4 differs from the model's 0.25")
+    assert expand == 0.4 and note.startswith("`expand` 0.4 differs from the model's 0.25")
     assert meta.crop_expand(0.25) == (0.25, None)
-    with pytest.raises(UsageError, match="--expand is required"):
+    with pytest.raises(UsageError, match="`expand` is required"):
         ModelMeta.from_dict({"img_size": 64}).crop_expand(None)
     with pytest.raises(CheckpointError, match="img_size"):
         ModelMeta.from_dict({"img_size": 5, "expand": 0.25})
 
 
-@pytest.mark.parametrize("bad, words", [({"expand": 3.5}, "--expand"), ({"expand": -0.1}, "--expand"),
-                                        ({"det_threshold": 1.0}, "--threshold"), ({"max_side": 63}, "--max-side"),
-                                        ({"batch_size": 0}, "--batch-size"), ({"threads": -1}, "threads"),
-                                        ({"device": "gpu"}, "--device"), ({"runner": "tf"}, "--runner"),
+@pytest.mark.parametrize("bad, words", [({"expand": 3.5}, "`expand`"), ({"expand": -0.1}, "`expand`"),
+                                        ({"det_threshold": 1.0}, "`det_threshold`"), ({"max_side": 63}, "`max_side`"),
+                                        ({"batch_size": 0}, "`batch_size`"), ({"threads": -1}, "`threads`"),
+                                        ({"device": "gpu"}, "`device`"), ({"runner": "tf"}, "`runner`"),
                                         ({"attributes": "age,mood"}, "mood")])
 def test_one_set_of_bounds_for_every_entry_point(bad, words):
-    with pytest.raises(UsageError, match=words):
-        InferSettings(**bad)
-    with pytest.raises(UsageError, match=words):
-        AgeEstimator(**bad)
+    """Named by the keyword the caller gave, carried as `setting`; an OptionError, so a ValueError too."""
+    for build in (InferSettings, AgeEstimator):
+        with pytest.raises(OptionError, match=words) as e:
+            build(**bad)
+        assert e.value.setting == next(iter(bad)) and isinstance(e.value, UsageError) and isinstance(e.value, ValueError)
 
 
 def test_settings_travel_whole(tiny_onnx):
@@ -90,7 +91,7 @@ def test_the_runner_table_names_the_runners(tiny_onnx):
     assert RUNNERS == ("auto", *RUNNER_TABLE) and {"onnx", "torch"} <= set(RUNNER_TABLE)
     r = open_runner(tiny_onnx)
     assert (r.kind, r.device) == ("onnx", "cpu") and isinstance(r.meta, ModelMeta)
-    with pytest.raises(UsageError, match="--runner must be auto, torch or onnx"):
+    with pytest.raises(UsageError, match="`runner` must be auto, torch or onnx"):
         open_runner(tiny_onnx, "tf")
 
 
@@ -155,7 +156,7 @@ def test_a_row_format_is_one_registration(tiny_onnx, monkeypatch):
     text = " ".join(CliRunner().invoke(app, ["demo", "--help"], terminal_width=400).stdout.split())
     assert all(f.help in text for f in formats.FORMATS.values())
     chip = str(utk_files(1)[0])
-    with pytest.raises(DemoError, match="--format must be csv or jsonl, not 'tsv'"):
+    with pytest.raises(DemoError, match="`fmt` must be csv or jsonl, not 'tsv'"):
         run_demo(DemoOptions(inputs=[chip], model=tiny_onnx, fmt="tsv"), io.StringIO())
     tsv = formats.RowFormat("tsv", "tsv", "tsv", header=lambda cols: "\t".join(cols) + "\n",
                             lines=lambda rows, cols: "".join("\t".join("" if r[c] is None else str(r[c]) for c in cols)

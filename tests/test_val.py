@@ -158,7 +158,7 @@ def test_val_without_a_model_or_default(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dm, "default_model_candidates", lambda: [tmp_path / "a" / "m.onnx", tmp_path / "b" / "m.onnx"])
     res = val("--data-dir", tmp_path, "--dataset", "utkface")
-    assert res.exit_code == 2 and "no model: pass --resume" in res.stderr and str(tmp_path / "b") in res.stderr
+    assert res.exit_code == 2 and "no model: pass --model" in res.stderr and str(tmp_path / "b") in res.stderr
 
 
 def test_default_model_path_takes_the_first_present(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from ..parallel import ordered_map
 from ..face.align import CROP_VERSION, box_problem, crop_face
 from .images import ImageError, load_rgb
@@ -139,9 +140,9 @@ def _load_cache(npy: Path, df: pd.DataFrame, size: int, log) -> np.ndarray | Non
         skipped = npy.with_suffix(".skip.npy")
         rows = len(df) - (int(np.load(skipped).sum()) if skipped.exists() else 0)
         if images.dtype != np.uint8 or images.shape != (rows, size, size, 3):
-            raise ValueError(f"shape {images.shape}, expected {(rows, size, size, 3)}")
+            raise DataError(f"shape {images.shape}, expected {(rows, size, size, 3)}")
         return images
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError) as e:  # DataError is one
         if log:
             log(f"crop cache {npy.name} is unusable ({str(e).splitlines()[0][:120]}); rebuilding it")
         return None
@@ -166,7 +167,7 @@ def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray) -> None:
         # a warning record (the CLI marks it "warning:"), whichever command loads the set
         logging.getLogger("agecli").warning(
             "cannot save the crop cache in %s (%s); continuing without it (set DATA.CACHE_DIR or "
-            "--cache-dir to a writable folder)", npy.parent, e.strerror or e)
+            "`cache_dir` to a writable folder)", npy.parent, e.strerror or e)
 
 def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -> np.ndarray:
     """Augmentation on uint8 crops: flip, small rotation, scale and shift; with `photo`,

@@ -108,8 +108,8 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
     if split == "subject":
         missing = int(df["subject"].isna().sum()) if "subject" in df else len(df)
         if missing:
-            raise DataError(f"--split subject needs a subject for every image; {missing} have none "
-                             "(this dataset has no subjects? use --split hash)")
+            raise DataError(f"`split` subject needs a subject for every image; {missing} have none "
+                            "(this dataset has no subjects? use `split` hash)", setting="split")
         subj = split_keys(df)
         fold_of = subject_folds(subj.tolist(), folds)
         f = subj.map(fold_of)
@@ -117,7 +117,7 @@ def assign_splits(df: pd.DataFrame, split: str, folds: int) -> dict[str, pd.Data
     if split == "official" or (split == "auto" and df["split"].notna().all()):
         if df["split"].isna().any():
             raise DataError(f"{int(df['split'].isna().sum())} of {len(df)} images have no official split; "
-                             "use --split hash or subject")
+                            "use `split` hash or subject", setting="split")
         return {s: df[df["split"] == s] for s in SPLITS}
     s = split_keys(df).map(hash_split)
     return {name: df[s == name] for name in SPLITS}
@@ -137,11 +137,12 @@ def _drop_cut_row(partial: Path) -> None:
 def check_options(split: str, folds: int, workers: int, score_threshold: float) -> None:
     """The numbers prepare takes, checked before any image is read."""
     if not math.isfinite(score_threshold) or not 0.0 < score_threshold < 1.0:
-        raise OptionError(f"--threshold must be between 0 and 1, not {score_threshold}")
+        raise OptionError(f"`score_threshold` must be between 0 and 1, not {score_threshold}",
+                          setting="score_threshold")
     if not 1 <= workers <= 256:
-        raise OptionError(f"--workers must be between 1 and 256, not {workers}")
+        raise OptionError(f"`workers` must be between 1 and 256, not {workers}", setting="workers")
     if split == "subject" and folds < 2:
-        raise OptionError(f"--folds must be 2 or more, not {folds}")
+        raise OptionError(f"`folds` must be 2 or more, not {folds}", setting="folds")
 
 
 def run_key(dataset: str, root: Path, score_threshold: float, records: list[Record]) -> dict:
@@ -211,14 +212,14 @@ def output_folder(out: Path, name: str, split: str, folds: int) -> OwnedFolder:
     agecli did not write is refused (ValueError) before any work. A folder an earlier
     agecli prepared without a ledger is recognised by its aligned CSVs' header."""
     had_ledger = (out / LEDGER).is_file()
-    folder = OwnedFolder(out, LEDGER)
+    folder = OwnedFolder(out, LEDGER, setting="out_dir")
     names = output_names(name, split, folds)
     if not had_ledger and any(_is_aligned_csv(out / n) for n in names if n.endswith("_align.csv")):
         folder.written.update(n for n in names if (out / n).exists())
     users = [n for n in names if folder.foreign(out / n)]
     if users:
-        raise OptionError(f"--out {out}: {', '.join(users)} exist and were not written by agecli prepare; "
-                         "not replacing them: choose another --out (or --name)")
+        raise OptionError(f"`out_dir` {out}: {', '.join(users)} exist and were not written by agecli prepare; "
+                          "not replacing them: choose another `out_dir` (or `name`)", setting="out_dir")
     return folder
 
 
@@ -255,11 +256,11 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
     check_options(split, folds, workers, score_threshold)
     name = name or dataset
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # `../x` wrote beside --out, not in it
-        raise OptionError(f"--name {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
-                         "the files in --out and what --dataset names later")
+        raise OptionError(f"`name` {name!r}: a plain name (letters, digits, '.', '_', '-'), the prefix of "
+                          "the files in `out_dir` and what `dataset` names later", setting="name")
     root = Path(data_dir).resolve()
     out = Path(out_dir).resolve() if out_dir else root
-    check_writable_dir(out, "--out")
+    check_writable_dir(out, "`out_dir`")
     folder = output_folder(out, name, split, folds)
     partial = out / f"{name}_partial.csv"
 

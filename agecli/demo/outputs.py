@@ -64,18 +64,19 @@ def check_no_overwrite(folder: OutputFolder, source: Source, names: list[str], e
     inputs = {os.path.realpath(p) for p in source.paths if p is not None}
     for name in names:
         if save_crops and name.split("/")[0] == CROPS_DIR:
-            raise error(f"--save-crops: the input {name} would be copied into {folder.path / CROPS_DIR}, where the "
-                        "crops go; rename that folder or leave out --save-crops")
+            raise error(f"`save_crops`: the input {name} would be copied into {folder.path / CROPS_DIR}, where the "
+                        "crops go; rename that folder or leave out `save_crops`", setting="save_crops")
         target = annotated_path(folder.path, name)
         if os.path.realpath(target) in inputs:
-            raise error(f"--output-dir {folder.path}: the annotated copy of {name} would replace the input "
-                        f"{target}; choose an output folder outside the inputs")
+            raise error(f"`output_dir` {folder.path}: the annotated copy of {name} would replace the input "
+                        f"{target}; choose an output folder outside the inputs", setting="output_dir")
         if folder.foreign(target):
-            raise error(f"--output-dir {folder.path}: {target} exists and was not written by agecli; "
-                        "choose an empty or new output folder")
+            raise error(f"`output_dir` {folder.path}: {target} exists and was not written by agecli; "
+                        "choose an empty or new output folder", setting="output_dir")
     for f in (PREDICTIONS, PARTIAL):
         if folder.foreign(folder.path / f):
-            raise error(f"--output-dir {folder.path}: {folder.path / f} exists and was not written by agecli")
+            raise error(f"`output_dir` {folder.path}: {folder.path / f} exists and was not written by agecli",
+                        setting="output_dir")
 
 
 def check_video_outputs(folder: OutputFolder, video: Path | None, files: list[Path], folders: list[Path],
@@ -84,13 +85,13 @@ def check_video_outputs(folder: OutputFolder, video: Path | None, files: list[Pa
     write into `folders`) would replace its input or a file agecli did not write."""
     for target in files:
         if video is not None and os.path.realpath(target) == os.path.realpath(video):
-            raise error(f"--output-dir {folder.path}: the annotated video {target} would replace the input; "
-                        "choose an output folder outside the input's")
+            raise error(f"`output_dir` {folder.path}: the annotated video {target} would replace the input; "
+                        "choose an output folder outside the input's", setting="output_dir")
     owned = [*files, *(p for d in folders if d.is_dir() for p in d.rglob("*") if not p.is_dir())]
     for target in [*owned, folder.path / PREDICTIONS, folder.path / PARTIAL]:
         if folder.foreign(target):
-            raise error(f"--output-dir {folder.path}: {target} exists and was not written by agecli; "
-                        "choose an empty or new output folder")
+            raise error(f"`output_dir` {folder.path}: {target} exists and was not written by agecli; "
+                        "choose an empty or new output folder", setting="output_dir")
 
 
 def tracks_paths(out_dir: Path, fmt: str) -> list[tuple[Path, str]]:

@@ -50,14 +50,14 @@ def connect(address: str, log: Callable[[str], None]) -> None:
     try:
         import ray
     except ImportError:
-        raise RayError(f"--ray needs Ray: {RAY_EXTRA_HINT}") from None
+        raise RayError(f"`ray` needs Ray: {RAY_EXTRA_HINT}", setting="ray") from None
     if ray.is_initialized():
         return
     try:
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
                  logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise RayError(f"--ray {address}: cannot connect ({str(e).splitlines()[0][:200]})") from None
+        raise RayError(f"`ray` {address}: cannot connect ({str(e).splitlines()[0][:200]})", setting="ray") from None
     res = ray.cluster_resources()
     log(f"ray: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs in the cluster")
 

@@ -33,7 +33,7 @@ def prior_rows(folder: OutputFolder, settings: dict) -> dict[str, Rows]:
     if prior and changed:
         what = ("no record of the model that produced them" if before is None else
                 ", ".join(f"{k} {before.get(k)} -> {settings[k]}" for k in changed))
-        logger.info("--skip-existing: the earlier rows in %s do not match this run (%s); "
+        logger.info("`skip_existing`: the earlier rows in %s do not match this run (%s); "
                     "processing every image again", folder.path, what)
         return {}
     return prior

@@ -104,24 +104,24 @@ def default_worker_count(total: int | None, device: str = "cpu") -> int:
 
 def _check_options(o: DemoOptions) -> None:
     if o.fmt not in FORMATS:
-        raise DemoError(f"--format must be {format_names()}, not {o.fmt!r}")
+        raise DemoError(f"`fmt` must be {format_names()}, not {o.fmt!r}", setting="fmt")
     if o.workers is not None and o.workers < 1:
-        raise DemoError("--workers must be 1 or more")
+        raise DemoError("`workers` must be 1 or more", setting="workers")
     if o.ray and Path(o.ray).exists():
-        raise DemoError(f"--ray takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
-                        "put inputs before --ray or write --ray=ADDRESS")
+        raise DemoError(f"`ray` takes a cluster address (auto, ray://HOST:10001), not the input {o.ray!r}: "
+                        "put inputs before `ray` or write `ray`=ADDRESS", setting="ray")
     if o.labels not in LABELS:
-        raise DemoError(f"--labels must be full, age or none, not {o.labels!r}")
+        raise DemoError(f"`labels` must be full, age or none, not {o.labels!r}", setting="labels")
     if (o.save_crops or o.skip_existing or o.save_frames) and o.output_dir is None:
-        raise DemoError("--save-crops, --save-frames and --skip-existing need --output-dir")
+        raise DemoError("`save_crops`, `save_frames` and `skip_existing` need `output_dir`", setting="output_dir")
     moving = o.video is not None or o.webcam
     if o.save_frames and not moving:
-        raise DemoError("--save-frames is for --video and --webcam")
+        raise DemoError("`save_frames` is for `video` and `webcam`", setting="save_frames")
     if moving and o.save_crops and not o.save_frames:
-        raise DemoError("--save-crops with a video saves the crops of the frames kept by --save-frames; add it "
-                        f"(each track's best crop is in {TRACK_CROPS}/ anyway)")
+        raise DemoError("`save_crops` with a video saves the crops of the frames kept by `save_frames`; add it "
+                        f"(each track's best crop is in {TRACK_CROPS}/ anyway)", setting="save_frames")
     if not math.isfinite(o.track_gap) or o.track_gap <= 0:
-        raise DemoError("--track-gap must be a number of seconds above 0")
+        raise DemoError("`track_gap` must be a number of seconds above 0", setting="track_gap")
 
 
 def run_demo(o: DemoOptions, stdout: TextIO | None, progress: Callable[[int, int | None], None] | None = None,
@@ -144,10 +144,10 @@ def _run(o: DemoOptions, folder: OutputFolder | None, stdout: TextIO | None,
     try:
         source = open_source(o.inputs, o.img_dir, o.img_list, o.video, o.every, exclude=out_dir, webcam=o.webcam)
     except SourceError as e:
-        raise DemoError(str(e)) from None
+        raise DemoError(str(e), setting=e.setting) from None
     if o.ray is not None and source.video is not None:
-        raise DemoError("--ray reads image files; a video or the webcam is read here, frame after frame, "
-                        "its faces tracked from one frame to the next")
+        raise DemoError("`ray` reads image files; a video or the webcam is read here, frame after frame, "
+                        "its faces tracked from one frame to the next", setting="ray")
     items = source.items
     if folder is not None and source.video is None and source.paths:
         listed = list(items)  # names only: nothing is decoded yet
@@ -247,7 +247,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
 
     video, out_dir = source.video, o.output_dir
     if o.workers not in (None, 1):
-        logger.info("--workers: a video runs in this process (its faces are tracked from frame to frame)")
+        logger.info("`workers`: a video runs in this process (its faces are tracked from frame to frame)")
     movie_path = plog = movie = None
     if folder is not None:
         movie_path = video_output_path(out_dir, video.name)
@@ -255,7 +255,7 @@ def _run_video(o: DemoOptions, folder: OutputFolder | None, source: Source, est,
         check_video_outputs(folder, o.video, [movie_path, *tracks_files],
                             [out_dir / TRACK_CROPS] + [out_dir / video.name] * o.save_frames, error=DemoError)
         if o.skip_existing:
-            logger.info("--skip-existing: a video is tracked from its first frame; processing %s again", video.name)
+            logger.info("`skip_existing`: a video is tracked from its first frame; processing %s again", video.name)
         _write_state(folder, _settings(est, o))
         plog = PredictionsLog(folder, {})
         movie = AnnotatedVideo(folder.claim(movie_path), video.fps)
@@ -359,7 +359,7 @@ def _results(o: DemoOptions, est, items, source, workers: int, skip: Callable[[s
         try:
             connect(o.ray, logger.info)
         except RayError as e:
-            raise DemoError(str(e)) from None
+            raise DemoError(str(e), setting=e.setting) from None
         return ray_results(items, est.model_path, settings, skip=skip, actors=o.workers)
     if workers > 1:
         return pool_results(items, est.model_path, settings, workers, source.total, skip, timer)

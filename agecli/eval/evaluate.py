@@ -79,27 +79,27 @@ class Evaluation:
 def check_options(opts: ValOptions) -> None:
     """Flags that cannot work, before any model or data is opened."""
     if opts.tta not in TTA_MODES:
-        raise ValError(f"--tta must be none or flip, not {opts.tta!r}")
+        raise ValError(f"`tta` must be none or flip, not {opts.tta!r}", setting="tta")
     if not math.isfinite(opts.worst_threshold) or opts.worst_threshold < 0:
-        raise ValError(f"--worst-threshold must be a number >= 0, not {opts.worst_threshold}")
+        raise ValError(f"`worst_threshold` must be a number >= 0, not {opts.worst_threshold}", setting="worst_threshold")
     if opts.workers < 1:
-        raise ValError(f"--workers must be at least 1, not {opts.workers}")
+        raise ValError(f"`workers` must be at least 1, not {opts.workers}", setting="workers")
 
 
 def check_head(meta: Mapping[str, Any], ldl: bool) -> list[str]:
-    """Check --ldl against the head the model records; returns warnings, raises ValError
+    """Check `ldl` against the head the model records; returns warnings, raises ValError
     when the model has no distribution to take the expectation of."""
     head, loss = meta.get("head"), meta.get("loss")
     if not ldl:
         return []
     if head is None:
-        return ["--ldl: the model does not record its head; its age output is used as it is"]
+        return ["`ldl`: the model does not record its head; its age output is used as it is"]
     if head not in DIST_HEADS:
-        raise ValError(f"--ldl: this model has a {head!r} head (loss {loss!r}) that outputs one number, "
-                       "not a distribution; drop --ldl")
+        raise ValError(f"`ldl`: this model has a {head!r} head (loss {loss!r}) that outputs one number, "
+                       "not a distribution; drop `ldl`", setting="ldl")
     if loss != "ldl":
-        return [f"--ldl: the model was trained with loss {loss!r}, not ldl; its {head!r} head still gives "
-                "a distribution, read by its expectation as --ldl asks"]
+        return [f"`ldl`: the model was trained with loss {loss!r}, not ldl; its {head!r} head still gives "
+                "a distribution, read by its expectation as `ldl` asks"]
     return []
 
 
@@ -130,7 +130,8 @@ def val_sets(model: Optional[Path], dataset: Optional[str],
             dataset = trained
     names = [n.strip() for n in dataset.split(",") if n.strip()] if dataset else [None]
     if len(data_dirs) > 1 and len(data_dirs) != len(names):
-        raise ValError(f"{len(names)} dataset(s) but {len(data_dirs)} --data-dir folders: give one per set, or one")
+        raise ValError(f"{len(names)} dataset(s) but {len(data_dirs)} `data_dir` folders: give one per set, or one",
+                       setting="data_dir")
     dirs = data_dirs if len(data_dirs) == len(names) else (data_dirs or [None]) * len(names)
     return list(zip(names, dirs))
 
@@ -147,20 +148,21 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str,
     if dataset is None:
         dataset = meta.dataset
         if not dataset:
-            raise ValError("--dataset is required (the model does not record the dataset it was trained on)")
+            raise ValError("`dataset` is required (the model does not record the dataset it was trained on)",
+                           setting="dataset")
         if "," in dataset:
-            raise ValError(f"the model was trained on {dataset}: name the set(s) with --dataset")
+            raise ValError(f"the model was trained on {dataset}: name the set(s) with `dataset`", setting="dataset")
     name = csv_name(dataset, split)
     if data_dir is None:
         candidates = [Path(p) for p in (meta.data_dir, Path("data") / dataset, Path(".")) if p]
         found = [c for c in candidates if (c / name).is_file()]
         if not found:
-            raise ValError(f"--data-dir is required: no {name} in {', '.join(str(c) for c in candidates)}; "
-                           f"to make it, {_prepare_hint(dataset, Path('data') / dataset)}")
+            raise ValError(f"`data_dir` is required: no {name} in {', '.join(str(c) for c in candidates)}; "
+                           f"to make it, {_prepare_hint(dataset, Path('data') / dataset)}", setting="data_dir")
         data_dir = found[0]
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise ValError(f"--data-dir {data_dir}: no such folder")
+        raise ValError(f"`data_dir` {data_dir}: no such folder", setting="data_dir")
     csv = data_dir / name
     if not csv.is_file():
         have = available_splits(data_dir, dataset)
@@ -343,7 +345,7 @@ def evaluate_split(est: AgeEstimator, opts: ValOptions, progress: Optional[Progr
     if opts.baseline:
         median = training_median(data_dir, dataset)
         if median is None:
-            warn(f"--baseline: no {csv_name(dataset, 'train')} in {data_dir}, so no training median to compare with")
+            warn(f"`baseline`: no {csv_name(dataset, 'train')} in {data_dir}, so no training median to compare with")
         summary.update(baseline_figures(median, df["age"].to_numpy(float)))
     summary["n_worst"] = int(len(worst_faces(df, opts.worst_threshold)))
     summary["warnings"] = list(warnings)

@@ -145,16 +145,16 @@ def check_output_dir(out_dir: Path, default: bool = False) -> None:
     from ..ledger import OwnedFolder
 
     if default:
-        check_writable_dir(out_dir, "the current folder (where val_<dataset>_<split>/ goes; or give --output-dir)")
+        check_writable_dir(out_dir, "the current folder (where val_<dataset>_<split>/ goes; or give `output_dir`)")
         return
     if not out_dir.exists():
-        check_writable_dir(out_dir, "--output-dir")
+        check_writable_dir(out_dir, "`output_dir`")
         return
     folder = OwnedFolder(out_dir, LEDGER)
     users = [name for name in REPORTS if folder.foreign(out_dir / name)]
     if users:
-        raise UsageError(f"--output-dir {out_dir}: {', '.join(users)} exist and were not written by agecli val; "
-                         "choose an empty or new folder")
+        raise UsageError(f"`output_dir` {out_dir}: {', '.join(users)} exist and were not written by agecli val; "
+                         "choose an empty or new folder", setting="output_dir")
 
 
 def write_reports(ev: "Evaluation", out_dir: Path) -> dict[str, Path]:

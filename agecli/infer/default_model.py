@@ -31,29 +31,30 @@ def default_model_candidates() -> list[Path]:
     return [d / DEFAULT_MODEL_NAME for d in weights_dirs()]
 
 
-def _find(name: str, what: str, how: str, candidates: list[Path] | None = None) -> Path:
+def _find(name: str, what: str, how: str, candidates: list[Path] | None = None, setting: str | None = None) -> Path:
     candidates = candidates if candidates is not None else [d / name for d in weights_dirs()]
     for path in candidates:
         if path.is_file():
             return path
-    raise MissingModelError(f"no {what}: {how} (looked for {', '.join(str(p) for p in candidates)})")
+    raise MissingModelError(f"no {what}: {how} (looked for {', '.join(str(p) for p in candidates)})", setting=setting)
 
 
 def default_model_path() -> Path:
     """The shipped default model; raises MissingModelError when there is none."""
-    return _find(DEFAULT_MODEL_NAME, "model", "pass --resume or install the default model", default_model_candidates())
+    return _find(DEFAULT_MODEL_NAME, "model", "pass `model` or install the default model", default_model_candidates(),
+                 "model")
 
 
 def int8_model_path() -> Path:
     """The shipped int8 age model; MissingModelError when it does not ship."""
     return _find(INT8_MODEL_NAME, "int8 age model", f"this install ships none (make one with `{INT8_HOW}` in a "
-                                                     "checkout, or run without --int8)")
+                                                     "checkout, or run without `int8`)", setting="int8")
 
 
 def int8_detector_path() -> Path:
     """The shipped int8 face detector; MissingModelError when it does not ship."""
     return _find(INT8_DETECTOR_NAME, "int8 face detector", f"this install ships none (make one with `{INT8_HOW}` "
-                                                           "in a checkout, or run without --int8)")
+                                                           "in a checkout, or run without `int8`)", setting="int8")
 
 
 def stale_int8(meta: Mapping[str, Any], path: Path) -> str | None:

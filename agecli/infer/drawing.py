@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import UsageError
+from ..errors import OptionError
 
 BOX_RGB = (255, 196, 0)
 TEXT_RGB = (0, 0, 0)
@@ -39,7 +39,7 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def check_labels(labels: str) -> None:
     """Refuse an unknown label form (a typo would otherwise draw nothing)."""
     if labels not in LABELS:
-        raise UsageError(f"--labels must be full, age or none, not {labels!r}")
+        raise OptionError(f"`labels` must be full, age or none, not {labels!r}", setting="labels")
 
 
 def label_text(age: float, std: float, labels: str = "full") -> str | None:

@@ -115,7 +115,7 @@ def calibration_crops(meta: dict, sources: Sequence[Path], limit: int = CALIBRAT
         src = Path(src)
         share = (limit - sum(len(p) for p in parts)) // (len(sources) - i)
         if not src.is_dir():
-            raise ExportError(f"--calibrate {src}: not a folder")
+            raise ExportError(f"`calibrate` {src}: not a folder", setting="calibrate")
         trains = sorted(src.glob("*_train_align.csv"))
         if trains:
             dataset = trains[0].name[: -len("_train_align.csv")]
@@ -127,8 +127,8 @@ def calibration_crops(meta: dict, sources: Sequence[Path], limit: int = CALIBRAT
         else:
             crops, _, real = verification_crops(meta, src, share)
             if not real:
-                raise ExportError(f"--calibrate {src}: no prepared train split (*_train_align.csv) and no face "
-                                  "found in its photos")
+                raise ExportError(f"`calibrate` {src}: no prepared train split (*_train_align.csv) and no face "
+                                  "found in its photos", setting="calibrate")
             parts.append(crops)
             said.append(f"{len(crops)} faces found in {src}")
     crops = np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8)
@@ -159,43 +159,44 @@ def export_checked(checkpoint: str | Path, fmt: str = "onnx", output: str | Path
     |age change| is within `int8_tolerance` (or `force`)."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():  # before the output's folder is made: a refusal creates nothing
-        raise ExportError(f"--resume {checkpoint}: no such checkpoint file")
+        raise ExportError(f"`checkpoint` {checkpoint}: no such checkpoint file", setting="checkpoint")
     if fmt not in FORMATS:
-        raise ExportError(f"--format must be onnx or torchscript, not {fmt!r}")
+        raise ExportError(f"`fmt` must be onnx or torchscript, not {fmt!r}", setting="fmt")
     if checkpoint.suffix.lower() == ".onnx":
         raise ExportError(f"{checkpoint}: already an ONNX model; export takes a .pth checkpoint")
     if fmt == "torchscript" and (fp16 or int8):
-        raise ExportError("--fp16 and --int8 apply to ONNX exports only")
+        raise ExportError("`fp16` and `int8` apply to ONNX exports only", setting="fp16" if fp16 else "int8")
     if fp16 and int8:
-        raise ExportError("choose one of --fp16 and --int8")
+        raise ExportError("choose one of `fp16` and `int8`", setting="int8")
     if not 11 <= opset <= 20:
-        raise ExportError("--opset must be between 11 and 20")
+        raise ExportError("`opset` must be between 11 and 20", setting="opset")
     if calibrate and not int8:
-        raise ExportError("--calibrate applies to --int8 exports only")
+        raise ExportError("`calibrate` applies to `int8` exports only", setting="calibrate")
     if int8 and not calibrate:
-        raise ExportError("--int8 needs --calibrate DIR: a prepared set (its train split calibrates the int8 "
-                          "activation ranges) or a folder of photos other than --images")
+        raise ExportError("`int8` needs `calibrate` folders: a prepared set (its train split calibrates the int8 "
+                          "activation ranges) or a folder of photos other than `images`", setting="calibrate")
     if int8 and quant.method not in METHODS:
-        raise ExportError(f"--calibration-method must be one of {', '.join(METHODS)}, not {quant.method!r}")
+        raise ExportError(f"calibration method must be one of {', '.join(METHODS)}, not {quant.method!r}",
+                          setting="quant")
     if int8 and not (math.isfinite(int8_tolerance) and int8_tolerance >= 0):
-        raise ExportError("--int8-tolerance must be a number of years, 0 or more")
+        raise ExportError("`int8_tolerance` must be a number of years, 0 or more", setting="int8_tolerance")
     if int8 and images is not None and any(Path(c).resolve() == Path(images).resolve() for c in calibrate):
-        raise ExportError("--calibrate and --images are the same folder: the int8 change would be measured on the "
-                          "faces it was calibrated on; check on other photos")
-    out = check_writable_file(Path(output) if output else default_output(checkpoint, fmt, fp16, int8), "--output")
+        raise ExportError("`calibrate` and `images` are the same folder: the int8 change would be measured on the "
+                          "faces it was calibrated on; check on other photos", setting="images")
+    out = check_writable_file(Path(output) if output else default_output(checkpoint, fmt, fp16, int8), "`output`")
     if out.resolve() == checkpoint.resolve() or (out.exists() and checkpoint.exists() and out.samefile(checkpoint)):
-        raise ExportError(f"--output {out} is the checkpoint being exported: writing it would destroy the "
-                          "checkpoint; choose another --output")
+        raise ExportError(f"`output` {out} is the checkpoint being exported: writing it would destroy the "
+                          "checkpoint; choose another `output`", setting="output")
     model, meta = model_from_checkpoint(checkpoint)
     crops, crops_from, real = verification_crops(meta, images, INT8_CHECK_FACES if int8 else 32)
     if int8 and not real:
-        why = f"no face found in {images}" if images is not None else "no --images given"
-        raise ExportError(f"--int8: {why}; the age change of quantization is measured on real faces, "
-                          "so pass --images DIR with photos of faces")
+        why = f"no face found in {images}" if images is not None else "no `images` given"
+        raise ExportError(f"`int8`: {why}; the age change of quantization is measured on real faces, "
+                          "so pass `images`, a folder of photos of faces", setting="images")
     if not real:
-        why = f"no face found in {images}" if images is not None else "no --images given"
-        logger.warning("%s: verifying on random inputs, not faces (pass --images DIR of photos to check on "
-                       "real faces)", why)
+        why = f"no face found in {images}" if images is not None else "no `images` given"
+        logger.warning("%s: verifying on random inputs, not faces (pass `images`, a folder of photos, to check "
+                       "on real faces)", why)
     reference = predict_torch(model, crops, meta)["age"]
     data = onnx_bytes_for_checkpoint(checkpoint, opset, fp16) if fmt == "onnx" else torchscript_bytes(checkpoint)
     ages = exported_ages(fmt, data, crops, meta)

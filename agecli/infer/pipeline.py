@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..data.images import ImageError, load_rgb
+from ..errors import OptionError
 from ..face.align import align_face, crop_face
 from ..face.detector import Face, FaceDetector, is_small_face
 from ..model.meta import ModelMeta
@@ -124,14 +125,14 @@ DEFAULT_ATTRIBUTES = frozenset({"age", "gender"})
 
 def parse_attributes(value: str | Iterable[str] | None) -> frozenset[str]:
     """`age,gender,ethnicity` (text or any iterable) as a set; age is always included.
-    None gives the default (age, gender). ValueError names an unknown attribute."""
+    None gives the default (age, gender). OptionError (a ValueError) names an unknown attribute."""
     if value is None:
         return DEFAULT_ATTRIBUTES
     names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
     names = [n for n in names if n]
     unknown = [n for n in names if n not in ATTRIBUTES]
     if unknown:
-        raise ValueError(f"unknown attribute {unknown[0]!r}: choose from {', '.join(ATTRIBUTES)}")
+        raise OptionError(f"unknown attribute {unknown[0]!r}: choose from {', '.join(ATTRIBUTES)}", setting="attributes")
     return frozenset(names) | {"age"}
 
 

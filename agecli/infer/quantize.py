@@ -31,6 +31,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..errors import DataError, OptionError
+
 logger = logging.getLogger(__name__)
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -103,9 +105,10 @@ def calibrate(fp32: bytes, batches: Sequence[np.ndarray], settings: QuantSetting
     from onnxruntime.quantization.calibrate import create_calibrator
 
     if settings.method not in METHODS:
-        raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, not {settings.method!r}")
+        raise OptionError(f"calibration method must be one of {', '.join(METHODS)}, not {settings.method!r}",
+                          setting="method")
     if not len(batches):
-        raise ValueError("no calibration data")
+        raise DataError("no calibration data")
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[settings.method]
     options = {"symmetric": settings.symmetric_activations}

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import CheckpointError, UsageError, require_torch
+from ..errors import CheckpointError, OptionError, UsageError, require_torch
 from ..model.meta import ModelMeta
 from ..onnxrt import open_session
 from .batches import batched, normalise
@@ -58,8 +58,8 @@ def onnx_providers(device: str = "cpu", providers: Sequence[str] | None = None) 
         available = ort.get_available_providers()
         unknown = [p for p in providers if p not in available]
         if unknown:
-            raise UsageError(f"--providers: {unknown[0]} is not an execution provider of this onnxruntime; "
-                             f"it has {', '.join(available)}")
+            raise UsageError(f"`providers`: {unknown[0]} is not an execution provider of this onnxruntime; "
+                             f"it has {', '.join(available)}", setting="providers")
         return list(providers)
     out = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -140,7 +140,7 @@ def _open_onnx(path: Path, device: str, batch_size: int, threads: int,
 def _torch_file(path: Path) -> None:
     """What torch can run: a .pth checkpoint, with torch installed."""
     if path.suffix.lower() == ".onnx":
-        raise UsageError(f"{path}: an .onnx model runs on ONNX Runtime; use --runner onnx or auto")
+        raise UsageError(f"{path}: an .onnx model runs on ONNX Runtime; use `runner` onnx or auto", setting="runner")
     _need_checkpoint(path)
 
 
@@ -189,7 +189,8 @@ def open_runner(model_path: str | Path, runner: str = "auto", device: str = "cpu
     exported in memory first. A .pth needs torch (the `train` extra): NeedsTrainExtra
     says so when it is missing. Metadata no runner could feed is a CheckpointError."""
     if runner not in RUNNERS:
-        raise UsageError(f"--runner must be {', '.join(RUNNERS[:-1])} or {RUNNERS[-1]}, not {runner!r}")
+        raise OptionError(f"`runner` must be {', '.join(RUNNERS[:-1])} or {RUNNERS[-1]}, not {runner!r}",
+                          setting="runner")
     path = Path(model_path)
     return RUNNER_TABLE[runner_kind(path, runner, device)](path, device, batch_size, threads, providers)
 

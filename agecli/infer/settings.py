@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OptionError
 from ..model.meta import expand_problem
 from .pipeline import parse_attributes
 from .runners import RUNNERS
@@ -29,7 +29,7 @@ class InferSettings:
     means "what the model has of age and gender"; an explicit set must be met. `expand`
     None means the model's own (`ModelMeta.crop_expand`). `providers` (ONNX Runtime
     execution providers, first preferred; None: CPU, CUDA first on a cuda device) may be
-    given as "A,B". Raises UsageError naming the first value out of bounds."""
+    given as "A,B". Raises OptionError naming the first value out of bounds (`setting`)."""
 
     runner: str = "auto"  # auto, or a name in runners.RUNNER_TABLE
     device: str = "cpu"  # cpu, cuda or cuda:N
@@ -45,24 +45,25 @@ class InferSettings:
 
     def __post_init__(self) -> None:
         if self.runner not in RUNNERS:
-            raise UsageError(f"--runner must be {', '.join(RUNNERS[:-1])} or {RUNNERS[-1]}, not {self.runner!r}")
+            raise OptionError(f"`runner` must be {', '.join(RUNNERS[:-1])} or {RUNNERS[-1]}, not {self.runner!r}",
+                              setting="runner")
         if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
-            raise UsageError(f"--device must be cpu, cuda or cuda:N, not {self.device!r}")
+            raise OptionError(f"`device` must be cpu, cuda or cuda:N, not {self.device!r}", setting="device")
         if not _number(self.det_threshold) or not 0.0 < self.det_threshold < 1.0:
-            raise UsageError("--threshold must be between 0 and 1")
+            raise OptionError("`det_threshold` must be between 0 and 1", setting="det_threshold")
         if not _number(self.max_side) or self.max_side < MIN_MAX_SIDE:
-            raise UsageError(f"--max-side must be at least {MIN_MAX_SIDE}, not {self.max_side}")
+            raise OptionError(f"`max_side` must be at least {MIN_MAX_SIDE}, not {self.max_side}", setting="max_side")
         if not _number(self.batch_size) or self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, not {self.batch_size}")
+            raise OptionError(f"`batch_size` must be at least 1, not {self.batch_size}", setting="batch_size")
         if not _number(self.threads) or self.threads < 0:
-            raise UsageError(f"threads must be 0 or more, not {self.threads}")
+            raise OptionError(f"`threads` must be 0 or more, not {self.threads}", setting="threads")
         if self.expand is not None and expand_problem(self.expand):
-            raise UsageError(f"--expand {expand_problem(self.expand)}")
+            raise OptionError(f"`expand` {expand_problem(self.expand)}", setting="expand")
         if self.attributes is not None:
             try:
                 object.__setattr__(self, "attributes", parse_attributes(self.attributes))
             except ValueError as e:
-                raise UsageError(f"attributes: {e}") from None
+                raise OptionError(f"`attributes`: {e}", setting="attributes") from None
         if self.providers is not None:
             object.__setattr__(self, "providers", _providers(self.providers))
         if self.detector is not None:

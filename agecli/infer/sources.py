@@ -130,7 +130,7 @@ def read_list(spec: str) -> list[str]:
         try:
             lines = Path(spec).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise SourceError(f"--img-list {spec}: cannot read ({e})") from None
+            raise SourceError(f"`img_list` {spec}: cannot read ({e})", setting="img_list") from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -140,14 +140,14 @@ def file_source(inputs: list[str], img_dir: Path | None = None, img_list: str | 
     entries: list[Entry] = []
     if img_dir is not None:
         if not img_dir.is_dir():
-            raise SourceError(f"--img-dir {img_dir}: not a folder")
+            raise SourceError(f"`img_dir` {img_dir}: not a folder", setting="img_dir")
         entries += _in_folder(img_dir, exclude)
     for arg in inputs:
         entries += _expand(arg, exclude)
     if img_list is not None:
         entries += [(output_name(Path(p)), Path(p), p) for p in read_list(img_list)]
     if not entries:
-        given = [f"--img-dir {img_dir}"] * (img_dir is not None) + inputs + [f"--img-list {img_list}"] * (img_list is not None)
+        given = [f"`img_dir` {img_dir}"] * (img_dir is not None) + inputs + [f"`img_list` {img_list}"] * (img_list is not None)
         raise SourceError(f"no images in {', '.join(given)}")
     entries = _unique(entries)
     items = (Item(name, partial(load_rgb, path) if path else partial(_missing, "no file matches"), given)
@@ -205,13 +205,13 @@ def _video(cap: cv2.VideoCapture, name: str, every: int) -> Video:
 def video_source(path: Path, every: int = 1) -> Source:
     """Frames of a video file, named `<video stem>/frame_NNNNNN.jpg` (`Source.video`)."""
     if os.path.exists(path) and not os.path.isfile(path):
-        raise SourceError(f"--video {path}: not a regular file")
+        raise SourceError(f"`video` {path}: not a regular file", setting="video")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         if os.path.isfile(path):
-            raise UnreadableVideo(f"--video {path}: unreadable: not a video, or cut short (an MP4 copied "
-                                  "only in part lacks the index at its end)")
-        raise SourceError(f"--video {path}: cannot open it as a video")
+            raise UnreadableVideo(f"`video` {path}: unreadable: not a video, or cut short (an MP4 copied "
+                                  "only in part lacks the index at its end)", setting="video")
+        raise SourceError(f"`video` {path}: cannot open it as a video", setting="video")
     video = _video(cap, path.stem or "video", every)
     total = (video.count + every - 1) // every if video.count else None
     return Source(iter(()), total, paths=[path], video=video)
@@ -227,7 +227,7 @@ def webcam_source(every: int = 1, index: int = 0) -> Source:
         cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
-        raise SourceError("--webcam: no webcam could be opened")
+        raise SourceError("`webcam`: no webcam could be opened", setting="webcam")
     return Source(iter(()), None, live=True, video=_video(cap, "webcam", every))
 
 
@@ -244,7 +244,7 @@ def sample_image() -> Path:
         path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
         if not path.is_file():
             raise SourceError("no input given and matplotlib's sample photo is missing; "
-                              "pass image files, --img-dir, --img-list, --video or --webcam") from None
+                              "pass image files, `img_dir`, `img_list`, `video` or `webcam`") from None
         return path
 
 
@@ -254,10 +254,10 @@ def open_source(inputs: list[str], img_dir: Path | None = None, img_list: str | 
     """The one source a demo run reads; raises SourceError for unusable combinations.
     With no input at all it is the sample photo (`sample_image`)."""
     if every < 1:
-        raise SourceError("--every must be 1 or more")
+        raise SourceError("`every` must be 1 or more", setting="every")
     files_given = bool(inputs) or img_dir is not None or img_list is not None
     if sum((files_given, video is not None, webcam)) > 1:
-        raise SourceError("choose one kind of input: image files/folders/lists, --video or --webcam")
+        raise SourceError("choose one kind of input: image files/folders/lists, `video` or `webcam`")
     if video is not None:
         return video_source(video, every)
     if webcam:
@@ -266,5 +266,5 @@ def open_source(inputs: list[str], img_dir: Path | None = None, img_list: str | 
         return file_source(inputs, img_dir, img_list, exclude)
     sample = sample_image()
     logger.info("no input given: running on the sample photo %s (matplotlib's public-domain portrait "
-                "of Grace Hopper); pass files, --img-dir, --img-list, --video or --webcam", sample.name)
+                "of Grace Hopper); pass files, `img_dir`, `img_list`, `video` or `webcam`", sample.name)
     return file_source([str(sample)])

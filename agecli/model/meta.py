@@ -128,12 +128,12 @@ class ModelMeta(Mapping):
         neither is known (an older checkpoint without its expand, and no override)."""
         if override is None:
             if self.expand is None:
-                raise UsageError("--expand is required (the model does not record the box expansion it was "
-                                 "trained with)")
+                raise UsageError("`expand` is required (the model does not record the box expansion it was "
+                                 "trained with)", setting="expand")
             return self.expand, None
         note = None
         if self.expand is not None and abs(float(override) - self.expand) > 1e-9:
-            note = (f"--expand {float(override):g} differs from the model's {self.expand:g}: the crops differ "
+            note = (f"`expand` {float(override):g} differs from the model's {self.expand:g}: the crops differ "
                     "from training, expect less accurate ages")
         return float(override), note
 

@@ -33,13 +33,13 @@ def prepared_folds(data_dir: Path, dataset: str) -> list[Path]:
 def cross_validate(job: TrainJob, k: int) -> dict:
     sets = job.sets()
     if len(sets) != 1:
-        raise TrainingError("--folds cross-validates one dataset; give a single --dataset")
+        raise TrainingError("`folds` cross-validates one dataset; give a single `dataset`", setting="dataset")
     (dataset, data_dir), = sets
     prepared = prepared_folds(data_dir, dataset)
     if prepared:
         if len(prepared) != k:
             raise TrainingError(f"{data_dir} holds {len(prepared)} prepared folds "
-                                f"({prepared[0].name} ...); use --folds {len(prepared)}")
+                                f"({prepared[0].name} ...); use `folds` {len(prepared)}", setting="folds")
         frames = [read_align_csv(p) for p in prepared]
         df = pd.concat(frames, ignore_index=True)
         fold = pd.Series(np.repeat(np.arange(k), [len(f) for f in frames]))
@@ -56,8 +56,8 @@ def cross_validate(job: TrainJob, k: int) -> dict:
     sizes = np.bincount(fold.to_numpy(int), minlength=k)
     if (sizes == 0).any():  # found before any fold trains, not after the first ones have
         among = f"{len(df)} faces" + (f" of {df['subject'].nunique()} subjects" if "subject" in df else "")
-        raise TrainingError(f"--folds {k}: {int((sizes == 0).sum())} of the {k} folds would hold no face "
-                            f"({among}); use fewer folds")
+        raise TrainingError(f"`folds` {k}: {int((sizes == 0).sum())} of the {k} folds would hold no face "
+                            f"({among}); use fewer folds", setting="folds")
     root = resolve_image_root(data_dir, dataset)
     results = []
     for i in range(k):

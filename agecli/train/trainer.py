@@ -77,8 +77,8 @@ class TrainJob:
         if len(dirs) == 1:
             dirs = dirs * len(names)
         if not names or len(dirs) != len(names):
-            raise TrainingError(f"--dataset {self.dataset!r} names {len(names)} sets but {len(dirs)} "
-                                "--data-dir folders were given: give one folder, or one per set")
+            raise TrainingError(f"`dataset` {self.dataset!r} names {len(names)} sets but {len(dirs)} "
+                                "`data_dir` folders were given: give one folder, or one per set", setting="data_dir")
         return [(n, Path(d)) for n, d in zip(names, dirs)]
 
 
@@ -86,7 +86,8 @@ def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
     """(device, rank, world size). --multi-gpu expects to be started by torchrun."""
     if multi_gpu:
         if "RANK" not in os.environ:
-            raise TrainingError("--multi-gpu runs under torchrun: torchrun --nproc_per_node N -m agecli train ...")
+            raise TrainingError("`multi_gpu` runs under torchrun: torchrun --nproc_per_node N -m agecli train ...",
+                                setting="multi_gpu")
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -319,7 +320,7 @@ class Trainer:
                      **job.extra_meta}
         if cfg["MODEL"].get("SET_HEADS"):
             if self.head not in ("dist", "mt") or len(sets) < 2:
-                raise TrainingError("MODEL.SET_HEADS needs two or more --dataset sets and an age distribution "
+                raise TrainingError("MODEL.SET_HEADS needs two or more `dataset` sets and an age distribution "
                                     f"(train, train-ldl or train-mt); this run has {len(sets)} set(s), head {self.head}")
             self.meta["set_heads"] = len(sets)
         self.taught = _teacher(job, sets, self.train_data, self.rank, self.distributed) if t.get("TEACHER") else {}
@@ -339,10 +340,10 @@ class Trainer:
             resume_state = load_checkpoint(job.resume)
             differs = resume_mismatch(resume_state["meta"], self.meta)  # the CLI checked first; the API lands here
             if differs:
-                raise TrainingError(f"--resume {job.resume}: the run has {differs}")
+                raise TrainingError(f"`resume` {job.resume}: the run has {differs}", setting="resume")
             if resume_state.get("best_by", self.best_by) != self.best_by:
-                raise TrainingError(f"--resume {job.resume}: the run chose best.pth by {resume_state['best_by']}; "
-                                    f"resume with TRAIN.BEST_METRIC {resume_state['best_by']}")
+                raise TrainingError(f"`resume` {job.resume}: the run chose best.pth by {resume_state['best_by']}; "
+                                    f"resume with TRAIN.BEST_METRIC {resume_state['best_by']}", setting="resume")
         torch.manual_seed(t["SEED"])  # the head's initialisation is part of a reproducible run
         model = build_model(self.meta, pretrained=False if resume_state else job.pretrained)
         if isinstance(job.pretrained, str) and not resume_state:
