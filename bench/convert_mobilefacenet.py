@@ -75,7 +75,7 @@ def port_state(graph: dict, t: dict[str, np.ndarray]) -> tuple[dict[str, torch.T
     # PReLU: the graph writes relu(x) + c * (x - |x|), so the slope is 2c; c is the block's `mul` tensor
     prelus = [k for k, m in net.named_modules() if isinstance(m, torch.nn.PReLU)]
     scopes = [n["name"].rsplit("/", 1)[0] for n in graph["modelTopology"]["node"]
-              if n["op"] == "Abs" and not n["name"].endswith(("SeparableConv2d/Abs",))]
+              if n["op"] == "Abs" and not n["name"].endswith("SeparableConv2d/Abs")]  # after a depthwise: a ReLU
     if len(scopes) != len(prelus):
         sys.exit(f"the graph has {len(scopes)} PReLUs, the port {len(prelus)}")
     for name, scope in zip(prelus, scopes):
