@@ -64,6 +64,7 @@ STAGES = {
                                "DATA.WINDOW", "0.156,0.18,0.844,0.906"]),
     "win_v4_flip": (["win_v4"], {"flip_tta": True}),
     "win_soup_flip": (["win_v4", "soup_v3_v3b"], {"flip_tta": True}),  # the window is win_v4's (the first part's)
+    "win_soup_open_flip": (["soup_v3_v3b", "win_v4"], {"flip_tta": True}),  # the same mean, no window (v4's metadata)
     # the window with one age layer per collection (MODEL.SET_HEADS), averaged at inference
     "winset_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
                                   "DATA.WINDOW", "0.156,0.18,0.844,0.906", "MODEL.SET_HEADS", "true"]),
