@@ -36,15 +36,14 @@ PREFIX = "MobileFaceNet/MobileFaceNet/"
 def read_weights(models: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """The graph JSON and its named float32 tensors, read from the manifest's byte layout."""
     graph = json.loads((models / "mobilefacenet.json").read_text())
-    tensors, offset = {}, 0
+    tensors = {}
     for group in graph["weightsManifest"]:
-        blob = b"".join((models / p).read_bytes() for p in group["paths"])
+        blob, offset = b"".join((models / p).read_bytes() for p in group["paths"]), 0
         for spec in group["weights"]:
             dtype = {"float32": np.float32, "int32": np.int32}[spec["dtype"]]
             count = int(np.prod(spec["shape"])) if spec["shape"] else 1
             tensors[spec["name"]] = np.frombuffer(blob, dtype, count, offset).reshape(spec["shape"])
             offset += count * np.dtype(dtype).itemsize
-        offset = 0
     return graph, tensors
 
 

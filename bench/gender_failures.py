@@ -76,13 +76,14 @@ def main() -> None:
         df["truth"] = data.genders
         df["pred"] = res["gender_probs"].argmax(1)
         df["right"] = df["truth"] == df["pred"]
+        df["women_as_men"] = (df["truth"] == 1) & (df["pred"] == 0)
+        df["men_as_women"] = (df["truth"] == 0) & (df["pred"] == 1)
         print(f"\n## {name}: gender accuracy {df['right'].mean():.3f} on {len(df)} found faces; "
-              f"women called men {((df.truth == 1) & (df.pred == 0)).sum()}, "
-              f"men called women {((df.truth == 0) & (df.pred == 1)).sum()}")
+              f"women called men {df['women_as_men'].sum()}, men called women {df['men_as_women'].sum()}")
         for col in ("group", "turn tercile", "light tercile", "sharpness tercile"):
             cells = df.groupby(col, observed=True).agg(faces=("right", "size"), accuracy=("right", "mean"),
-                                                       women_as_men=("pred", lambda p: int(((p == 0) & (df.loc[p.index, "truth"] == 1)).sum())),
-                                                       men_as_women=("pred", lambda p: int(((p == 1) & (df.loc[p.index, "truth"] == 0)).sum())))
+                                                       women_as_men=("women_as_men", "sum"),
+                                                       men_as_women=("men_as_women", "sum"))
             if col != "group":
                 edges = df.groupby(col, observed=True)[col.split()[0]].agg(["min", "max"]).round(2)
                 cells["range"] = [f"{a}-{b}" for a, b in zip(edges["min"], edges["max"])]
