@@ -25,6 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "DATA": {
         "EXPAND": 0.25,
         "WINDOW": "",  # "left,top,right,bottom": black outside this part of the crop (model/meta.py parse_window)
+        "ALIGN": "box",  # box: the detector's box, eyes levelled; template: the five landmarks onto a fixed template
         "CACHE_DIR": "",  # default: <data-dir>/.agecli_cache
         "AUG": "photo",  # with --aug: basic (flip, rotation, scale, shift, colour) or photo (+ grayscale,
                          # colour cast, blur, low resolution, JPEG, noise, occlusion, frame edge)
@@ -75,6 +76,7 @@ RULES: dict[str, tuple] = {
     "MODEL.RANGE_WIDTH": (1, 50),
     "DATA.EXPAND": (0.0, 3.0),
     "DATA.AUG": ("basic", "photo"),
+    "DATA.ALIGN": ("box", "template"),
     "TRAIN.EPOCHS": (1, 100_000),
     "TRAIN.BATCH_SIZE": (1, 65_536),
     "TRAIN.OPT": ("adam", "adamw", "sgd"),

@@ -59,10 +59,10 @@ def train_config(name: str, args: argparse.Namespace) -> Path:
     return ckdir / "best.pth"
 
 
-def test_crops(dataset: str, size: int, expand: float) -> AlignedFaces:
+def test_crops(dataset: str, size: int, expand: float, template=None) -> AlignedFaces:
     d = SETS[dataset]
     return AlignedFaces.load(d / csv_name(dataset, "test"), resolve_image_root(d, dataset), size, expand,
-                             d / ".agecli_cache")
+                             d / ".agecli_cache", template=template)
 
 
 def score(model_path: Path, dataset: str) -> dict:
@@ -71,7 +71,7 @@ def score(model_path: Path, dataset: str) -> dict:
 
     runner = open_runner(model_path)
     meta = runner.meta
-    data = test_crops(dataset, meta["img_size"], meta["expand"])
+    data = test_crops(dataset, meta["img_size"], meta["expand"], meta.get("template"))
     out = runner.predict(data.images)
     pred, true = out["age"], data.ages
     row = {"set": dataset, "faces": len(true), **{k: round(v, 3) for k, v in age_metrics(pred, true).items()}}
@@ -96,7 +96,8 @@ def score_fairface(model_path: Path, root: Path, out: Path) -> dict:
     csv = fairface.prepare(root, out)
     runner = open_runner(model_path)
     meta = runner.meta
-    data = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache")
+    data = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache",
+                             template=meta.get("template"))
     res = runner.predict(data.images)
     gender = res["gender_probs"].argmax(1) if "gender_probs" in res else None
     labels = pd.read_csv(out / f"{fairface.NAME}_labels.csv")

@@ -43,8 +43,8 @@ def prepare(root: Path, out: Path) -> Path:
     from agecli.face.detector import FaceDetector, main_face
 
     csv = out / csv_name(NAME, "test")
-    if csv.exists():
-        return csv
+    if csv.exists() and "lm10" in csv.read_text(encoding="utf-8").split("\n", 1)[0].split(","):
+        return csv  # made once; one without the landmarks (template crops) is made again
     labels = pd.read_csv(root / "labels.csv")
     det = FaceDetector()
     rows = []
@@ -60,6 +60,7 @@ def prepare(root: Path, out: Path) -> Path:
         if face is not None:
             a = align_face(face, *rgb.shape[:2])
             row.update(deg=a.deg, box1=a.box[0], box2=a.box[1], box3=a.box[2], box4=a.box[3])
+            row.update({f"lm{i}": float(v) for i, v in enumerate(face.landmarks.reshape(-1), 1)})
         rows.append(row)
     df = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ import pytest
 from .conftest import PHOTOS, photos_path, utk_files
 
 from agecli.data.images import load_rgb
-from agecli.face.align import (align_face, crop_box, crop_face, crop_matrix, eye_angle, rotation_matrix,
-                               transform_points)
+from agecli.face.align import (FACE_TEMPLATE, align_face, crop_box, crop_face, crop_matrix, eye_angle,
+                               rotation_matrix, template_params, transform_points)
 from agecli.face.detector import Face, main_face, nms
 
 
@@ -138,6 +138,22 @@ def test_align_face_levels_the_eyes_and_keeps_the_box_size(deg):
     assert le[1] == pytest.approx(re[1], abs=1e-9) and le[0] < re[0]
     box_centre = transform_points(m, [[180.0, 145.0]])[0]
     assert box_centre == pytest.approx([(a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2])
+
+
+@pytest.mark.parametrize("deg,scale,shift", [(0.0, 90.0, (60.0, 40.0)), (-25.0, 140.0, (200.0, 90.0)),
+                                             (33.0, 50.0, (10.0, 150.0)), (170.0, 120.0, (260.0, 260.0))])
+def test_template_crop_puts_the_landmarks_on_the_template(deg, scale, shift):
+    """Landmarks that are a turned, scaled and moved copy of the template land exactly on
+    the template in the crop (expand 0), whatever the turn; with expand the template's
+    square grows about its centre."""
+    h, w, size = 320, 360, 64
+    t = np.array(FACE_TEMPLATE)
+    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+    lm = (t * scale) @ np.array([[c, s], [-s, c]]) + np.array(shift)
+    p = template_params(lm, h, w, FACE_TEMPLATE)
+    assert transform_points(crop_matrix(h, w, p.deg, p.box, 0.0, size), lm) == pytest.approx(t * size, abs=1e-6)
+    grown = transform_points(crop_matrix(h, w, p.deg, p.box, 0.5, size), lm)
+    assert grown == pytest.approx((t - 0.5) / 1.5 * size + size / 2, abs=1e-6)
 
 
 @pytest.mark.parametrize("deg", [0.0, 15.0, -30.0, 90.0, 180.0])

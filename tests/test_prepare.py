@@ -24,7 +24,8 @@ CHIPS = ["100_0_0_20170112213500903.jpg.chip.jpg", "1_0_2_20161219203724580.jpg.
 NESTED = "sub dir é/46_1_1_20170117155904640.jpg.chip.jpg"  # a chip in an odd sub-folder
 BAD = {"40_0_0_corrupt.jpg": "unreadable", "41_1_0_empty.jpg": "unreadable",
        "42_0_1_gray.jpg": "no_face", "unknown_0_0_20170116000000000.jpg.chip.jpg": "bad_label"}
-COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4", "gender", "race"]
+LANDMARKS = [f"lm{i}" for i in range(1, 11)]  # the five landmarks, x and y (template crops are cut from them)
+COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4", "gender", "race", *LANDMARKS]
 SPLITS = ("train", "valid", "test")
 
 
@@ -160,7 +161,7 @@ def test_prepare_csv_dataset_official_split_in_place(utk_root):
         first = files
     for split in SPLITS:
         df = pd.read_csv(utk_root / f"mine_{split}_align.csv", dtype={"subject": str})
-        assert list(df.columns) == ["photo", "age", "deg", "box1", "box2", "box3", "box4", "subject"]
+        assert list(df.columns) == ["photo", "age", "deg", "box1", "box2", "box3", "box4", "subject", *LANDMARKS]
         assert sorted(df["photo"]) == sorted(n for n, _, s, _ in rows if s == split)
     parts = prepare("csv", utk_root, workers=1, name="mine", split="subject", folds=3)["splits"]
     assert parts == {"fold0": 2, "fold1": 2, "fold2": 2}

@@ -22,29 +22,35 @@ import pandas as pd
 
 from ..errors import DataError
 from ..parallel import ordered_map
-from ..face.align import CROP_VERSION, box_problem, crop_face
+from ..face.align import CROP_VERSION, box_problem, crop_face, template_params
 from .images import ImageError, load_rgb
-from .records import read_align_csv
+from .records import LANDMARK_COLUMNS, read_align_csv
 
 if TYPE_CHECKING:  # torch only where batches are built (training): `val` on ONNX runs without it
     import torch
 
 
 
-def _crop_rows(args: tuple[str, list[tuple], float, int]) -> tuple[np.ndarray, list[str]]:
-    root, rows, expand, size = args
+def _crop_rows(args: tuple[str, list[tuple], float, int, list | None]) -> tuple[np.ndarray, list[str]]:
+    """Crops of CSV rows (photo, deg, box1..box4[, lm1..lm10]): the stored box alignment,
+    or with `template` the landmark template fitted to the stored landmarks."""
+    root, rows, expand, size, template = args
     cv2.setNumThreads(1)
     out = np.zeros((len(rows), size, size, 3), np.uint8)
     errors = []
-    for i, (photo, deg, b1, b2, b3, b4) in enumerate(rows):
+    for i, (photo, deg, b1, b2, b3, b4, *landmarks) in enumerate(rows):
         try:
             rgb = load_rgb(os.path.join(root, photo))
         except ImageError as e:
             errors.append(str(e))
             continue
-        problem = box_problem(rgb.shape[0], rgb.shape[1], deg, (b1, b2, b3, b4))
+        box = (b1, b2, b3, b4)
+        if template is not None:
+            p = template_params(np.asarray(landmarks, np.float64).reshape(5, 2), rgb.shape[0], rgb.shape[1], template)
+            deg, box = p.deg, p.box
+        problem = box_problem(rgb.shape[0], rgb.shape[1], deg, box)
         if problem is None:
-            out[i] = crop_face(rgb, deg, (b1, b2, b3, b4), expand, size)
+            out[i] = crop_face(rgb, deg, box, expand, size)
         errors.append(problem or "")
     return out, errors
 
@@ -78,10 +84,22 @@ class AlignedFaces:
 
     @classmethod
     def load(cls, csv_path: str | Path, image_root: str | Path, size: int, expand: float,
-             cache_dir: str | Path | None = None, workers: int = 2, log=None) -> "AlignedFaces":
+             cache_dir: str | Path | None = None, workers: int = 2, log=None, template=None) -> "AlignedFaces":
+        """The split's crops (from the cache when it holds them): the stored box
+        alignment, or with `template` (a model trained on template crops) the template
+        fitted to the landmarks prepare stored."""
         csv_path = Path(csv_path)
         df = read_align_csv(csv_path)
+        lms = []
+        if template is not None:
+            template = [[float(v) for v in p] for p in template]
+            lms = LANDMARK_COLUMNS
+            if any(c not in df for c in lms) or df[lms].isna().any(axis=None):
+                raise DataError(f"{csv_path}: no face landmarks (columns lm1..lm10), which a model trained on "
+                                "template crops is cut from; run `agecli prepare` again to add them")
         key = hashlib.sha256(csv_path.read_bytes() + f"|{Path(image_root).resolve()}|{size}|{expand}|{CROP_VERSION}".encode())
+        if template is not None:
+            key.update(f"|template {template}".encode())
         key.update(_images_state(image_root, df["photo"]))
         cache = Path(cache_dir) if cache_dir else None
         npy = cache / f"{csv_path.stem}_{size}_{key.hexdigest()[:12]}.npy" if cache else None
@@ -94,9 +112,9 @@ class AlignedFaces:
                 skipped = [f"{p}: unreadable when the crop cache was built" for p in df["photo"][bad]]
                 df = df[~bad].reset_index(drop=True)
         else:
-            rows = list(df[["photo", "deg", "box1", "box2", "box3", "box4"]].itertuples(index=False, name=None))
+            rows = list(df[["photo", "deg", "box1", "box2", "box3", "box4", *lms]].itertuples(index=False, name=None))
             chunk = max(1, math.ceil(len(rows) / (workers * 8)))
-            parts = [(str(image_root), rows[i:i + chunk], expand, size) for i in range(0, len(rows), chunk)]
+            parts = [(str(image_root), rows[i:i + chunk], expand, size, template) for i in range(0, len(rows), chunk)]
             if workers > 1 and len(parts) > 1:
                 # the one process pool of agecli (spawned, main script hidden, workers that
                 # ignore Ctrl-C and die with their parent), so a script calling this at its

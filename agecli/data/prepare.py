@@ -28,11 +28,11 @@ from ..parallel import default_workers, ordered_map
 from ..vocab import SPLITS
 from .images import ImageError, decode_rgb, read_regular
 from .readers import read_dataset
-from .records import (ALIGN_COLUMNS, OPTIONAL_COLUMNS, Record, atomic_write_csv, csv_name, hash_split,
+from .records import (ALIGN_COLUMNS, LANDMARK_COLUMNS, OPTIONAL_COLUMNS, Record, atomic_write_csv, csv_name, hash_split,
                       image_root_file, is_prepare_output, subject_folds)
 
-PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4", "error",
-                   "md5"]
+PARTIAL_COLUMNS = ["photo", "age", "gender", "race", "subject", "split", "deg", "box1", "box2", "box3", "box4",
+                   *LANDMARK_COLUMNS, "error", "md5"]
 
 _detector = None
 
@@ -72,6 +72,8 @@ def align_one(root: str, rec: Record) -> dict:
     row["deg"] = round(p.deg, 3)
     for i, v in enumerate(p.box, 1):
         row[f"box{i}"] = round(float(v), 2)
+    for col, v in zip(LANDMARK_COLUMNS, face.landmarks.reshape(-1)):
+        row[col] = round(float(v), 2)
     return row
 
 
@@ -328,7 +330,7 @@ def prepare(dataset: str, data_dir: str | Path, out_dir: str | Path | None = Non
         why = ", ".join(f"{n} {reason}" for reason, n in counts.items())
         raise DataError(f"no image of {n_images} under {root} was accepted ({why}); nothing to split. "
                          f"The reason for each file is in {listing}")
-    cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()]
+    cols = ALIGN_COLUMNS + [c for c in OPTIONAL_COLUMNS if accepted[c].notna().any()] + LANDMARK_COLUMNS
     parts = assign_splits(accepted, split, folds)
     files = {}
     for part, frame in parts.items():

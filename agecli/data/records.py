@@ -16,6 +16,8 @@ from ..vocab import GENDERS, MAX_AGE, RACES  # the label vocabularies (also impo
 
 ALIGN_COLUMNS = ["photo", "age", "deg", "box1", "box2", "box3", "box4"]
 OPTIONAL_COLUMNS = ["gender", "race", "subject"]
+# the detector's five landmarks (x, y each, original image pixels): what a template crop is cut from
+LANDMARK_COLUMNS = [f"lm{i}" for i in range(1, 11)]
 
 
 @dataclass

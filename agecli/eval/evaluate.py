@@ -172,14 +172,14 @@ def resolve_data(data_dir: Optional[Path], dataset: Optional[str], split: str,
 
 
 def load_faces(csv: Path, data_dir: Path, dataset: str, size: int, expand: float,
-               cache_dir: Optional[Path] = None, workers: int = 2, log: Log = logger.warning):
+               cache_dir: Optional[Path] = None, workers: int = 2, log: Log = logger.warning, template=None):
     """The split's crops at the model's size and expand, cut by the crop function
     training uses; from (or into) `cache_dir` when one is given."""
     from ..data.dataset import AlignedFaces
 
     try:
         faces = AlignedFaces.load(csv, resolve_image_root(data_dir, dataset), size, expand, cache_dir,
-                                  workers=workers, log=log)
+                                  workers=workers, log=log, template=template)
     except ValueError as e:
         raise ValError(str(e)) from None
     if len(faces) == 0:
@@ -330,7 +330,8 @@ def evaluate_split(est: AgeEstimator, opts: ValOptions, progress: Optional[Progr
     except ValueError as e:
         raise ValError(str(e)) from None
     cache_dir = (opts.cache_dir or data_dir / ".agecli_cache") if opts.cache else None
-    faces = load_faces(csv, data_dir, dataset, meta.img_size, expand, cache_dir, opts.workers, log=warn)
+    faces = load_faces(csv, data_dir, dataset, meta.img_size, expand, cache_dir, opts.workers, log=warn,
+                       template=meta.template)
     preds, tta = predict_all(runner, faces.images, est.batch_size, opts.tta, progress)
     df = prediction_frame(faces, preds, tta)
 

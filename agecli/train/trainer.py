@@ -34,7 +34,7 @@ from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
 from ..model.heads import calibrate_std
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
-from ..model.meta import resume_mismatch
+from ..model.meta import crop_template, resume_mismatch
 from ..model.losses import head_for, total_loss
 from ..model.objectives import TAUGHT_LOSSES
 from .loader import epoch_batches, loader_threads
@@ -101,7 +101,7 @@ def select_device(multi_gpu: bool) -> tuple[torch.device, int, int]:
 
 
 def load_split(job: TrainJob, dataset: str, data_dir: Path, split: str, size: int, expand: float,
-               rank: int = 0, distributed: bool = False) -> AlignedFaces:
+               rank: int = 0, distributed: bool = False, template=None) -> AlignedFaces:
     path = data_dir / csv_name(dataset, split)
     if not path.exists():
         raise TrainingError(f"{path} not found: run `agecli prepare --dataset {dataset} ...` first")
@@ -110,7 +110,8 @@ def load_split(job: TrainJob, dataset: str, data_dir: Path, split: str, size: in
     # (every rank writing the same file at once raced on the temporary file).
     if distributed and rank != 0:
         torch.distributed.barrier()
-    data = AlignedFaces.load(path, resolve_image_root(data_dir, dataset), size, expand, cache, log=job.log)
+    data = AlignedFaces.load(path, resolve_image_root(data_dir, dataset), size, expand, cache, log=job.log,
+                             template=template)
     if distributed and rank == 0:
         torch.distributed.barrier()
     return data
@@ -242,12 +243,12 @@ def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFac
     path = Path(t["TEACHER"])
     if not path.is_file():
         raise TrainingError(f"TRAIN.TEACHER {path}: no such model file")
-    size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
+    size, expand, template = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"], crop_template(cfg)
 
-    def crops_for(t_size: int, t_expand: float) -> np.ndarray:
-        if (t_size, t_expand) == (size, expand):
+    def crops_for(t_size: int, t_expand: float, t_template) -> np.ndarray:
+        if (t_size, t_expand, t_template) == (size, expand, template):
             return train_data.images
-        return AlignedFaces.concat([load_split(job, n, d, "train", t_size, t_expand, rank, distributed)
+        return AlignedFaces.concat([load_split(job, n, d, "train", t_size, t_expand, rank, distributed, t_template)
                                     for n, d in sets]).images
 
     try:
@@ -304,10 +305,12 @@ class Trainer:
         job, cfg, t = self.job, self.cfg, self.t
         size, expand = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"]
         sets = self.sets = job.sets()
-        parts = [load_split(job, n, d, "train", size, expand, self.rank, self.distributed) for n, d in sets]
+        template = crop_template(cfg)
+        parts = [load_split(job, n, d, "train", size, expand, self.rank, self.distributed, template) for n, d in sets]
         self.train_data = AlignedFaces.concat(parts)
         self.set_index = np.concatenate([np.full(len(p), i, np.int64) for i, p in enumerate(parts)])
-        self.val_sets = {n: load_split(job, n, d, "valid", size, expand, self.rank, self.distributed) for n, d in sets}
+        self.val_sets = {n: load_split(job, n, d, "valid", size, expand, self.rank, self.distributed, template)
+                         for n, d in sets}
         if len(self.train_data) == 0 or not all(len(v) for v in self.val_sets.values()):
             raise TrainingError("a train or valid split is empty")
         if self.head == "mt":  # a head without labels would train on nothing and still answer
