@@ -22,7 +22,9 @@ template reproduces the chips' placement (mean distance of the chip corners, pix
 FairFace-540 once, aligns each found face both ways (the box alignment `demo` uses and
 the template), and scores each model on both crops: MAE on the test sets, in-group and
 gender on FairFace. `--mix A+B` adds the mean of two models' ages (A on its template
-crop, B on its box crop), a two-network ensemble.
+crop, B on its box crop), a two-network ensemble. It also prints, per set, how large the
+box crop (expand 0.25) is against the template's square: how each collection's detector
+boxes frame a face.
 """
 from __future__ import annotations
 
@@ -148,6 +150,11 @@ def score(args: argparse.Namespace) -> None:
 
     template = json.loads(args.template.read_text())
     sets = aligned_sets(args, template)
+    for set_name, (box_csv, tmpl_csv, _) in sets.items():
+        b, t = pd.read_csv(box_csv), pd.read_csv(tmpl_csv)
+        side = np.maximum(b["box3"] - b["box1"], b["box4"] - b["box2"]) * 1.25 / (t["box3"] - t["box1"])
+        print(f"{set_name}: the box crop's side (expand 0.25) over the template's: median {side.median():.3f} "
+              f"(10-90 %: {side.quantile(0.1):.3f}-{side.quantile(0.9):.3f})")
     labels = pd.read_csv(Path("data/fairface540") / "fairface540_labels.csv")
     preds: dict[tuple[str, str, str], np.ndarray] = {}
     table = []
