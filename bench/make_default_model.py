@@ -78,7 +78,10 @@ STAGES = {
     # does on average): v4 fine-tuned on template crops, then alone and averaged with v4, + flip
     "tmpl_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
                                 "DATA.ALIGN", "template", "DATA.EXPAND", "0.3"]),
+    "tmpl_v4b": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
+                                 "DATA.ALIGN", "template", "DATA.EXPAND", "0.3", "TRAIN.SEED", "1"]),  # another copy
     "tmpl_v4_flip": (["tmpl_v4"], {"flip_tta": True}),
+    "tmpl_pair_flip": (["tmpl_v4", "tmpl_v4b"], {"flip_tta": True}),  # the two template copies averaged
     "tmpl_soup_flip": (["tmpl_v4", "soup_v3_v3b"], {"flip_tta": True}),  # template crops (the first part's)
 }
 SHIPPED = "soup_v5"
