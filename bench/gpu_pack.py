@@ -13,8 +13,11 @@ sets, cut by the one crop function at the model's size and expand, WebP-encoded 
 
 `unpack` writes each crop as an image with an aligned CSV whose box makes `crop_face`
 return that crop unchanged (eyes already level: deg 0; a centred box of side S / (1 +
-expand)), so `agecli train-mt` runs on it as on any prepared set. The test splits stay
-out of the pack: the model comes back and is scored here (`bench/cross_dataset.py`).
+expand)), so `agecli train-mt` runs on it as on any prepared set. A pack of template
+crops (`pack --align template`) also gets landmarks on the template's points in that box,
+which the template fits exactly, so its run is DATA.ALIGN template (`train` adds it, and
+the pack's expand) and the model carries the template as one trained here would. The
+test splits stay out of the pack: the model comes back and is scored here (`bench/cross_dataset.py`).
 """
 from __future__ import annotations
 
@@ -33,11 +36,14 @@ SPLITS = ("train", "valid")
 LABELS = ("age", "gender", "race")
 
 
-def pack(data_dirs: list[Path], out: Path, size: int, expand: float, quality: int) -> dict:
+def pack(data_dirs: list[Path], out: Path, size: int, expand: float, quality: int, align: str = "box") -> dict:
     """Crop, encode and store every train/valid face of each prepared set in `data_dirs`
     (one set per folder, named by its CSVs); returns what it wrote."""
     from agecli.data.dataset import AlignedFaces
     from agecli.data.records import csv_name, resolve_image_root
+    from agecli.face.align import FACE_TEMPLATE
+
+    template = [list(p) for p in FACE_TEMPLATE] if align == "template" else None
 
     blobs, arrays, index = [], {}, []
     for d in data_dirs:
@@ -47,7 +53,7 @@ def pack(data_dirs: list[Path], out: Path, size: int, expand: float, quality: in
         name = found[0].name[:-len("_train_align.csv")]
         for split in SPLITS:
             faces = AlignedFaces.load(d / csv_name(name, split), resolve_image_root(d, name), size, expand,
-                                      d / ".agecli_cache", log=print)
+                                      d / ".agecli_cache", log=print, template=template)
             encoded = [cv2.imencode(".webp", np.ascontiguousarray(im[:, :, ::-1]), [cv2.IMWRITE_WEBP_QUALITY, quality])[1]
                        for im in faces.images]
             blobs += encoded
@@ -55,7 +61,7 @@ def pack(data_dirs: list[Path], out: Path, size: int, expand: float, quality: in
             arrays[f"{key}/labels"] = np.stack([faces.ages, faces.genders, faces.races], 1).astype(np.float32)
             index.append({"set": name, "split": split, "n": len(encoded)})
     lengths = np.array([len(b) for b in blobs], np.int64)
-    meta = {"size": size, "expand": expand, "quality": quality, "parts": index}
+    meta = {"size": size, "expand": expand, "quality": quality, "parts": index, "template": template}
     buf = io.BytesIO()
     np.savez(buf, blob=np.concatenate(blobs) if blobs else np.zeros(0, np.uint8), lengths=lengths,
              meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
@@ -73,9 +79,11 @@ def unpack(pack_path: Path, out: Path) -> list[Path]:
 
     z = np.load(pack_path)
     meta = json.loads(z["meta"].tobytes())
-    size, expand = meta["size"], meta["expand"]
+    size, expand, template = meta["size"], meta["expand"], meta.get("template")
     side = size / (1 + expand)  # crop_face's square: side x (1 + expand) = the whole image
     lo, hi = (size - side) / 2, (size + side) / 2
+    landmarks = {} if template is None else {  # the template's points in that square: it fits them exactly
+        f"lm{i}": lo + v * side for i, v in enumerate(np.asarray(template, np.float64).reshape(-1), 1)}
     ends = np.cumsum(z["lengths"])
     blob, k, folders = z["blob"], 0, []
     for part in meta["parts"]:
@@ -90,7 +98,7 @@ def unpack(pack_path: Path, out: Path) -> list[Path]:
             age, gender, race = labels[i]
             rows.append({"photo": photo, "age": float(age), "deg": 0.0, "box1": lo, "box2": lo, "box3": hi,
                          "box4": hi, "gender": None if gender < 0 else int(gender),
-                         "race": None if race < 0 else int(race)})
+                         "race": None if race < 0 else int(race), **landmarks})
             k += 1
         frame = pd.DataFrame(rows)
         for c in ("gender", "race"):
@@ -105,10 +113,11 @@ def train(pack_path: Path, out: Path, work: Path, extra: list[str]) -> int:
     """Unpack, then `agecli train-mt` on every set of the pack with the default recipe's
     size and augmentation; `extra` (the start, epochs, learning rate) follows it."""
     folders = unpack(pack_path, work)
-    size = json.loads(np.load(pack_path)["meta"].tobytes())["size"]
+    meta = json.loads(np.load(pack_path)["meta"].tobytes())
+    align = ["DATA.ALIGN", "template"] if meta.get("template") else []
     cmd = [sys.executable, "-m", "agecli", "train-mt", "--dataset", ",".join(f.name for f in folders),
            *[a for f in folders for a in ("--data-dir", str(f))], "--aug", "--checkpoint", str(out),
-           "--exist-ok", "MODEL.IMG_SIZE", str(size), *extra]
+           "--exist-ok", "MODEL.IMG_SIZE", str(meta["size"]), "DATA.EXPAND", str(meta["expand"]), *align, *extra]
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.run(cmd).returncode
 
@@ -123,6 +132,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--expand", type=float, default=0.25)
     p.add_argument("--quality", type=int, default=75, help="WebP quality of the packed crops")
+    p.add_argument("--align", choices=("box", "template"), default="box", help="the crops' alignment (DATA.ALIGN)")
     u = sub.add_parser("unpack", help="write the pack's sets as prepared folders")
     u.add_argument("--pack", type=Path, required=True)
     u.add_argument("--out", type=Path, required=True)
@@ -133,7 +143,7 @@ def main() -> None:
     t.add_argument("extra", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.cmd == "pack":
-        print(json.dumps(pack(args.data_dir, args.out, args.size, args.expand, args.quality)))
+        print(json.dumps(pack(args.data_dir, args.out, args.size, args.expand, args.quality, args.align)))
     elif args.cmd == "unpack":
         print("\n".join(str(f) for f in unpack(args.pack, args.out)))
     else:

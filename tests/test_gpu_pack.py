@@ -10,6 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 
 from .conftest import REPO
 
@@ -20,12 +21,16 @@ def run_pack(*args: str):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_pack_unpack_gives_back_the_crops_and_trains(tiny_aligned, tmp_path):
+@pytest.mark.parametrize("align", ["box", "template"])
+def test_pack_unpack_gives_back_the_crops_and_trains(tiny_aligned, tmp_path, align):
     from agecli.data.dataset import AlignedFaces
     from agecli.data.records import resolve_image_root
+    from agecli.face.align import FACE_TEMPLATE
+    from agecli.model.checkpoint import load_checkpoint
 
+    template = [list(p) for p in FACE_TEMPLATE] if align == "template" else None
     pack = tmp_path / "pack.npz"
-    res = run_pack("pack", "--data-dir", tiny_aligned, "--out", pack, "--size", 64, "--quality", 90)
+    res = run_pack("pack", "--data-dir", tiny_aligned, "--out", pack, "--size", 64, "--quality", 90, "--align", align)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout.splitlines()[-1])
     res = run_pack("unpack", "--pack", pack, "--out", tmp_path / "sets")
@@ -33,8 +38,8 @@ def test_pack_unpack_gives_back_the_crops_and_trains(tiny_aligned, tmp_path):
     folder = tmp_path / "sets" / "utkface"
     for split in ("train", "valid"):
         original = AlignedFaces.load(tiny_aligned / f"utkface_{split}_align.csv",
-                                     resolve_image_root(tiny_aligned, "utkface"), 64, 0.25)
-        again = AlignedFaces.load(folder / f"utkface_{split}_align.csv", folder, 64, 0.25)
+                                     resolve_image_root(tiny_aligned, "utkface"), 64, 0.25, template=template)
+        again = AlignedFaces.load(folder / f"utkface_{split}_align.csv", folder, 64, 0.25, template=template)
         assert len(again) == len(original) and np.array_equal(again.ages, original.ages)
         assert np.array_equal(again.genders, original.genders) and np.array_equal(again.races, original.races)
         # the crop of an unpacked image is that image: the box is made for it
@@ -48,4 +53,4 @@ def test_pack_unpack_gives_back_the_crops_and_trains(tiny_aligned, tmp_path):
     res = run_pack("train", "--pack", pack, "--out", tmp_path / "run", "--work", tmp_path / "work", "--",
                    "MODEL.ARCH", "tiny_age", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2", "TRAIN.BATCH_SIZE", "8")
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (tmp_path / "run" / "best.pth").is_file()
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["meta"].get("template") == template
