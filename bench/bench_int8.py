@@ -65,12 +65,12 @@ def test_sets(data: Path, fairface: Path | None, meta: dict, limit: int) -> dict
     from agecli.data.dataset import AlignedFaces
     from agecli.data.records import csv_name, resolve_image_root
 
-    size, expand = int(meta["img_size"]), float(meta["expand"])
+    size, expand, template = int(meta["img_size"]), float(meta["expand"]), meta.get("template")
     out = {}
     for name in SETS:
         d = data / name
         faces = AlignedFaces.load(d / csv_name(name, "test"), resolve_image_root(d, name), size, expand,
-                                  d / ".agecli_cache")
+                                  d / ".agecli_cache", template=template)
         n = min(limit or len(faces), len(faces))
         out[name] = {"crops": np.asarray(faces.images[:n]), "ages": faces.ages[:n]}
     if fairface is not None:
@@ -78,7 +78,7 @@ def test_sets(data: Path, fairface: Path | None, meta: dict, limit: int) -> dict
 
         d = data / ff.NAME
         csv = ff.prepare(fairface, d)
-        faces = AlignedFaces.load(csv, fairface, size, expand, d / ".agecli_cache")
+        faces = AlignedFaces.load(csv, fairface, size, expand, d / ".agecli_cache", template=template)
         out["fairface540"] = {"crops": np.asarray(faces.images), "frame": faces.frame,
                               "labels": pd.read_csv(d / f"{ff.NAME}_labels.csv")}
     return out

@@ -65,7 +65,7 @@ def main() -> None:
         name, path = spec.split("=", 1)
         runner = open_runner(Path(path))
         data = AlignedFaces.load(csv, args.fairface, runner.meta["img_size"], runner.meta["expand"],
-                                 args.out / ".agecli_cache")
+                                 args.out / ".agecli_cache", template=runner.meta.get("template"))
         if measures is None:
             measures = photo_measures(args.fairface, data.frame, data.images)
             for col in ("turn", "light", "sharpness"):

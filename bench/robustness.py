@@ -74,18 +74,22 @@ def main() -> None:
     args = ap.parse_args()
     models = dict(m.partition("=")[::2] for m in args.model) or {"shipped": str(default_model_path())}
     runners = {name: open_runner(Path(path)) for name, path in models.items()}
-    sizes = {(r.meta["img_size"], r.meta["expand"]) for r in runners.values()}
+    def crop_of(r) -> tuple:
+        t = r.meta.get("template")
+        return r.meta["img_size"], r.meta["expand"], None if t is None else tuple(map(tuple, t))
+
+    sizes = {crop_of(r) for r in runners.values()}
     results: dict[tuple[str, str, str], float] = {}
     for ds, d in SETS.items():
-        for size, expand in sizes:
+        for size, expand, template in sizes:
             data = AlignedFaces.load(d / csv_name(ds, "test"), resolve_image_root(d, ds), size, expand,
-                                     d / ".agecli_cache")
+                                     d / ".agecli_cache", template=template)
             crops, ages = data.images[:: args.every], data.ages[:: args.every]
             for cond, fn in CONDITIONS.items():
                 rng = np.random.default_rng(0)
                 x = crops if fn is None else np.stack([fn(c, rng) for c in crops])
                 for name, r in runners.items():
-                    if (r.meta["img_size"], r.meta["expand"]) == (size, expand):
+                    if crop_of(r) == (size, expand, template):
                         results[name, ds, cond] = float(np.abs(r.predict(x)["age"] - ages).mean())
         print(f"{ds}: {len(ages)} faces scored", flush=True)
     print("\n| model | set | " + " | ".join(CONDITIONS) + " |")
