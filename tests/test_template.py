@@ -86,3 +86,24 @@ def test_val_of_a_template_model_on_a_csv_without_landmarks_says_what_to_do(temp
     assert res.exit_code == 2, res.output
     assert "utkface_valid_align.csv" in said and "no face landmarks" in said and "agecli prepare" in said
     assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+
+
+def test_a_template_teacher_answers_on_its_own_crops(template_model, tiny_aligned, tmp_path):
+    """A box-crop student taught by a template model: the teacher's cached answers are its
+    answers on template crops of the train faces, not on the student's box crops."""
+    from agecli.data.dataset import AlignedFaces
+    from agecli.infer.runners import open_runner
+
+    run = tmp_path / "student"
+    res = cli("train-mt", "--dataset", "utkface", "--data-dir", tiny_aligned, "--checkpoint", run,
+              "MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "1", "TRAIN.BATCH_SIZE", "16",
+              "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.TEACHER", template_model)
+    assert res.exit_code == 0, res.output
+    teacher = open_runner(template_model)
+    csv = tiny_aligned / "utkface_train_align.csv"
+    own = AlignedFaces.load(csv, tiny_aligned, 64, 0.0, template=FACE_TEMPLATE)
+    boxed = AlignedFaces.load(csv, tiny_aligned, 64, 0.0)
+    with np.load(run / "teacher.npz") as z:
+        cached = z["probs"]
+    np.testing.assert_allclose(cached, teacher.predict(own.images)["probs"], atol=1e-5)
+    assert np.abs(cached - teacher.predict(boxed.images)["probs"]).max() > 1e-3

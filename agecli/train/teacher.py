@@ -48,8 +48,7 @@ def teacher_targets(path: Path, crops_for: Callable[[int, float, list | None], n
                 return {k: z[k] for k in z.files if k != "key"}
     runner = open_runner(path)
     meta = runner.meta
-    t = meta.template
-    crops = crops_for(int(meta["img_size"]), float(meta["expand"]), None if t is None else [list(p) for p in t])
+    crops = crops_for(int(meta["img_size"]), float(meta["expand"]), meta.template)
     log(f"teacher {path.name}: answering for {len(crops)} train faces once")
     out = runner.predict(crops)
     if "probs" not in out:

@@ -246,7 +246,9 @@ def _teacher(job: TrainJob, sets: list[tuple[str, Path]], train_data: AlignedFac
     size, expand, template = cfg["MODEL"]["IMG_SIZE"], cfg["DATA"]["EXPAND"], crop_template(cfg)
 
     def crops_for(t_size: int, t_expand: float, t_template) -> np.ndarray:
-        if (t_size, t_expand, t_template) == (size, expand, template):
+        same_template = t_template is None if template is None else (
+            t_template is not None and np.allclose(np.asarray(t_template, float), np.asarray(template, float)))
+        if (t_size, t_expand) == (size, expand) and same_template:
             return train_data.images
         return AlignedFaces.concat([load_split(job, n, d, "train", t_size, t_expand, rank, distributed, t_template)
                                     for n, d in sets]).images
