@@ -18,9 +18,10 @@ reproduces the package's chip pixels (mean absolute difference, against the same
 the angle's sign flipped), and `agecli.face.align.template_params` with the printed
 template reproduces the chips' placement (mean distance of the chip corners, pixels).
 
-`score` detects the faces of every 8th UTKFace and All-Age-Faces test photo and of
-FairFace-540 once, aligns each found face both ways (the box alignment `demo` uses and
-the template), and scores each model on both crops: MAE on the test sets, in-group and
+`score` cuts every 8th UTKFace and All-Age-Faces test face and every FairFace-540 face
+both ways from the one detection prepare (and bench/fairface.py) stored: the box
+alignment `demo` uses and the template fitted to the stored landmarks; and scores each
+model on both crops: MAE on the test sets, in-group and
 gender on FairFace. `--mix A+B` adds the mean of two models' ages (A on its template
 crop, B on its box crop), a two-network ensemble. It also prints, per set, how large the
 box crop (expand 0.25) is against the template's square: how each collection's detector
@@ -101,45 +102,38 @@ def fit(args: argparse.Namespace) -> None:
 SETS = {"utkface": "data/utkface/utkface_test_align.csv", "aaf": "data/aaf/aaf_test_align.csv"}
 
 
-def aligned_sets(args: argparse.Namespace, template) -> dict[str, tuple[Path, Path, Path]]:
-    """Per set: (box CSV, template CSV, image root), detected once and cached in --work."""
+def test_sets(args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
+    """Per set: (aligned CSV, image root). The faces, boxes and landmarks are prepare's
+    (every --every-th UTKFace and AAF test row) and bench/fairface.py's: one detection each,
+    which both crops are cut from."""
     import fairface
 
-    from agecli.data.images import ImageError, load_rgb
     from agecli.data.records import atomic_write_csv, resolve_image_root
-    from agecli.face.align import align_face, template_params
-    from agecli.face.detector import FaceDetector, main_face
 
-    fairface.prepare(args.fairface, Path("data/fairface540"))
-    sources = {name: (Path(csv), args.every) for name, csv in SETS.items()}
-    sources["fairface"] = (Path("data/fairface540") / "fairface540_labels.csv", 1)
-    det, out = None, {}
-    for name, (csv, every) in sources.items():
-        root = args.fairface if name == "fairface" else resolve_image_root(csv.parent, csv.stem.split("_")[0])
-        box_csv, tmpl_csv = args.work / f"{name}_box.csv", args.work / f"{name}_template.csv"
-        out[name] = (box_csv, tmpl_csv, Path(root))
-        if box_csv.exists() and tmpl_csv.exists():
-            continue
-        det = det or FaceDetector()
-        df = pd.read_csv(csv).iloc[::every]
-        box_rows, tmpl_rows = [], []
-        for r in df.to_dict("records"):
-            try:
-                rgb = load_rgb(Path(root) / r["photo"])
-            except ImageError:
-                continue
-            face = main_face(det.detect(rgb), *rgb.shape[:2])
-            if face is None:
-                continue
-            for rows, a in ((box_rows, align_face(face, *rgb.shape[:2])),
-                            (tmpl_rows, template_params(face.landmarks, *rgb.shape[:2], template))):
-                rows.append({**{k: v for k, v in r.items() if not k.startswith("box") and k != "deg"},
-                             "deg": a.deg, "box1": a.box[0], "box2": a.box[1], "box3": a.box[2], "box4": a.box[3]})
-        args.work.mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(pd.DataFrame(box_rows), box_csv)
-        atomic_write_csv(pd.DataFrame(tmpl_rows), tmpl_csv)
-        print(f"{name}: {len(box_rows)} of {len(df)} photos with a face", flush=True)
+    out = {}
+    for name, csv in SETS.items():
+        sub = args.work / f"{name}_test_every{args.every}.csv"
+        if not sub.exists():
+            args.work.mkdir(parents=True, exist_ok=True)
+            atomic_write_csv(pd.read_csv(csv).iloc[::args.every], sub)
+        out[name] = (sub, Path(resolve_image_root(Path(csv).parent, name)))
+    out["fairface"] = (fairface.prepare(args.fairface, Path("data/fairface540")), args.fairface)
     return out
+
+
+def framing(csv: Path, template) -> pd.Series:
+    """Per face: the box crop's side (expand 0.25) over the template's square. The
+    square's size depends on the landmarks only (the image size only moves it)."""
+    from agecli.data.records import LANDMARK_COLUMNS
+    from agecli.face.align import template_params
+
+    df = pd.read_csv(csv)
+    box = np.maximum(df["box3"] - df["box1"], df["box4"] - df["box2"]) * 1.25
+    square = []
+    for lm in df[LANDMARK_COLUMNS].to_numpy(float):
+        x1, _, x2, _ = template_params(lm.reshape(5, 2), 1, 1, template).box
+        square.append(x2 - x1)
+    return box / np.asarray(square)
 
 
 def score(args: argparse.Namespace) -> None:
@@ -149,10 +143,9 @@ def score(args: argparse.Namespace) -> None:
     from agecli.infer.runners import open_runner
 
     template = json.loads(args.template.read_text())
-    sets = aligned_sets(args, template)
-    for set_name, (box_csv, tmpl_csv, _) in sets.items():
-        b, t = pd.read_csv(box_csv), pd.read_csv(tmpl_csv)
-        side = np.maximum(b["box3"] - b["box1"], b["box4"] - b["box2"]) * 1.25 / (t["box3"] - t["box1"])
+    sets = test_sets(args)
+    for set_name, (csv, _) in sets.items():
+        side = framing(csv, template)
         print(f"{set_name}: the box crop's side (expand 0.25) over the template's: median {side.median():.3f} "
               f"(10-90 %: {side.quantile(0.1):.3f}-{side.quantile(0.9):.3f})")
     labels = pd.read_csv(Path("data/fairface540") / "fairface540_labels.csv")
@@ -164,9 +157,9 @@ def score(args: argparse.Namespace) -> None:
         size = int(runner.meta["img_size"])
         for crop, expand in (("box", float(runner.meta["expand"])), ("template", args.template_expand)):
             row = {"model": name, "crop": f"{crop} (expand {expand:g})"}
-            for set_name, (box_csv, tmpl_csv, root) in sets.items():
-                data = AlignedFaces.load(box_csv if crop == "box" else tmpl_csv, root, size, expand,
-                                         args.work / ".agecli_cache")
+            for set_name, (csv, root) in sets.items():
+                data = AlignedFaces.load(csv, root, size, expand, args.work / ".agecli_cache",
+                                         template=template if crop == "template" else None)
                 res = runner.predict(data.images)
                 preds[(name, crop, set_name)] = res["age"]
                 row.update(judge(set_name, res["age"], res.get("gender_probs"), data.frame, labels, fairface))
@@ -174,8 +167,8 @@ def score(args: argparse.Namespace) -> None:
     for mix in args.mix:
         a, b = mix.split("+")
         row = {"model": mix, "crop": f"{a} template, {b} box, ages averaged"}
-        for set_name, (box_csv, _, root) in sets.items():
-            frame = pd.read_csv(box_csv)
+        for set_name, (csv, _) in sets.items():
+            frame = pd.read_csv(csv)
             age = (preds[(a, "template", set_name)] + preds[(b, "box", set_name)]) / 2
             row.update(judge(set_name, age, None, frame, labels, fairface))
         table.append(row)
