@@ -10,8 +10,8 @@ place RetinaFace's five points in those chips (our landmark template) and checks
 its reading of the chip geometry reproduces the chips' pixels.
 
 Output .npz: photo (str), pad (int, pixels added on each side), rect (N x 4: left,
-top, right, bottom of the chip rectangle in the padded image), angle (N, radians),
-chip (N x 64 x 64 x 3 uint8), peer_age_raw (N, the package's expected age on the chip).
+top, right, bottom of the chip rectangle in the padded image), angle (N, radians)
+and chip (N x 64 x 64 x 3 uint8).
 Photos without a detection are left out (their count is printed).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import csv
 import sys
 from pathlib import Path
 
-from peer_predict import load_image, main_detection, pad_image, raw_expectation
+from peer_predict import load_image, main_detection, pad_image
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     frontend = predictor._ensure_frontend()
     with open(args.faces, newline="", encoding="utf-8") as f:
         photos = [row["photo"] for row in csv.DictReader(f)]
-    keep: dict[str, list] = {"photo": [], "pad": [], "rect": [], "angle": [], "chip": [], "peer_age_raw": []}
+    keep: dict[str, list] = {"photo": [], "pad": [], "rect": [], "angle": [], "chip": []}
     for photo in photos:
         image = load_image(args.image_root / photo)
         pad = int(round(max(image.shape[:2]) * args.pad))
@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         keep["rect"].append([r.left(), r.top(), r.right(), r.bottom()])
         keep["angle"].append(details.angle)
         keep["chip"].append(np.asarray(dlib.extract_image_chip(padded, details)))
-        keep["peer_age_raw"].append(raw_expectation(predictor, padded, [left, top, right, bottom]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **{k: np.asarray(v) for k, v in keep.items()})
     print(f"peer_chips: {len(keep['photo'])} of {len(photos)} photos with a face -> {args.out}", file=sys.stderr)
