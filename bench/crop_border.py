@@ -1,6 +1,7 @@
 """How much of each collection's crops is black border, and the window that UTKFace's chips fill.
 
     python bench/crop_border.py
+    python bench/crop_border.py --align template --expand 0.3   # the crop of DATA.ALIGN template
 
 UTKFace's chips end at the face, so the crop around its box is partly black; faces
 cut from whole photos (All-Age-Faces, FairFace-540, users' photos) are not. Prints the
@@ -11,22 +12,29 @@ window was chosen; all of them give columns 19-107): the card's `DATA.WINDOW`.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 from agecli.data.dataset import AlignedFaces
 from agecli.data.records import csv_name, resolve_image_root
+from agecli.face.align import FACE_TEMPLATE
 
-SIZE, EXPAND = 128, 0.25
-
-
-def crops(folder: Path, name: str, split: str) -> np.ndarray:
-    return AlignedFaces.load(folder / csv_name(name, split), resolve_image_root(folder, name), SIZE, EXPAND,
-                             folder / ".agecli_cache").images
+SIZE = 128
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--align", choices=("box", "template"), default="box")
+    ap.add_argument("--expand", type=float, default=0.25)
+    args = ap.parse_args()
+    template = FACE_TEMPLATE if args.align == "template" else None
+
+    def crops(folder: Path, name: str, split: str) -> np.ndarray:
+        return AlignedFaces.load(folder / csv_name(name, split), resolve_image_root(folder, name), SIZE,
+                                 args.expand, folder / ".agecli_cache", template=template).images
+
     for name in ("utkface", "aaf", "fairface540"):
         folder = Path("data") / name
         if (folder / csv_name(name, "test")).exists():

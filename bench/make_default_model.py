@@ -83,6 +83,21 @@ STAGES = {
     "tmpl_v4_flip": (["tmpl_v4"], {"flip_tta": True}),
     "tmpl_pair_flip": (["tmpl_v4", "tmpl_v4b"], {"flip_tta": True}),  # the two template copies averaged
     "tmpl_soup_flip": (["tmpl_v4", "soup_v3_v3b"], {"flip_tta": True}),  # template crops (the first part's)
+    # the template crop and the window together (the window UTKFace's chips fill on template
+    # crops: `bench/crop_border.py --align template --expand 0.3`): neither the border nor
+    # the zoom of the box then tells the collections apart
+    "tmpl_window_flip": (["tmpl_v4"], {"flip_tta": True, "window": [0.141, 0.133, 0.859, 0.852]}),  # inference only
+    "tmplwin_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
+                                   "DATA.ALIGN", "template", "DATA.EXPAND", "0.3",
+                                   "DATA.WINDOW", "0.141,0.133,0.859,0.852"]),
+    "tmplwin_v4_flip": (["tmplwin_v4"], {"flip_tta": True}),
+    "tmplwin_soup_flip": (["tmplwin_v4", "soup_v3_v3b"], {"flip_tta": True}),  # crop and window: the first part's
+    # four more epochs under the window (from tmplwin_v4, lower peak LR, another seed), and the two averaged
+    "tmplwin_v4c": ("tmplwin_v4", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0001",
+                                   "DATA.ALIGN", "template", "DATA.EXPAND", "0.3",
+                                   "DATA.WINDOW", "0.141,0.133,0.859,0.852", "TRAIN.SEED", "1"]),
+    "tmplwin_v4c_flip": (["tmplwin_v4c"], {"flip_tta": True}),
+    "tmplwin_pair_flip": (["tmplwin_v4", "tmplwin_v4c"], {"flip_tta": True}),
 }
 SHIPPED = "soup_v5"
 
