@@ -70,25 +70,38 @@ def prepare(root: Path, out: Path) -> Path:
     return csv
 
 
+def per_face(pred: np.ndarray, gender_pred: np.ndarray | None, found: pd.DataFrame,
+             labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per labelled face (`labels`' order): found, inside its group, distance to
+    it, the prediction, and (with `gender_pred`) whether the gender is right; `found` are
+    the rows predicted, in order. A face not found is outside its group."""
+    full = labels.set_index("photo")
+    pr = pd.Series(pred, index=found["photo"].values).reindex(full.index).to_numpy(float)  # NaN: not found
+    lo, hi = full["age_lo"].to_numpy(float) - 0.5, full["age_hi"].to_numpy(float) + 0.5
+    has = ~np.isnan(pr)
+    out = pd.DataFrame({"group": full["age_group"].to_numpy(), "found": has, "pred": pr,
+                        "inside": has & (pr >= lo) & (pr < hi),
+                        "distance": np.where(has, np.maximum(np.maximum(lo - pr, pr - hi), 0), np.nan),
+                        "lo": lo, "hi": hi}, index=full.index)
+    if gender_pred is not None:
+        g = pd.Series(gender_pred, index=found["photo"].values).reindex(full.index).to_numpy(float)
+        out["gender_right"] = has & (g == full["gender"].to_numpy())
+    return out
+
+
 def score(pred: np.ndarray, std: np.ndarray | None, gender_pred: np.ndarray | None, found: pd.DataFrame,
           labels: pd.DataFrame) -> dict:
     """Figures over ALL labelled faces (`labels`); `found` are the rows predicted, in order."""
-    p = pd.Series(pred, index=found["photo"].values)
-    full = labels.set_index("photo")
-    pr = p.reindex(full.index).to_numpy(float)  # NaN where no face was found
-    lo, hi = full["age_lo"].to_numpy(float) - 0.5, full["age_hi"].to_numpy(float) + 0.5
-    has = ~np.isnan(pr)
-    inside = has & (pr >= lo) & (pr < hi)
-    dist = np.where(has, np.maximum(np.maximum(lo - pr, pr - hi), 0), np.nan)
-    row = {"faces": int(has.sum()), "of": len(full), "in-group": round(float(inside.mean()), 3),
-           "distance": round(float(np.nanmean(dist)), 2)}
+    f = per_face(pred, gender_pred, found, labels)
+    has, inside, pr, groups = f["found"].to_numpy(), f["inside"].to_numpy(), f["pred"].to_numpy(), f["group"].to_numpy()
+    row = {"faces": int(has.sum()), "of": len(f), "in-group": round(float(inside.mean()), 3),
+           "distance": round(float(np.nanmean(f["distance"])), 2)}
     if std is not None:
-        s = pd.Series(std, index=found["photo"].values).reindex(full.index).to_numpy(float)
+        s = pd.Series(std, index=found["photo"].values).reindex(f.index).to_numpy(float)
+        lo, hi = f["lo"].to_numpy(), f["hi"].to_numpy()
         row["within 1 std"] = round(float((has & (pr + s >= lo) & (pr - s < hi)).mean()), 3)
-    groups = full["age_group"].to_numpy()
     if gender_pred is not None:
-        g = pd.Series(gender_pred, index=found["photo"].values).reindex(full.index).to_numpy(float)
-        right = has & (g == full["gender"].to_numpy())
+        right = f["gender_right"].to_numpy()
         row["gender acc"] = round(float(right.mean()), 3)
         for name in GROUPS:
             row[f"gender {name}"] = round(float(right[groups == name].mean()), 2)
