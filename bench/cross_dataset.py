@@ -91,17 +91,9 @@ def score_fairface(model_path: Path, root: Path, out: Path) -> dict:
     """One model on FairFace-540 (found faces predicted, every labelled face counted)."""
     import fairface
 
-    from agecli.infer.runners import open_runner
-
-    csv = fairface.prepare(root, out)
-    runner = open_runner(model_path)
-    meta = runner.meta
-    data = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache",
-                             template=meta.get("template"))
-    res = runner.predict(data.images)
+    res, found, labels = fairface.answer(model_path, root, out)
     gender = res["gender_probs"].argmax(1) if "gender_probs" in res else None
-    labels = pd.read_csv(out / f"{fairface.NAME}_labels.csv")
-    return fairface.score(res["age"], res.get("std"), gender, data.frame, labels)
+    return fairface.score(res["age"], res.get("std"), gender, found, labels)
 
 
 def markdown(df: pd.DataFrame) -> str:

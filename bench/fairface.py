@@ -70,6 +70,20 @@ def prepare(root: Path, out: Path) -> Path:
     return csv
 
 
+def answer(model: Path, root: Path, out: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """One model's raw answers on the faces found, cut with its own crop recipe: (the
+    runner's outputs, the found rows in order, every labelled face)."""
+    from agecli.data.dataset import AlignedFaces
+    from agecli.infer.runners import open_runner
+
+    csv = prepare(root, out)
+    runner = open_runner(model)
+    meta = runner.meta
+    faces = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache",
+                              template=meta.get("template"))
+    return runner.predict(faces.images), faces.frame, pd.read_csv(out / f"{NAME}_labels.csv")
+
+
 def per_face(pred: np.ndarray, gender_pred: np.ndarray | None, found: pd.DataFrame,
              labels: pd.DataFrame) -> pd.DataFrame:
     """One row per labelled face (`labels`' order): found, inside its group, distance to

@@ -20,22 +20,15 @@ import pandas as pd
 
 import fairface
 from cross_dataset import markdown
-from agecli.data.dataset import AlignedFaces
-from agecli.infer.runners import open_runner
 
 RESAMPLES = 10_000
 
 
 def answers(model: Path, root: Path, out: Path) -> pd.DataFrame:
     """The model's per-face figures over every labelled FairFace-540 face."""
-    csv = fairface.prepare(root, out)
-    runner = open_runner(model)
-    meta = runner.meta
-    faces = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache",
-                              template=meta.get("template"))
-    res = runner.predict(faces.images)
+    res, found, labels = fairface.answer(model, root, out)
     gender = res["gender_probs"].argmax(1) if "gender_probs" in res else None
-    return fairface.per_face(res["age"], gender, faces.frame, pd.read_csv(out / f"{fairface.NAME}_labels.csv"))
+    return fairface.per_face(res["age"], gender, found, labels)
 
 
 def paired(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:

@@ -20,7 +20,6 @@ import pandas as pd
 
 import cross_dataset
 import fairface
-from agecli.data.dataset import AlignedFaces
 from agecli.eval.metrics import age_group
 from agecli.infer.runners import open_runner
 
@@ -59,14 +58,9 @@ def main() -> None:
             rows.setdefault(how, {"read-out": how})[f"{name} MAE"] = round(float(np.abs(err).mean()), 3)
             for g in ("11-20", "61+"):
                 rows[how][f"{name} bias {g}"] = round(float(err[groups == g].mean()), 2)
-    out = Path("data") / fairface.NAME
-    csv = fairface.prepare(args.fairface, out)
-    faces = AlignedFaces.load(csv, args.fairface, meta["img_size"], meta["expand"], out / ".agecli_cache",
-                              template=meta.get("template"))
-    res = runner.predict(faces.images)
-    labels = pd.read_csv(out / f"{fairface.NAME}_labels.csv")
+    res, found, labels = fairface.answer(args.model, args.fairface, Path("data") / fairface.NAME)
     for how, pred in readouts(res["probs"]).items():
-        s = fairface.score(pred, None, None, faces.frame, labels)
+        s = fairface.score(pred, None, None, found, labels)
         rows[how].update({k: v for k, v in s.items() if k in ("in-group", "distance", "worst group")
                           or k.startswith("in ")})
     print(cross_dataset.markdown(pd.DataFrame(rows.values())))
