@@ -43,6 +43,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+TMPL_WINDOW = "0.141,0.133,0.859,0.852"  # template crops at expand 0.3: where UTKFace's chips have content
+TMPLWIN = ["DATA.ALIGN", "template", "DATA.EXPAND", "0.3", "DATA.WINDOW", TMPL_WINDOW]
+
 # run folder under --runs (or soup file) -> (what it starts from, its KEY VALUE overrides).
 # A start is another stage's best.pth; a soup averages the stages it lists, and its
 # second item is what it adds to the metadata.
@@ -86,16 +89,13 @@ STAGES = {
     # the template crop and the window together (the window UTKFace's chips fill on template
     # crops: `bench/crop_border.py --align template --expand 0.3`): neither the border nor
     # the zoom of the box then tells the collections apart
-    "tmpl_window_flip": (["tmpl_v4"], {"flip_tta": True, "window": [0.141, 0.133, 0.859, 0.852]}),  # inference only
-    "tmplwin_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
-                                   "DATA.ALIGN", "template", "DATA.EXPAND", "0.3",
-                                   "DATA.WINDOW", "0.141,0.133,0.859,0.852"]),
+    "tmpl_window_flip": (["tmpl_v4"], {"flip_tta": True, "window": [float(v) for v in TMPL_WINDOW.split(",")]}),
+    "tmplwin_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002", *TMPLWIN]),
     "tmplwin_v4_flip": (["tmplwin_v4"], {"flip_tta": True}),
     "tmplwin_soup_flip": (["tmplwin_v4", "soup_v3_v3b"], {"flip_tta": True}),  # crop and window: the first part's
     # four more epochs under the window (from tmplwin_v4, lower peak LR, another seed), and the two averaged
-    "tmplwin_v4c": ("tmplwin_v4", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0001",
-                                   "DATA.ALIGN", "template", "DATA.EXPAND", "0.3",
-                                   "DATA.WINDOW", "0.141,0.133,0.859,0.852", "TRAIN.SEED", "1"]),
+    "tmplwin_v4c": ("tmplwin_v4", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0001", *TMPLWIN,
+                                   "TRAIN.SEED", "1"]),
     "tmplwin_v4c_flip": (["tmplwin_v4c"], {"flip_tta": True}),
     "tmplwin_pair_flip": (["tmplwin_v4", "tmplwin_v4c"], {"flip_tta": True}),
 }
