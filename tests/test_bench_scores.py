@@ -30,6 +30,13 @@ def test_readouts_of_known_distributions():
     assert sharp[:2] == pytest.approx([30, 24.5])
     assert sharp[2] == pytest.approx((0.64 * 10 + 0.04 * 60) / 0.68)
     assert r["median"][2] < sharp[2] < r["sharpened T=0.7"][2] < r["mean"][2]
+    # dividing by a flat prior changes nothing; by one that favours 10, it moves away from 10
+    flat = readouts(p, np.full(101, 1 / 101))
+    assert flat["prior^1.0 divided"] == pytest.approx(r["mean"])
+    favour = np.full(101, 1.0)
+    favour[10] = 4.0
+    moved = readouts(p, favour / favour.sum())["prior^1.0 divided"]
+    assert moved[2] == pytest.approx((0.2 * 10 + 0.2 * 60) / 0.4) and moved[:2] == pytest.approx([30, 24.5])
 
 
 def _answers(preds, genders):
