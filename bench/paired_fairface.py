@@ -7,7 +7,8 @@ models answer the same faces, so their difference is judged pair by pair: for ev
 model after the first, the change in in-group rate and gender accuracy against the
 first, the faces only it gets right / only the first gets right, a 95 % interval of the
 change from 10,000 paired bootstrap resamples of the 540 faces (seed 0), and the change
-in mean distance to the group with its interval. Faces go through the detector and crop
+in mean distance to the group with its interval (over the faces both models found, as
+`fairface.score` reads distance over the faces found). Faces go through the detector and crop
 `demo` uses (`bench/fairface.py`), each model cut with its own crop recipe.
 """
 from __future__ import annotations
@@ -49,9 +50,9 @@ def compare(ref: pd.DataFrame, other: pd.DataFrame, seed: int = 0) -> dict:
         mean, lo, hi = paired(a, b, rng)
         row.update({label: round(float(b.mean()), 3), f"{label} change": f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]",
                     f"{label}: only it / only ref": f"{int((b & ~a).sum())} / {int((a & ~b).sum())}"})
-    da = ref["distance"].fillna(fairface.TOP).to_numpy()  # a face not found: as far as can be
-    db = other["distance"].fillna(fairface.TOP).to_numpy()
-    mean, lo, hi = paired(da, db, rng)
+    # distance as fairface.score reads it: over the faces found (here, found for both)
+    both = ref["found"].to_numpy() & other["found"].to_numpy()
+    mean, lo, hi = paired(ref["distance"].to_numpy()[both], other["distance"].to_numpy()[both], rng)
     row["distance change"] = f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"
     return row
 

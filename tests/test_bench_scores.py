@@ -59,5 +59,7 @@ def test_paired_comparison_counts_the_faces_that_differ():
     assert row["in-group"] == 0.5 and row["in-group: only it / only ref"] == "1 / 0"
     assert row["gender: only it / only ref"] == "1 / 0"
     assert row["in-group change"].startswith("+0.250 [")  # one face of four gained
+    # distance over the three faces both found: 35 -> 25 on the second is 5.5 years nearer
+    assert row["distance change"].startswith("-1.83 [")
     same = compare(ref, ref)
     assert same["in-group change"] == "+0.000 [+0.000, +0.000]" and same["distance change"] == "+0.00 [+0.00, +0.00]"
