@@ -274,8 +274,8 @@ def _train_options(cmd: str, default_loss: str, help_text: str):
                                               "together: utkface,aaf."),
         aug: bool = typer.Option(False, "--aug", help="Augment the training faces. DATA.AUG photo (the default): flip, "
                                  "rotation, scale, shift, colour, gamma, and what real photos add: grayscale, colour "
-                                 "cast, blur, low resolution, JPEG, noise, occlusion, frame edge. DATA.AUG basic: "
-                                 "the first six only."),
+                                 "cast, blur, low resolution, JPEG, noise, occlusion, frame edge. DATA.AUG print: "
+                                 "those and faded, tinted prints. DATA.AUG basic: the first six only."),
         expand: Optional[float] = typer.Option(None, help="Box expansion around the face (default 0.25)."),
         resume: Optional[Path] = typer.Option(None, help="Continue from a checkpoint (last.pth)."),
         checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint/log folder (default runs/<dataset>_<loss>_<arch>)."),

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "CACHE_DIR": "",  # default: <data-dir>/.agecli_cache
         "AUG": "photo",  # with --aug: basic (flip, rotation, scale, shift, colour) or photo (+ grayscale,
                          # colour cast, blur, low resolution, JPEG, noise, occlusion, frame edge)
+                         # or print (+ faded, tinted prints)
     },
     "TRAIN": {
         "LOSS": "",  # default per command: ce (train), ldl (train-ldl), mt (train-mt)
@@ -75,7 +76,7 @@ RULES: dict[str, tuple] = {
     "MODEL.DROPOUT": (0.0, 0.95),
     "MODEL.RANGE_WIDTH": (1, 50),
     "DATA.EXPAND": (0.0, 3.0),
-    "DATA.AUG": ("basic", "photo"),
+    "DATA.AUG": ("basic", "photo", "print"),
     "DATA.ALIGN": ("box", "template"),
     "TRAIN.EPOCHS": (1, 100_000),
     "TRAIN.BATCH_SIZE": (1, 65_536),

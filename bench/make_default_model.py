@@ -98,6 +98,13 @@ STAGES = {
                                    "TRAIN.SEED", "1"]),
     "tmplwin_v4c_flip": (["tmplwin_v4c"], {"flip_tta": True}),
     "tmplwin_pair_flip": (["tmplwin_v4", "tmplwin_v4c"], {"flip_tta": True}),
+    # faded prints (DATA.AUG print): a degraded face reads older the younger it is (teenagers
+    # +1.5 to +2.6 years on a sepia print: bench/robustness.py --bias), so v4 is fine-tuned
+    # with a quarter of its faces as faded, tinted prints, then alone and averaged with v4, + flip
+    "print_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
+                                 "DATA.AUG", "print"]),
+    "print_v4_flip": (["print_v4"], {"flip_tta": True}),
+    "print_soup_flip": (["print_v4", "soup_v3_v3b"], {"flip_tta": True}),
 }
 SHIPPED = "soup_v5"
 

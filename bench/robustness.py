@@ -1,6 +1,6 @@
 """Age error when the photo is worse than the training photos: scans, old prints, phones.
 
-    python bench/robustness.py [--model NAME=PATH ...] [--every 4]
+    python bench/robustness.py [--model NAME=PATH ...] [--every 4] [--bias]
 
 Takes the cached aligned test crops of each prepared set (data/utkface, data/aaf; every
 k-th face) and scores each model on them as they are and degraded one way at a time:
@@ -8,7 +8,9 @@ grayscale, a faded sepia print, low resolution (the face at 24 px, scaled back u
 blur, heavy JPEG and sensor noise. Degradations are seeded, so every model sees the same
 pixels. The crops are degraded after alignment: this measures the age model, not the
 detector. Prints MAE per condition and set, and each condition's change from the clean
-crops. Without --model it scores the shipped model.
+crops. With --bias, also each condition's mean bias (prediction - truth) per age group:
+a degraded face is pulled toward the middle ages, the young read older. Without --model
+it scores the shipped model.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
@@ -26,6 +29,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from agecli.data.dataset import AlignedFaces  # noqa: E402
 from agecli.data.records import csv_name, resolve_image_root  # noqa: E402
+from agecli.eval.metrics import age_group, age_group_names  # noqa: E402
 from agecli.infer.default_model import default_model_path  # noqa: E402
 from agecli.infer.runners import open_runner  # noqa: E402
 
@@ -71,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="NAME=PATH (.onnx or .pth); may repeat")
     ap.add_argument("--every", type=int, default=4, help="score every k-th test face")
+    ap.add_argument("--bias", action="store_true", help="also the mean bias per age group of each condition")
     args = ap.parse_args()
     models = dict(m.partition("=")[::2] for m in args.model) or {"shipped": str(default_model_path())}
     runners = {name: open_runner(Path(path)) for name, path in models.items()}
@@ -80,6 +85,7 @@ def main() -> None:
 
     sizes = {crop_of(r) for r in runners.values()}
     results: dict[tuple[str, str, str], float] = {}
+    biases: dict[tuple[str, str, str], pd.Series] = {}
     for ds, d in SETS.items():
         for size, expand, template in sizes:
             data = AlignedFaces.load(d / csv_name(ds, "test"), resolve_image_root(d, ds), size, expand,
@@ -90,7 +96,9 @@ def main() -> None:
                 x = crops if fn is None else np.stack([fn(c, rng) for c in crops])
                 for name, r in runners.items():
                     if crop_of(r) == (size, expand, template):
-                        results[name, ds, cond] = float(np.abs(r.predict(x)["age"] - ages).mean())
+                        err = r.predict(x)["age"] - ages
+                        results[name, ds, cond] = float(np.abs(err).mean())
+                        biases[name, ds, cond] = pd.Series(err).groupby([age_group(a) for a in ages]).mean()
         print(f"{ds}: {len(ages)} faces scored", flush=True)
     print("\n| model | set | " + " | ".join(CONDITIONS) + " |")
     print("|---|---|" + "---|" * len(CONDITIONS))
@@ -100,6 +108,16 @@ def main() -> None:
             cells = [f"{clean:.2f}"] + [f"{results[name, ds, c]:.2f} ({results[name, ds, c] - clean:+.2f})"
                                         for c in list(CONDITIONS)[1:]]
             print(f"| {name} | {ds} | " + " | ".join(cells) + " |")
+    if args.bias:
+        groups = age_group_names()
+        print("\nmean bias (prediction - truth, years) per age group")
+        print("\n| model | set | condition | " + " | ".join(groups) + " |")
+        print("|---|---|---|" + "---|" * len(groups))
+        for name in models:
+            for ds in SETS:
+                for cond in CONDITIONS:
+                    b = biases[name, ds, cond]
+                    print(f"| {name} | {ds} | {cond} | " + " | ".join(f"{b.get(g, np.nan):+.2f}" for g in groups) + " |")
 
 
 if __name__ == "__main__":

@@ -239,10 +239,17 @@ def _photo_effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def color_jitter(x: torch.Tensor, gen: torch.Generator, photo: bool = False) -> torch.Tensor:
+AUG_KINDS = ("basic", "photo", "print")  # DATA.AUG: each adds to the one before it
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator, kind: str = "basic") -> torch.Tensor:
     """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch; with
-    `photo`, also grayscale and colour-cast scans and sensor noise."""
+    kind `photo`, also grayscale and colour-cast scans and sensor noise; with `print`, also
+    faded prints (lifted blacks, dulled whites, a warm tint), so that an old print or a
+    scan of one does not look older than the same face in a fresh photo."""
     import torch
+
+    photo = kind in ("photo", "print")
 
     n = x.shape[0]
     def u(lo: float, hi: float, shape=(n, 1, 1, 1)) -> torch.Tensor:
@@ -258,6 +265,13 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, photo: bool = False) -> 
     if photo:  # black-and-white photos and scans
         sat = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.15, 0.0, sat)
     x = (x - gray) * sat + gray
+    if kind == "print":  # a quarter of the faces as faded, tinted prints
+        faded = torch.rand(n, 1, 1, 1, generator=gen) < 0.25
+        gray = x.mean(1, keepdim=True)
+        x_print = gray + (x - gray) * u(0.0, 0.6)
+        x_print = x_print * torch.cat([u(1.0, 1.12), u(0.88, 1.0), u(0.65, 0.95)], dim=1)
+        lo, hi = u(0.05, 0.3), u(0.75, 1.0)
+        x = torch.where(faded, lo + x_print.clamp(0, 1) * (hi - lo), x)
     if photo:
         noisy = (torch.rand(n, 1, 1, 1, generator=gen) < 0.2) * u(0.0, 0.04)
         x = x + torch.randn(x.shape, generator=gen) * noisy
@@ -265,16 +279,16 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, photo: bool = False) -> 
 
 
 def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Generator | None,
-                 gen: torch.Generator | None, photo: bool = False) -> torch.Tensor:
-    """A model-ready batch: optional augmentation (`photo`: the photographic kind too),
-    then normalisation, channels_last."""
+                 gen: torch.Generator | None, kind: str = "basic") -> torch.Tensor:
+    """A model-ready batch: optional augmentation of one of AUG_KINDS, then
+    normalisation, channels_last."""
     import torch
 
     if aug:
-        images = augment(images, rng, photo)
+        images = augment(images, rng, kind != "basic")
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
     if aug:
-        x = color_jitter(x, gen, photo)
+        x = color_jitter(x, gen, kind)
     m = torch.tensor(mean).view(1, 3, 1, 1)
     sd = torch.tensor(std).view(1, 3, 1, 1)
     return ((x - m) / sd).contiguous(memory_format=torch.channels_last)

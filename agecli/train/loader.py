@@ -27,19 +27,19 @@ def loader_threads(setting: int, device: torch.device) -> int:
     return min(8, max(1, (os.cpu_count() or 2) - 1)) if device.type == "cuda" else 0
 
 
-def _batch(images: np.ndarray, meta: dict, aug: bool, photo: bool, seed: int, epoch: int, step: int) -> torch.Tensor:
+def _batch(images: np.ndarray, meta: dict, aug: bool, kind: str, seed: int, epoch: int, step: int) -> torch.Tensor:
     rng = np.random.default_rng([seed, epoch, step])
     gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + step)
-    return batch_tensor(images, meta["mean"], meta["std"], aug, rng, gen, photo)
+    return batch_tensor(images, meta["mean"], meta["std"], aug, rng, gen, kind)
 
 
-def epoch_batches(images: np.ndarray, batches: list[np.ndarray], meta: dict, aug: bool, photo: bool,
+def epoch_batches(images: np.ndarray, batches: list[np.ndarray], meta: dict, aug: bool, kind: str,
                   seed: int, epoch: int, threads: int) -> Iterator[torch.Tensor]:
     """The model-ready batch of each index array in `batches`, in order; with `threads`,
     up to 2 per thread are prepared ahead."""
     if threads == 0:
         for step, idx in enumerate(batches):
-            yield _batch(images[idx], meta, aug, photo, seed, epoch, step)
+            yield _batch(images[idx], meta, aug, kind, seed, epoch, step)
         return
     with ThreadPoolExecutor(threads) as pool:
         ahead: deque = deque()
@@ -51,7 +51,7 @@ def epoch_batches(images: np.ndarray, batches: list[np.ndarray], meta: dict, aug
                     if nxt is None:
                         break
                     step, idx = nxt
-                    ahead.append(pool.submit(_batch, images[idx], meta, aug, photo, seed, epoch, step))
+                    ahead.append(pool.submit(_batch, images[idx], meta, aug, kind, seed, epoch, step))
                 if not ahead:
                     return
                 yield ahead.popleft().result()

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.dataset import AlignedFaces
+from ..data.dataset import AUG_KINDS, AlignedFaces
 from ..data.readers import collection_metric
 from ..data.records import csv_name, resolve_image_root
 from ..atomic import OutputError, figure_png, write_bytes
@@ -330,9 +330,9 @@ class Trainer:
             self.meta["set_heads"] = len(sets)
         self.taught = _teacher(job, sets, self.train_data, self.rank, self.distributed) if t.get("TEACHER") else {}
         self.best_by = best_metric(t.get("BEST_METRIC", "auto"), sets)  # configs saved before it existed
-        if cfg["DATA"]["AUG"] not in ("basic", "photo"):
-            raise TrainingError(f"DATA.AUG must be basic or photo, not {cfg['DATA']['AUG']!r}")
-        self.photo_aug = cfg["DATA"]["AUG"] == "photo"
+        if cfg["DATA"]["AUG"] not in AUG_KINDS:
+            raise TrainingError(f"DATA.AUG must be one of {', '.join(AUG_KINDS)}, not {cfg['DATA']['AUG']!r}")
+        self.aug_kind = cfg["DATA"]["AUG"]
         self.log_columns = LOG_COLUMNS + ([f"val_mae_{n}" for n, _ in sets] if len(sets) > 1 else [])
 
     def build(self) -> None:
@@ -403,7 +403,7 @@ class Trainer:
         t0, seen, loss_sum = time.time(), 0, 0.0
         chosen = [np.sort(order[k * t["BATCH_SIZE"]:(k + 1) * t["BATCH_SIZE"]]) for k in range(self.steps)]
         chosen = [idx for idx in chosen if len(idx)]
-        ready = epoch_batches(data.images, chosen, self.meta, job.aug, self.photo_aug, t["SEED"], epoch, self.threads)
+        ready = epoch_batches(data.images, chosen, self.meta, job.aug, self.aug_kind, t["SEED"], epoch, self.threads)
         for step, (idx, x) in enumerate(zip(chosen, ready)):
             loss = self.batch_loss(idx, x)
             if not torch.isfinite(loss):
