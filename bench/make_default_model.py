@@ -14,13 +14,16 @@ Steps (each an ordinary agecli command, printed before it runs):
    3e-4, another shuffle seed;
 5. soup_v3_v3b: the mean of v3's and v3b's weights (a "model soup": same network, same
    speed), its std scale fitted on the valid faces: v4;
-6. soup_v5: v4's weights with flip_tta (each face is estimated from its crop and its
-   mirror image, the two answers mixed), its std scale fitted on the valid faces with
-   that in force: v5, shipped;
-7. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+6. print_v4: v4 fine-tuned at 128 px for 5 epochs (peak learning rate 2e-4) with
+   DATA.AUG print (a quarter of the faces as faded, tinted prints);
+7. print_soup_flip: the mean of print_v4's and v4's weights with flip_tta (each face is
+   estimated from its crop and its mirror image, the two answers mixed), its std scale
+   fitted on the valid faces with that in force: v6, shipped (v5 was v4's weights with
+   flip_tta alone: stage soup_v5);
+8. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-8. test: the shipped ONNX model on both test sets and FairFace-540
+9. test: the shipped ONNX model on both test sets and FairFace-540
    (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 
 Every stage is kept once done and an interrupted one resumes, so rerunning the command
@@ -103,10 +106,13 @@ STAGES = {
     # with a quarter of its faces as faded, tinted prints, then alone and averaged with v4, + flip
     "print_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
                                  "DATA.AUG", "print"]),
+    "print_v4b": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
+                                  "DATA.AUG", "print", "TRAIN.SEED", "1"]),  # another copy
     "print_v4_flip": (["print_v4"], {"flip_tta": True}),
     "print_soup_flip": (["print_v4", "soup_v3_v3b"], {"flip_tta": True}),
+    "print_soup3_flip": (["print_v4", "print_v4b", "soup_v3_v3b"], {"flip_tta": True}),  # both copies and v4
 }
-SHIPPED = "soup_v5"
+SHIPPED = "print_soup_flip"
 
 
 def run(cmd: list[str]) -> None:

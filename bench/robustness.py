@@ -4,7 +4,7 @@
 
 Takes the cached aligned test crops of each prepared set (data/utkface, data/aaf; every
 k-th face) and scores each model on them as they are and degraded one way at a time:
-grayscale, a faded sepia print, low resolution (the face at 24 px, scaled back up),
+grayscale, a faded sepia print, a faded colour print scanned, low resolution (the face at 24 px, scaled back up),
 blur, heavy JPEG and sensor noise. Degradations are seeded, so every model sees the same
 pixels. The crops are degraded after alignment: this measures the age model, not the
 detector. Prints MAE per condition and set, and each condition's change from the clean
@@ -47,6 +47,16 @@ def sepia_print(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.stack([g * 1.07, g * 0.92, g * 0.72], axis=2), 0, 255).astype(np.uint8)
 
 
+def faded_colour_scan(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A faded colour print, scanned: its cyan dye gone (a magenta cast), contrast cut to
+    0.6 over lifted blacks, the scanner's softness. Outside `DATA.AUG print`'s family
+    (whose tints are warm and whose prints are sharp), so it checks that training on
+    faded prints carries over to prints faded another way."""
+    x = img.astype(np.float32) * np.array([1.08, 0.86, 1.02], np.float32)
+    x = 45 + 0.6 * x
+    return cv2.GaussianBlur(np.clip(x, 0, 255).astype(np.uint8), (0, 0), sigmaX=1.0)
+
+
 def low_res(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = img.shape[:2]
     small = cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA)
@@ -67,7 +77,8 @@ def noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray] | None] = {
-    "clean": None, "grayscale": grayscale, "sepia print": sepia_print, "24 px": low_res,
+    "clean": None, "grayscale": grayscale, "sepia print": sepia_print, "faded colour scan": faded_colour_scan,
+    "24 px": low_res,
     "blur σ2": blur, "JPEG q15": jpeg, "noise σ12": noise}
 
 

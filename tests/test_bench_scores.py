@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from fairface import per_face  # noqa: E402
-from paired_fairface import compare  # noqa: E402
+from paired_fairface import compare, mae_changes  # noqa: E402
 from readout_screen import readouts  # noqa: E402
 
 
@@ -63,3 +63,14 @@ def test_paired_comparison_counts_the_faces_that_differ():
     assert row["distance change"].startswith("-1.83 [")
     same = compare(ref, ref)
     assert same["in-group change"] == "+0.000 [+0.000, +0.000]" and same["distance change"] == "+0.00 [+0.00, +0.00]"
+
+
+def test_paired_mae_change_is_the_mean_difference_with_its_interval():
+    ref = {"utkface": np.array([2.0, 4.0, 6.0, 8.0]), "aaf": np.array([1.0, 1.0])}
+    other = {"utkface": ref["utkface"] - 0.5, "aaf": np.array([1.0, 1.0])}
+    row = mae_changes(ref, other)
+    assert row["utkface MAE change"] == "-0.500 [-0.500, -0.500]"  # every face 0.5 years nearer
+    assert row["aaf MAE change"] == "+0.000 [+0.000, +0.000]"
+    mixed = mae_changes({"utkface": np.array([3.0, 3.0])}, {"utkface": np.array([2.0, 4.0])})
+    lo, hi = mixed["utkface MAE change"].split("[")[1].rstrip("]").split(", ")
+    assert mixed["utkface MAE change"].startswith("+0.000") and float(lo) < 0 < float(hi)
