@@ -249,7 +249,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, kind: str = "basic") -> 
     scan of one does not look older than the same face in a fresh photo."""
     import torch
 
-    photo = kind in ("photo", "print")
+    photo = kind != "basic"
 
     n = x.shape[0]
     def u(lo: float, hi: float, shape=(n, 1, 1, 1)) -> torch.Tensor:
