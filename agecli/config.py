@@ -9,7 +9,7 @@ import copy
 import math
 from typing import Any
 
-from .vocab import MAX_AGE
+from .vocab import AUG_KINDS, MAX_AGE
 from .errors import OptionError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -76,7 +76,7 @@ RULES: dict[str, tuple] = {
     "MODEL.DROPOUT": (0.0, 0.95),
     "MODEL.RANGE_WIDTH": (1, 50),
     "DATA.EXPAND": (0.0, 3.0),
-    "DATA.AUG": ("basic", "photo", "print"),
+    "DATA.AUG": AUG_KINDS,
     "DATA.ALIGN": ("box", "template"),
     "TRAIN.EPOCHS": (1, 100_000),
     "TRAIN.BATCH_SIZE": (1, 65_536),

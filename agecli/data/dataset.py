@@ -239,9 +239,6 @@ def _photo_effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-AUG_KINDS = ("basic", "photo", "print")  # DATA.AUG: each adds to the one before it
-
-
 def color_jitter(x: torch.Tensor, gen: torch.Generator, kind: str = "basic") -> torch.Tensor:
     """Brightness, contrast, saturation and gamma jitter on a [0,1] float batch; with
     kind `photo`, also grayscale and colour-cast scans and sensor noise; with `print`, also
@@ -280,7 +277,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, kind: str = "basic") -> 
 
 def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Generator | None,
                  gen: torch.Generator | None, kind: str = "basic") -> torch.Tensor:
-    """A model-ready batch: optional augmentation of one of AUG_KINDS, then
+    """A model-ready batch: optional augmentation of one of `vocab.AUG_KINDS`, then
     normalisation, channels_last."""
     import torch
 

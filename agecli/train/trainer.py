@@ -25,9 +25,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.dataset import AUG_KINDS, AlignedFaces
+from ..data.dataset import AlignedFaces
 from ..data.readers import collection_metric
 from ..data.records import csv_name, resolve_image_root
+from ..vocab import AUG_KINDS
 from ..atomic import OutputError, figure_png, write_bytes
 from ..errors import AgecliError
 from ..eval.metrics import age_metrics
