@@ -14,12 +14,13 @@ Steps (each an ordinary agecli command, printed before it runs):
    3e-4, another shuffle seed;
 5. soup_v3_v3b: the mean of v3's and v3b's weights (a "model soup": same network, same
    speed), its std scale fitted on the valid faces: v4;
-6. print_v4: v4 fine-tuned at 128 px for 5 epochs (peak learning rate 2e-4) with
-   DATA.AUG print (a quarter of the faces as faded, tinted prints);
-7. print_soup_flip: the mean of print_v4's and v4's weights with flip_tta (each face is
-   estimated from its crop and its mirror image, the two answers mixed), its std scale
-   fitted on the valid faces with that in force: v6, shipped (v5 was v4's weights with
-   flip_tta alone: stage soup_v5);
+6. print_v4, print_v4b: two copies of v4 fine-tuned at 128 px for 5 epochs (peak
+   learning rate 2e-4, shuffle seeds 0 and 1) with DATA.AUG print (a quarter of the faces
+   as faded, tinted prints);
+7. print_soup3_flip: the mean of the two copies' and v4's weights with flip_tta (each
+   face is estimated from its crop and its mirror image, the two answers mixed), its std
+   scale fitted on the valid faces with that in force: v7, shipped (v6 was one copy and
+   v4: stage print_soup_flip; v5 v4's weights with flip_tta alone: stage soup_v5);
 8. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
@@ -108,11 +109,14 @@ STAGES = {
                                  "DATA.AUG", "print"]),
     "print_v4b": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
                                   "DATA.AUG", "print", "TRAIN.SEED", "1"]),  # another copy
+    "print_v4c": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
+                                  "DATA.AUG", "print", "TRAIN.SEED", "2"]),  # a third copy
     "print_v4_flip": (["print_v4"], {"flip_tta": True}),
     "print_soup_flip": (["print_v4", "soup_v3_v3b"], {"flip_tta": True}),
     "print_soup3_flip": (["print_v4", "print_v4b", "soup_v3_v3b"], {"flip_tta": True}),  # both copies and v4
+    "print_soup4_flip": (["print_v4", "print_v4b", "print_v4c", "soup_v3_v3b"], {"flip_tta": True}),  # three copies and v4
 }
-SHIPPED = "print_soup_flip"
+SHIPPED = "print_soup3_flip"
 
 
 def run(cmd: list[str]) -> None:
