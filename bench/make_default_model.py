@@ -49,6 +49,8 @@ from pathlib import Path
 
 TMPL_WINDOW = "0.141,0.133,0.859,0.852"  # template crops at expand 0.3: where UTKFace's chips have content
 TMPLWIN = ["DATA.ALIGN", "template", "DATA.EXPAND", "0.3", "DATA.WINDOW", TMPL_WINDOW]
+# the faded-print fine-tune of v4; its copies differ only in the shuffle seed
+PRINT_FT = ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002", "DATA.AUG", "print"]
 
 # run folder under --runs (or soup file) -> (what it starts from, its KEY VALUE overrides).
 # A start is another stage's best.pth; a soup averages the stages it lists, and its
@@ -105,12 +107,9 @@ STAGES = {
     # faded prints (DATA.AUG print): a degraded face reads older the younger it is (teenagers
     # +1.5 to +2.6 years on a sepia print: bench/robustness.py --bias), so v4 is fine-tuned
     # with a quarter of its faces as faded, tinted prints, then alone and averaged with v4, + flip
-    "print_v4": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
-                                 "DATA.AUG", "print"]),
-    "print_v4b": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
-                                  "DATA.AUG", "print", "TRAIN.SEED", "1"]),  # another copy
-    "print_v4c": ("soup_v3_v3b", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002",
-                                  "DATA.AUG", "print", "TRAIN.SEED", "2"]),  # a third copy
+    "print_v4": ("soup_v3_v3b", PRINT_FT),
+    "print_v4b": ("soup_v3_v3b", [*PRINT_FT, "TRAIN.SEED", "1"]),  # another copy
+    "print_v4c": ("soup_v3_v3b", [*PRINT_FT, "TRAIN.SEED", "2"]),  # a third copy
     "print_v4_flip": (["print_v4"], {"flip_tta": True}),
     "print_soup_flip": (["print_v4", "soup_v3_v3b"], {"flip_tta": True}),
     "print_soup3_flip": (["print_v4", "print_v4b", "soup_v3_v3b"], {"flip_tta": True}),  # both copies and v4
