@@ -114,6 +114,9 @@ STAGES = {
     "print_soup_flip": (["print_v4", "soup_v3_v3b"], {"flip_tta": True}),
     "print_soup3_flip": (["print_v4", "print_v4b", "soup_v3_v3b"], {"flip_tta": True}),  # both copies and v4
     "print_pair_flip": (["print_v4", "print_v4b"], {"flip_tta": True}),  # the two copies without v4
+    # a second round: v7 fine-tuned the same way (another seed), then averaged with v7
+    "print_v7": ("print_soup3_flip", [*PRINT_FT, "TRAIN.SEED", "3"]),
+    "print_v7_soup_flip": (["print_v7", "print_soup3_flip"], {"flip_tta": True}),
     "print_soup4_flip": (["print_v4", "print_v4b", "print_v4c", "soup_v3_v3b"], {"flip_tta": True}),  # three copies and v4
 }
 SHIPPED = "print_soup3_flip"
