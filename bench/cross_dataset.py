@@ -59,10 +59,12 @@ def train_config(name: str, args: argparse.Namespace) -> Path:
     return ckdir / "best.pth"
 
 
-def test_crops(dataset: str, size: int, expand: float, template=None) -> AlignedFaces:
+def test_crops(dataset: str, meta: dict) -> AlignedFaces:
+    """A prepared set's test faces, cut with the crop recipe in a model's `meta` (size,
+    expand, template)."""
     d = SETS[dataset]
-    return AlignedFaces.load(d / csv_name(dataset, "test"), resolve_image_root(d, dataset), size, expand,
-                             d / ".agecli_cache", template=template)
+    return AlignedFaces.load(d / csv_name(dataset, "test"), resolve_image_root(d, dataset), meta["img_size"],
+                             meta["expand"], d / ".agecli_cache", template=meta.get("template"))
 
 
 def score(model_path: Path, dataset: str) -> dict:
@@ -71,7 +73,7 @@ def score(model_path: Path, dataset: str) -> dict:
 
     runner = open_runner(model_path)
     meta = runner.meta
-    data = test_crops(dataset, meta["img_size"], meta["expand"], meta.get("template"))
+    data = test_crops(dataset, meta)
     out = runner.predict(data.images)
     pred, true = out["age"], data.ages
     row = {"set": dataset, "faces": len(true), **{k: round(v, 3) for k, v in age_metrics(pred, true).items()}}

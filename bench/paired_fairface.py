@@ -49,7 +49,7 @@ def test_errors(model: Path) -> dict[str, np.ndarray]:
     runner = open_runner(model)
     out = {}
     for ds in SETS:
-        data = test_crops(ds, runner.meta["img_size"], runner.meta["expand"], runner.meta.get("template"))
+        data = test_crops(ds, runner.meta)
         out[ds] = np.abs(runner.predict(data.images)["age"] - data.ages)
     return out
 

@@ -70,7 +70,7 @@ def main() -> None:
     prior = train_prior(meta["age_max"] + 1)
     rows: dict[str, dict] = {}
     for name in cross_dataset.SETS:
-        data = cross_dataset.test_crops(name, meta["img_size"], meta["expand"], meta.get("template"))
+        data = cross_dataset.test_crops(name, meta)
         groups = np.array([age_group(a) for a in data.ages])
         for how, pred in readouts(runner.predict(data.images)["probs"], prior).items():
             err = pred - data.ages

@@ -27,13 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from agecli.data.dataset import AlignedFaces  # noqa: E402
-from agecli.data.records import csv_name, resolve_image_root  # noqa: E402
 from agecli.eval.metrics import age_group, age_group_names  # noqa: E402
 from agecli.infer.default_model import default_model_path  # noqa: E402
 from agecli.infer.runners import open_runner  # noqa: E402
+from cross_dataset import SETS, test_crops  # noqa: E402
 
-SETS = {"utkface": REPO / "data" / "utkface", "aaf": REPO / "data" / "aaf"}
 
 
 def grayscale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,19 +92,18 @@ def main() -> None:
         t = r.meta.get("template")
         return r.meta["img_size"], r.meta["expand"], None if t is None else tuple(map(tuple, t))
 
-    sizes = {crop_of(r) for r in runners.values()}
+    recipes = {crop_of(r): r.meta for r in runners.values()}  # one crop per recipe, however many models
     results: dict[tuple[str, str, str], float] = {}
     biases: dict[tuple[str, str, str], pd.Series] = {}
-    for ds, d in SETS.items():
-        for size, expand, template in sizes:
-            data = AlignedFaces.load(d / csv_name(ds, "test"), resolve_image_root(d, ds), size, expand,
-                                     d / ".agecli_cache", template=template)
+    for ds in SETS:
+        for recipe, meta in recipes.items():
+            data = test_crops(ds, meta)
             crops, ages = data.images[:: args.every], data.ages[:: args.every]
             for cond, fn in CONDITIONS.items():
                 rng = np.random.default_rng(0)
                 x = crops if fn is None else np.stack([fn(c, rng) for c in crops])
                 for name, r in runners.items():
-                    if crop_of(r) == (size, expand, template):
+                    if crop_of(r) == recipe:
                         err = r.predict(x)["age"] - ages
                         results[name, ds, cond] = float(np.abs(err).mean())
                         biases[name, ds, cond] = pd.Series(err).groupby([age_group(a) for a in ages]).mean()
