@@ -51,6 +51,8 @@ TMPL_WINDOW = "0.141,0.133,0.859,0.852"  # template crops at expand 0.3: where U
 TMPLWIN = ["DATA.ALIGN", "template", "DATA.EXPAND", "0.3", "DATA.WINDOW", TMPL_WINDOW]
 # the faded-print fine-tune of v4; its copies differ only in the shuffle seed
 PRINT_FT = ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "5", "TRAIN.LR", "0.0002", "DATA.AUG", "print"]
+# the same with DATA.AUG fill: half the crops have the black beyond their photo filled in
+FILL_FT = [*PRINT_FT[:-2], "DATA.AUG", "fill"]
 
 # run folder under --runs (or soup file) -> (what it starts from, its KEY VALUE overrides).
 # A start is another stage's best.pth; a soup averages the stages it lists, and its
@@ -118,6 +120,14 @@ STAGES = {
     "print_v7": ("print_soup3_flip", [*PRINT_FT, "TRAIN.SEED", "3"]),
     "print_v7_soup_flip": (["print_v7", "print_soup3_flip"], {"flip_tta": True}),
     "print_soup4_flip": (["print_v4", "print_v4b", "print_v4c", "soup_v3_v3b"], {"flip_tta": True}),  # three copies and v4
+    # the border cue: UTKFace's crops carry a black border beyond its chips, no other
+    # collection's do, and v7 reads a borderless face (every user's) the All-Age-Faces way
+    # (robustness.py's "border filled": UTKFace faces read +2 to +4 years older, called
+    # Asian). v7 fine-tuned with half its crops' border filled in (DATA.AUG fill), + flip,
+    # and averaged with v7
+    "fill_v7": ("print_soup3_flip", [*FILL_FT, "TRAIN.SEED", "4"]),
+    "fill_v7_flip": (["fill_v7"], {"flip_tta": True}),
+    "fill_soup_flip": (["fill_v7", "print_soup3_flip"], {"flip_tta": True}),
 }
 SHIPPED = "print_soup3_flip"
 

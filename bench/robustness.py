@@ -5,10 +5,14 @@
 Takes the cached aligned test crops of each prepared set (data/utkface, data/aaf; every
 k-th face) and scores each model on them as they are and degraded one way at a time:
 grayscale, a faded sepia print, a faded colour print scanned, low resolution (the face at 24 px, scaled back up),
-blur, heavy JPEG and sensor noise. Degradations are seeded, so every model sees the same
+blur, heavy JPEG and sensor noise; and a UTKFace face as it comes in anyone's photo: its
+chip's black border (the part of the crop beyond the photo; All-Age-Faces' crops have
+almost none) filled in, blurred (`DATA.AUG fill`'s family) or flat grey (outside it).
+Degradations are seeded, so every model sees the same
 pixels. The crops are degraded after alignment: this measures the age model, not the
 detector. Prints MAE per condition and set, and each condition's change from the clean
-crops. With --bias, also each condition's mean bias (prediction - truth) per age group:
+crops, and, for a model with an ethnicity head, its accuracy on UTKFace's ethnicity labels
+per condition (All-Age-Faces' are unknown) and the share of faces it calls Asian. With --bias, also each condition's mean bias (prediction - truth) per age group:
 a degraded face is pulled toward the middle ages, the young read older. Without --model
 it scores the shipped model.
 """
@@ -29,7 +33,9 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from agecli.eval.metrics import age_group, age_group_names  # noqa: E402
 from agecli.infer.default_model import default_model_path  # noqa: E402
+from agecli.data.dataset import fill_beyond_photo  # noqa: E402
 from agecli.infer.runners import open_runner  # noqa: E402
+from agecli.vocab import RACES  # noqa: E402
 from cross_dataset import SETS, test_crops  # noqa: E402
 
 
@@ -74,10 +80,21 @@ def noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img.astype(np.float32) + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
 
 
+def border_filled(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return fill_beyond_photo(img)
+
+
+def border_grey(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The black beyond the photo (0 in every channel) as a flat grey backdrop."""
+    out = img.copy()
+    out[(img == 0).all(2)] = 128
+    return out
+
+
 CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray] | None] = {
     "clean": None, "grayscale": grayscale, "sepia print": sepia_print, "faded colour scan": faded_colour_scan,
     "24 px": low_res,
-    "blur σ2": blur, "JPEG q15": jpeg, "noise σ12": noise}
+    "blur σ2": blur, "JPEG q15": jpeg, "noise σ12": noise, "border filled": border_filled, "border grey": border_grey}
 
 
 def main() -> None:
@@ -95,16 +112,23 @@ def main() -> None:
     recipes = {crop_of(r): r.meta for r in runners.values()}  # one crop per recipe, however many models
     results: dict[tuple[str, str, str], float] = {}
     biases: dict[tuple[str, str, str], pd.Series] = {}
+    ethnicity: dict[tuple[str, str, str], tuple[float, float]] = {}  # (accuracy on known labels, Asian share)
     for ds in SETS:
         for recipe, meta in recipes.items():
             data = test_crops(ds, meta)
             crops, ages = data.images[:: args.every], data.ages[:: args.every]
+            races = data.races[:: args.every]
             for cond, fn in CONDITIONS.items():
                 rng = np.random.default_rng(0)
                 x = crops if fn is None else np.stack([fn(c, rng) for c in crops])
                 for name, r in runners.items():
                     if crop_of(r) == recipe:
-                        err = r.predict(x)["age"] - ages
+                        out = r.predict(x)
+                        err = out["age"] - ages
+                        if "race_probs" in out and (races >= 0).any():
+                            called = out["race_probs"].argmax(1)
+                            ethnicity[name, ds, cond] = (float((called == races)[races >= 0].mean()),
+                                                         float((called == RACES.index("asian")).mean()))
                         results[name, ds, cond] = float(np.abs(err).mean())
                         biases[name, ds, cond] = pd.Series(err).groupby([age_group(a) for a in ages]).mean()
         print(f"{ds}: {len(ages)} faces scored", flush=True)
@@ -116,6 +140,12 @@ def main() -> None:
             cells = [f"{clean:.2f}"] + [f"{results[name, ds, c]:.2f} ({results[name, ds, c] - clean:+.2f})"
                                         for c in list(CONDITIONS)[1:]]
             print(f"| {name} | {ds} | " + " | ".join(cells) + " |")
+    if ethnicity:
+        print("\nethnicity (UTKFace's labels): accuracy / share of faces called Asian")
+        print("\n| model | set | " + " | ".join(CONDITIONS) + " |")
+        print("|---|---|" + "---|" * len(CONDITIONS))
+        for name, ds in sorted({k[:2] for k in ethnicity}, key=lambda k: list(models).index(k[0])):
+            print(f"| {name} | {ds} | " + " | ".join("%.3f / %.2f" % ethnicity[name, ds, c] for c in CONDITIONS) + " |")
     if args.bias:
         groups = age_group_names()
         print("\nmean bias (prediction - truth, years) per age group")

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from agecli.config import apply_overrides, default_config
-from agecli.data.dataset import AlignedFaces, batch_tensor
+from agecli.data.dataset import AlignedFaces, augment, batch_tensor, fill_beyond_photo
 from agecli.data.records import csv_name
 from agecli.model.checkpoint import load_checkpoint, model_meta
 from agecli.model.heads import AgeNet
@@ -360,7 +361,42 @@ def test_print_augmentation_fades_a_quarter_of_the_faces_and_only_that_kind_does
     assert 50 <= lifted["print"] <= 130, lifted  # 87 of 400 with these seeds
 
 
-def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_aligned, tmp_path):
+def test_fill_beyond_photo_fills_the_padding_and_keeps_the_photo():
+    """A crop whose square runs off the photo (as UTKFace's chips do) is padded black;
+    filled, no pixel beyond the photo stays black, and the photo's own pixels (away from
+    the edge the interpolation touched) are unchanged. A crop with no padding comes back
+    as it was."""
+    from agecli.face.align import crop_face
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(40, 220, (100, 100, 3), dtype=np.uint8)
+    crop = crop_face(photo, 10.0, (10, 10, 90, 90), 0.4, 64)  # rotated, and wider than the photo
+    beyond = (crop == 0).all(2)
+    assert 0.1 < beyond.mean() < 0.6
+    filled = fill_beyond_photo(crop)
+    assert not (filled == 0).all(2)[beyond].any()
+    inside = cv2.dilate(beyond.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0
+    assert (filled[inside] == crop[inside]).all()
+    whole = crop_face(photo, 0.0, (30, 30, 70, 70), 0.25, 64)
+    assert (fill_beyond_photo(whole) == whole).all()
+
+
+def test_fill_augmentation_fills_half_the_borders_and_only_that_kind_does():
+    """Crops black on their left half (beyond the photo) and grey on the right: under
+    `print` every crop keeps its black; under `fill` about half lose it (a few get a black
+    band back from the frame-edge effect). Seeded, so the counts are exact on every run."""
+    crops = np.full((200, 32, 32, 3), 128, np.uint8)
+    crops[:, :, :16] = 0
+    black = {}
+    for kind in ("print", "fill"):
+        out = augment(crops, np.random.default_rng(0), kind)
+        black[kind] = int(((out < 8).all(3).mean((1, 2)) > 0.2).sum())
+    assert black["print"] == 200
+    assert 70 <= black["fill"] <= 130, black
+
+
+@pytest.mark.parametrize("kind", ["print", "fill"])
+def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_aligned, tmp_path, kind):
     from typer.testing import CliRunner
 
     from agecli.cli import app
@@ -369,7 +405,7 @@ def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_al
             str(tmp_path / "run"), "MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "2",
             "TRAIN.BATCH_SIZE", "8"]
     res = CliRunner().invoke(app, [*base, "DATA.AUG", "sepia"])
-    assert res.exit_code == 2 and "DATA.AUG" in res.output and "print" in res.output, res.output
-    res = CliRunner().invoke(app, [*base, "DATA.AUG", "print"])
+    assert res.exit_code == 2 and "DATA.AUG" in res.output and kind in res.output, res.output
+    res = CliRunner().invoke(app, [*base, "DATA.AUG", kind])
     assert res.exit_code == 0, res.output
-    assert load_checkpoint(tmp_path / "run" / "best.pth")["config"]["DATA"]["AUG"] == "print"
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["config"]["DATA"]["AUG"] == kind

@@ -24,6 +24,7 @@ from ..errors import DataError
 from ..parallel import ordered_map
 from ..face.align import CROP_VERSION, box_problem, crop_face, template_params
 from .images import ImageError, load_rgb
+from ..vocab import AUG_KINDS
 from .records import LANDMARK_COLUMNS, read_align_csv
 
 if TYPE_CHECKING:  # torch only where batches are built (training): `val` on ONNX runs without it
@@ -187,12 +188,16 @@ def _save_cache(npy: Path, images: np.ndarray, bad: np.ndarray) -> None:
             "cannot save the crop cache in %s (%s); continuing without it (set DATA.CACHE_DIR or "
             "`cache_dir` to a writable folder)", npy.parent, e.strerror or e)
 
-def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -> np.ndarray:
-    """Augmentation on uint8 crops: flip, small rotation, scale and shift; with `photo`,
-    also how real photos differ from a curated set: low resolution, blur, JPEG artefacts,
-    an occluding patch, and a face at the frame edge (a black band, as `crop_face` pads)."""
+def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "basic") -> np.ndarray:
+    """Augmentation on uint8 crops (`kind` one of `vocab.AUG_KINDS`): flip, small rotation,
+    scale and shift; from `photo` on, also how real photos differ from a curated set: low
+    resolution, blur, JPEG artefacts, an occluding patch, and a face at the frame edge (a
+    black band, as `crop_face` pads); with `fill`, half the crops have the black beyond
+    their photo filled in (`fill_beyond_photo`) first."""
     n, s = images.shape[:2]
     out = np.empty_like(images)
+    photo = AUG_KINDS.index(kind) >= AUG_KINDS.index("photo")
+    fills = rng.random(n) < (0.5 if kind == "fill" else 0.0)
     flips = rng.random(n) < 0.5
     angles = rng.uniform(-10, 10, n)
     scales = rng.uniform(0.9, 1.1, n)
@@ -200,11 +205,44 @@ def augment(images: np.ndarray, rng: np.random.Generator, photo: bool = False) -
     for i in range(n):
         m = cv2.getRotationMatrix2D((s / 2, s / 2), angles[i], scales[i])
         m[:, 2] += shifts[i]
-        img = images[i][:, ::-1] if flips[i] else images[i]
+        img = fill_beyond_photo(images[i]) if fills[i] else images[i]
+        img = img[:, ::-1] if flips[i] else img
         out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), borderMode=cv2.BORDER_REPLICATE)
         if photo:
             out[i] = _photo_effects(out[i], rng)
     return out
+
+
+def fill_beyond_photo(img: np.ndarray) -> np.ndarray:
+    """The crop with its black beyond the photo (pixels 0 in every channel, as `crop_face`
+    pads) filled by the colours of the nearest photo pixels, blurred like an out-of-focus
+    background. UTKFace's chips end at the face, so its crops carry a black border that
+    no other collection has: a model reads the collection (and that collection's way of
+    labelling ages and ethnicity) from it. Filled, a UTKFace face looks like a face from
+    anyone's photo, and the model has to read it from the face."""
+    beyond = (img == 0).all(2)
+    if not beyond.any() or beyond.all():
+        return img
+    s = img.shape[0]
+    # and the photo's edge, which the crop's interpolation darkened
+    beyond = cv2.dilate(beyond.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, s // 64)) > 0
+    have = (~beyond).astype(np.float32)
+    colour = img.astype(np.float32) * have[..., None]
+
+    def blurred(sigma: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The mean colour of the photo pixels around each pixel (and their weight), at
+        `size` px for speed, brought back to the crop's size."""
+        c, w = (cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA) for a in (colour, have))
+        c, w = cv2.GaussianBlur(c, (0, 0), sigma * size / s), cv2.GaussianBlur(w, (0, 0), sigma * size / s)
+        return (cv2.resize(a, (s, s), interpolation=cv2.INTER_LINEAR) for a in (c, w))
+
+    near_c, near_w = blurred(s / 32, s // 2)  # near the photo, its own colours
+    far_c, far_w = blurred(s / 4, 16)  # farther, a wide blur, as an out-of-focus background
+    mean = colour.sum((0, 1)) / max(have.sum(), 1.0)
+    far = np.where(far_w[..., None] > 1e-3, far_c / np.maximum(far_w, 1e-3)[..., None], mean)
+    t = np.clip(near_w / 0.2, 0, 1)[..., None]  # 1 where the near blur has photo pixels enough
+    fill = t * near_c / np.maximum(near_w, 1e-3)[..., None] + (1 - t) * far
+    return np.where(beyond[..., None], np.clip(fill + 0.5, 0, 255).astype(img.dtype), img)
 
 
 def _photo_effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -262,7 +300,7 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, kind: str = "basic") -> 
     if photo:  # black-and-white photos and scans
         sat = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.15, 0.0, sat)
     x = (x - gray) * sat + gray
-    if kind == "print":  # a quarter of the faces as faded, tinted prints
+    if AUG_KINDS.index(kind) >= AUG_KINDS.index("print"):  # a quarter of the faces as faded, tinted prints
         faded = torch.rand(n, 1, 1, 1, generator=gen) < 0.25
         gray = x.mean(1, keepdim=True)
         x_print = gray + (x - gray) * u(0.0, 0.6)
@@ -282,7 +320,7 @@ def batch_tensor(images: np.ndarray, mean, std, aug: bool, rng: np.random.Genera
     import torch
 
     if aug:
-        images = augment(images, rng, kind != "basic")
+        images = augment(images, rng, kind)
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
     if aug:
         x = color_jitter(x, gen, kind)
