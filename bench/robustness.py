@@ -4,17 +4,19 @@
 
 Takes the cached aligned test crops of each prepared set (data/utkface, data/aaf; every
 k-th face) and scores each model on them as they are and degraded one way at a time:
-grayscale, a faded sepia print, a faded colour print scanned, low resolution (the face at 24 px, scaled back up),
-blur, heavy JPEG and sensor noise; and a UTKFace face as it comes in anyone's photo: its
-chip's black border (the part of the crop beyond the photo; All-Age-Faces' crops have
-almost none) filled in, blurred (`DATA.AUG fill`'s family) or flat grey (outside it).
-Degradations are seeded, so every model sees the same
-pixels. The crops are degraded after alignment: this measures the age model, not the
-detector. Prints MAE per condition and set, and each condition's change from the clean
-crops, and, for a model with an ethnicity head, its accuracy on UTKFace's ethnicity labels
-per condition (All-Age-Faces' are unknown) and the share of faces it calls Asian. With --bias, also each condition's mean bias (prediction - truth) per age group:
-a degraded face is pulled toward the middle ages, the young read older. Without --model
-it scores the shipped model.
+grayscale, a faded sepia print, a faded colour print scanned, low resolution (the face
+at 24 px, scaled back up), blur, heavy JPEG and sensor noise; and a UTKFace face as it
+comes in anyone's photo: its chip's black border (the part of the crop beyond the photo;
+All-Age-Faces' crops have almost none) filled in, blurred (`DATA.AUG fill`'s family) or
+flat grey (outside it). Degradations are seeded, so every model sees the same pixels.
+The crops are degraded after alignment: this measures the age model, not the detector.
+
+Prints MAE per condition and set, and each condition's change from the clean crops, and,
+for a model with an ethnicity head, its accuracy on UTKFace's ethnicity labels per
+condition (All-Age-Faces' are unknown) and the share of faces it calls Asian. With
+--bias, also each condition's mean bias (prediction - truth) per age group: a degraded
+face is pulled toward the middle ages, the young read older. Without --model it scores
+the shipped model.
 """
 from __future__ import annotations
 

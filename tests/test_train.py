@@ -395,6 +395,17 @@ def test_fill_augmentation_fills_half_the_borders_and_only_that_kind_does():
     assert 70 <= black["fill"] <= 130, black
 
 
+def test_kinds_without_fill_draw_the_seeded_stream_they_drew_before_fill_existed():
+    """A seeded basic/photo/print run reproduces its augmentation from before DATA.AUG fill:
+    the geometry is the seed's first four draws (flips, angles, scales, shifts), with no
+    draw for fills ahead of them (photo's and print's own draws come after). Checked on
+    the generator `augment` leaves behind against the same four draws made by hand."""
+    used, mine = np.random.default_rng(0), np.random.default_rng(0)
+    augment(np.full((3, 32, 32, 3), 128, np.uint8), used, "basic")
+    mine.random(3), mine.uniform(-10, 10, 3), mine.uniform(0.9, 1.1, 3), mine.uniform(-0.05, 0.05, (3, 2))
+    assert used.random() == mine.random()
+
+
 @pytest.mark.parametrize("kind", ["print", "fill"])
 def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_aligned, tmp_path, kind):
     from typer.testing import CliRunner

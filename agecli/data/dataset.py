@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..parallel import ordered_map
 from ..face.align import CROP_VERSION, box_problem, crop_face, template_params
-from .images import ImageError, load_rgb
+from ..parallel import ordered_map
 from ..vocab import AUG_KINDS
+from .images import ImageError, load_rgb
 from .records import LANDMARK_COLUMNS, read_align_csv
 
 if TYPE_CHECKING:  # torch only where batches are built (training): `val` on ONNX runs without it
@@ -197,7 +197,8 @@ def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "basic") -
     n, s = images.shape[:2]
     out = np.empty_like(images)
     photo = AUG_KINDS.index(kind) >= AUG_KINDS.index("photo")
-    fills = rng.random(n) < (0.5 if kind == "fill" else 0.0)
+    # drawn only for fill, so that the seeded stream of the other kinds stays as it was
+    fills = rng.random(n) < 0.5 if kind == "fill" else np.zeros(n, bool)
     flips = rng.random(n) < 0.5
     angles = rng.uniform(-10, 10, n)
     scales = rng.uniform(0.9, 1.1, n)
