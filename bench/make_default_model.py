@@ -121,10 +121,9 @@ STAGES = {
     "print_v7_soup_flip": (["print_v7", "print_soup3_flip"], {"flip_tta": True}),
     "print_soup4_flip": (["print_v4", "print_v4b", "print_v4c", "soup_v3_v3b"], {"flip_tta": True}),  # three copies and v4
     # the border cue: UTKFace's crops carry a black border beyond its chips, no other
-    # collection's do, and v7 reads a borderless face (every user's) the All-Age-Faces way
-    # (robustness.py's "border filled": UTKFace faces read +2 to +4 years older, called
-    # Asian). v7 fine-tuned with half its crops' border filled in (DATA.AUG fill), + flip,
-    # and averaged with v7
+    # collection's do, and v7 may read a borderless face (every user's) the All-Age-Faces
+    # way (bench/robustness.py's "border filled" condition measures it). v7 fine-tuned with
+    # half its crops' border filled in (DATA.AUG fill), + flip, and averaged with v7
     "fill_v7": ("print_soup3_flip", [*FILL_FT, "TRAIN.SEED", "4"]),
     "fill_v7_flip": (["fill_v7"], {"flip_tta": True}),
     "fill_soup_flip": (["fill_v7", "print_soup3_flip"], {"flip_tta": True}),
