@@ -149,6 +149,10 @@ class AgeEstimator:
         # the default gives what the model has of age and gender; an explicit request must be met
         self.attributes = DEFAULT_ATTRIBUTES & has if s.attributes is None else s.attributes
         missing = sorted(self.attributes - has)
+        withheld = [a for a in missing if a in self.meta.withheld]
+        if withheld:
+            raise UsageError(f"{self.model_path.name} withholds {withheld[0]}: {self.meta.withheld[withheld[0]]}; "
+                             f"it gives {', '.join(sorted(has))}", setting="attributes")
         if missing:
             raise UsageError(f"{self.model_path.name} has no {' or '.join(missing)} head to answer "
                              f"{', '.join(missing)}; it gives {', '.join(sorted(has))}", setting="attributes")

@@ -427,6 +427,36 @@ def test_ethnicity_only_when_asked_and_only_from_a_model_that_has_it(tiny_aligne
     assert bad.exit_code == 2 and "height" in bad.output
 
 
+def test_a_withheld_ethnicity_is_refused_with_its_reason_and_left_out_of_the_graph(tiny_aligned, tmp_path):
+    """A model whose metadata withholds ethnicity (the shipped default does) keeps the
+    head for its age layer but gives no ethnicity: asking exits 2 with the reason, the
+    exported graph has no race_probs output, and age and gender are as before."""
+    import onnx
+
+    from agecli.atomic import write_bytes
+    from agecli.infer.onnx_build import onnx_bytes_for_checkpoint
+    from agecli.model.checkpoint import slim_checkpoint
+
+    from .conftest import train_tiny
+
+    ckdir = tmp_path / "mt"
+    train_tiny(tiny_aligned, ckdir, loss="mt", epochs=1, steps=2)
+    held = tmp_path / "held.pth"
+    slim_checkpoint(ckdir / "best.pth", held, fp16=False, meta_update={"withheld": {"ethnicity": "not measured"}})
+    held_onnx, full_onnx = tmp_path / "held.onnx", tmp_path / "full.onnx"
+    write_bytes(held_onnx, onnx_bytes_for_checkpoint(held))
+    write_bytes(full_onnx, onnx_bytes_for_checkpoint(ckdir / "best.pth"))
+    assert [o.name for o in onnx.load(str(held_onnx)).graph.output] == ["age", "std", "probs", "gender_probs"]
+    photo = str(utk_files(1)[0])
+    for model in (held, held_onnx):
+        r = cli(photo, "--resume", model, "--attributes", "age,gender,ethnicity")
+        assert r.exit_code == 2 and "withholds ethnicity: not measured" in r.output, r.output
+    rows, full = (csv_rows(cli(photo, "--resume", m).stdout)[0] for m in (held_onnx, full_onnx))
+    assert (rows["age"], rows["gender"]) == (full["age"], full["gender"])
+    shipped = cli(photo, "--attributes", "age,gender,ethnicity")  # the default model
+    assert shipped.exit_code == 2 and "withholds ethnicity" in shipped.output
+
+
 def test_a_model_without_an_ethnicity_head_refuses_to_give_one(tiny_onnx):
     from agecli import AgeEstimator
     from agecli.errors import UsageError

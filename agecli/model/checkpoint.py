@@ -61,6 +61,7 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
                    set_heads=int(meta.get("set_heads", 1)))
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     model.flip_tta = bool(meta.get("flip_tta", False))
+    model.withheld = frozenset(meta.get("withheld") or {})
     if meta.get("window"):
         model.set_window(meta["window"], int(meta["img_size"]), meta.get("mean", (0.5,) * 3),
                          meta.get("std", (0.5,) * 3))
@@ -126,12 +127,13 @@ def average_checkpoints(paths: list[str | Path], dst: str | Path, meta_update: d
     return meta
 
 
-def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True) -> None:
-    """A checkpoint for shipping: weights (fp16 storage when asked) + metadata, no
-    optimizer/scheduler state. Loads like any checkpoint; fine-tune it with --pretrained."""
+def slim_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True, meta_update: dict | None = None) -> None:
+    """A checkpoint for shipping: weights (fp16 storage when asked) + metadata (updated
+    with `meta_update`), no optimizer/scheduler state. Loads like any checkpoint;
+    fine-tune it with --pretrained."""
     ckpt = load_checkpoint(src)
     state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    payload = {"meta": ckpt["meta"], "config": ckpt["config"], "state_dict": state}
+    payload = {"meta": {**ckpt["meta"], **(meta_update or {})}, "config": ckpt["config"], "state_dict": state}
     _save(payload, dst)
 
 

@@ -65,6 +65,9 @@ class AgeNet(nn.Module):
         # Estimate each face from its crop and its mirror image and mix the two answers
         # (set from the checkpoint's meta `flip_tta`, so it lives in the exported graph).
         self.flip_tta = False
+        # attributes computed (the ethnicity head still feeds the age layer) but not given
+        # (set from the checkpoint's meta `withheld`: the exported graph has no such output)
+        self.withheld: frozenset[str] = frozenset()
         # Black outside this part of the crop (left, top, right, bottom fractions; set from
         # the checkpoint's meta `window`, so training, every runner and the graph agree).
         self.window: tuple[float, float, float, float] | None = None
@@ -160,7 +163,7 @@ class Predictor(nn.Module):
         if self.net.head != "reg":
             names.append("probs")
         if self.net.head == "mt":
-            names += ["gender_probs", "race_probs"]
+            names += ["gender_probs"] + ([] if "ethnicity" in self.net.withheld else ["race_probs"])
         return names
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

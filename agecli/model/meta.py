@@ -86,6 +86,10 @@ def meta_problem(meta: object) -> str | None:
     lo, hi = IMG_SIZE_RANGE
     if isinstance(size, bool) or not isinstance(size, int) or not lo <= size <= hi:
         return f"metadata img_size {size!r} is not a whole number of pixels in {lo}-{hi}"
+    withheld = meta.get("withheld")
+    if withheld is not None and not (isinstance(withheld, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in withheld.items())):
+        return f"metadata withheld {str(withheld)[:60]} is not attribute -> reason"
     template = meta.get("template")
     if template is not None and not _is_template(template):
         return f"metadata template {str(template)[:60]} is not five (x, y) points"
@@ -124,6 +128,8 @@ class ModelMeta(Mapping):
     data_dir: str | None = None
     outputs: tuple[str, ...] | None = None  # ONNX output names (None in a checkpoint: its head says)
     template: tuple[tuple[float, float], ...] | None = None  # a template-crop model's 5 landmark points
+    # attributes a head computes but the model does not give, each with the reason (meta `withheld`)
+    withheld: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the dict as read: never changed
 
     @classmethod
@@ -144,7 +150,7 @@ class ModelMeta(Mapping):
                    data_dir=meta.get("data_dir") or None, outputs=None if outputs is None else tuple(outputs),
                    template=None if meta.get("template") is None else tuple(tuple(float(v) for v in p)
                                                                            for p in meta["template"]),
-                   raw=dict(meta))
+                   withheld={str(k): str(v) for k, v in (meta.get("withheld") or {}).items()}, raw=dict(meta))
 
     def crop_expand(self, override: float | None = None) -> tuple[float, str | None]:
         """The crop expansion to use, decided here for the API, `demo` and `val`: `override`
@@ -165,12 +171,14 @@ class ModelMeta(Mapping):
     @property
     def attributes(self) -> frozenset[str]:
         """What the model can answer: its age always, gender and ethnicity where it has
-        those heads (the ONNX `outputs`, or a checkpoint's `mt` head)."""
+        those heads (the ONNX `outputs`, or a checkpoint's `mt` head) and does not
+        withhold them (`withheld`)."""
         outputs = self.outputs
         if outputs is None:
             outputs = ("gender_probs", "race_probs") if self.head == "mt" else ()
-        return frozenset({"age"} | ({"gender"} if "gender_probs" in outputs else set())
-                         | ({"ethnicity"} if "race_probs" in outputs else set()))
+        has = {"age"} | ({"gender"} if "gender_probs" in outputs else set()) | (
+            {"ethnicity"} if "race_probs" in outputs else set())
+        return frozenset(has - set(self.withheld))
 
     def __getitem__(self, key: str) -> Any:
         return self.raw[key]
