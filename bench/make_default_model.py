@@ -134,12 +134,17 @@ STAGES = {
     # a second fill copy of v7 (another seed), and both copies averaged with v7, as v7 did with print
     "fill_v7b": ("print_soup3_flip", [*FILL_FT, "TRAIN.SEED", "5"]),
     "fill_soup3_flip": (["fill_v7", "fill_v7b", "print_soup3_flip"], {"flip_tta": True}),
+    # v8 fine-tuned the same way with ages drawn balanced (bins ~ count^-0.5: children and the
+    # over-60s more often), averaged with v8: the extreme groups' bias and gender on FairFace
+    "bal_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.BALANCE", "0.5", "TRAIN.SEED", "6"]),
+    "bal_soup_flip": (["bal_v8", "fill_soup_flip"], {"flip_tta": True}),
 }
 SHIPPED = "fill_soup_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:
 # outside UTKFace's own photos it calls most faces Asian (model card, "Ethnicity: withheld")
 WITHHELD = {"ethnicity": "its ethnicity head calls most faces outside its training photos asian "
-                         "(FairFace-540, a balanced collection: 88 % of faces; model card, \"Ethnicity: withheld\")"}
+                         "(88 % of FairFace-540, a collection balanced over seven ethnicities; the model card, "
+                         "weights/README.md, section \"Ethnicity: withheld\")"}
 
 
 def run(cmd: list[str]) -> None:
