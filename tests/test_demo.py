@@ -447,6 +447,10 @@ def test_a_withheld_ethnicity_is_refused_with_its_reason_and_left_out_of_the_gra
     write_bytes(held_onnx, onnx_bytes_for_checkpoint(held))
     write_bytes(full_onnx, onnx_bytes_for_checkpoint(ckdir / "best.pth"))
     assert [o.name for o in onnx.load(str(held_onnx)).graph.output] == ["age", "std", "probs", "gender_probs"]
+    no_gender = tmp_path / "no_gender.pth"  # any attribute, not only ethnicity, leaves the graph
+    slim_checkpoint(ckdir / "best.pth", no_gender, fp16=False, meta_update={"withheld": {"gender": "not measured"}})
+    graph = onnx.load_from_string(onnx_bytes_for_checkpoint(no_gender)).graph
+    assert [o.name for o in graph.output] == ["age", "std", "probs", "race_probs"]
     photo = str(utk_files(1)[0])
     for model in (held, held_onnx):
         r = cli(photo, "--resume", model, "--attributes", "age,gender,ethnicity")

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import OptionError
 from .backbones import build_backbone
+from .meta import ATTRIBUTE_OUTPUTS
 
 HEADS = ("dist", "reg", "range", "mt")
 N_GENDER, N_RACE = 2, 5
@@ -163,7 +164,7 @@ class Predictor(nn.Module):
         if self.net.head != "reg":
             names.append("probs")
         if self.net.head == "mt":
-            names += ["gender_probs"] + ([] if "ethnicity" in self.net.withheld else ["race_probs"])
+            names += [out for a, out in ATTRIBUTE_OUTPUTS.items() if a not in self.net.withheld]
         return names
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

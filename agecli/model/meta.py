@@ -105,6 +105,11 @@ def _is_template(value: object) -> bool:
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p) for p in value))
 
 
+# the attributes beyond age and the model output that answers each: what a model can give
+# (`ModelMeta.attributes`) and what the exported graph leaves out when one is `withheld`
+ATTRIBUTE_OUTPUTS = {"gender": "gender_probs", "ethnicity": "race_probs"}
+
+
 @dataclass(frozen=True, eq=False)
 class ModelMeta(Mapping):
     """A model's metadata, read-only and typed: what every runner gives as `meta`.
@@ -150,7 +155,7 @@ class ModelMeta(Mapping):
                    data_dir=meta.get("data_dir") or None, outputs=None if outputs is None else tuple(outputs),
                    template=None if meta.get("template") is None else tuple(tuple(float(v) for v in p)
                                                                            for p in meta["template"]),
-                   withheld={str(k): str(v) for k, v in (meta.get("withheld") or {}).items()}, raw=dict(meta))
+                   withheld=dict(meta.get("withheld") or {}), raw=dict(meta))
 
     def crop_expand(self, override: float | None = None) -> tuple[float, str | None]:
         """The crop expansion to use, decided here for the API, `demo` and `val`: `override`
@@ -175,9 +180,8 @@ class ModelMeta(Mapping):
         withhold them (`withheld`)."""
         outputs = self.outputs
         if outputs is None:
-            outputs = ("gender_probs", "race_probs") if self.head == "mt" else ()
-        has = {"age"} | ({"gender"} if "gender_probs" in outputs else set()) | (
-            {"ethnicity"} if "race_probs" in outputs else set())
+            outputs = tuple(ATTRIBUTE_OUTPUTS.values()) if self.head == "mt" else ()
+        has = {"age"} | {a for a, out in ATTRIBUTE_OUTPUTS.items() if out in outputs}
         return frozenset(has - set(self.withheld))
 
     def __getitem__(self, key: str) -> Any:
