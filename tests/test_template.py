@@ -107,3 +107,24 @@ def test_a_template_teacher_answers_on_its_own_crops(template_model, tiny_aligne
         cached = z["probs"]
     np.testing.assert_allclose(cached, teacher.predict(own.images)["probs"], atol=1e-5)
     assert np.abs(cached - teacher.predict(boxed.images)["probs"]).max() > 1e-3
+
+
+def test_a_teacher_that_withholds_gender_teaches_ages_only(template_model, tiny_aligned, tmp_path):
+    """A converted age network (bench/convert_dlib_age.py) has an untrained gender head and
+    withholds gender: a teacher's answers are what the model gives, so it teaches ages and
+    no gender, where the same weights without `withheld` teach both."""
+    from agecli.model.checkpoint import slim_checkpoint
+
+    quiet = tmp_path / "quiet.pth"
+    slim_checkpoint(template_model, quiet, fp16=False, meta_update={"withheld": {"gender": "untrained head"}})
+    cached = {}
+    for name, teacher in (("both", template_model), ("ages", quiet)):
+        run = tmp_path / name
+        res = cli("train-mt", "--dataset", "utkface", "--data-dir", tiny_aligned, "--checkpoint", run,
+                  "MODEL.IMG_SIZE", "64", "TRAIN.EPOCHS", "1", "TRAIN.MAX_STEPS", "1", "TRAIN.BATCH_SIZE", "16",
+                  "TRAIN.WARMUP_EPOCHS", "0", "TRAIN.TEACHER", teacher)
+        assert res.exit_code == 0, res.output
+        with np.load(run / "teacher.npz") as z:
+            cached[name] = {k: z[k] for k in z.files}
+    assert "gender_probs" in cached["both"] and "gender_probs" not in cached["ages"]
+    np.testing.assert_allclose(cached["ages"]["probs"], cached["both"]["probs"], atol=1e-6)
