@@ -29,7 +29,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "CACHE_DIR": "",  # default: <data-dir>/.agecli_cache
         "AUG": "photo",  # with --aug: basic (flip, rotation, scale, shift, colour) or photo (+ grayscale,
                          # colour cast, blur, low resolution, JPEG, noise, occlusion, frame edge)
-                         # or print (+ faded, tinted prints)
+                         # or print (+ faded, tinted prints) or fill (+ half the black beyond
+                         # the photo filled in) or chip (+ the other half black beyond a chip)
     },
     "TRAIN": {
         "LOSS": "",  # default per command: ce (train), ldl (train-ldl), mt (train-mt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 GENDERS = ("male", "female")  # 0 male, 1 female
 RACES = ("white", "black", "asian", "indian", "others")  # UTKFace's codes 0-4
 MAX_AGE = 120  # the oldest age a label may give (and MODEL.AGE_MAX's bound)
-AUG_KINDS = ("basic", "photo", "print", "fill")  # DATA.AUG: each adds to the one before it (data.dataset)
+AUG_KINDS = ("basic", "photo", "print", "fill", "chip")  # DATA.AUG: each adds to the one before it (data.dataset)
 SPLITS = ("train", "valid", "test")  # a prepared set's parts: <name>_<split>_align.csv
 
 # The age groups `val` reports its errors in (`eval.metrics.group_tables`); the last

@@ -395,6 +395,37 @@ def test_fill_augmentation_fills_half_the_borders_and_only_that_kind_does():
     assert 70 <= black["fill"] <= 130, black
 
 
+def test_chip_border_blacks_out_beyond_the_chip_and_keeps_the_chip():
+    from agecli.data.dataset import CHIP_WINDOW, chip_border
+
+    img = np.random.default_rng(0).integers(1, 255, (128, 128, 3), dtype=np.uint8)
+    out = chip_border(img)
+    left, top, right, bottom = (round(v * 128) for v in CHIP_WINDOW)
+    inside = np.zeros((128, 128), bool)
+    inside[top:bottom, left:right] = True
+    assert (out[inside] == img[inside]).all() and (out[~inside] == 0).all()
+    moved = chip_border(img, (0.05, 0.0, 0.0, 0.0))  # the left edge moved in: more black
+    assert (moved == 0).all(2).sum() > (out == 0).all(2).sum()
+
+
+def test_chip_augmentation_borders_half_the_borderless_crops_and_fills_half_the_bordered():
+    """Under `chip` a border no longer tells the collections apart: crops with no black
+    (as All-Age-Faces' and users' photos) come back black beyond a chip about half the
+    time, and crops black on their left half (as UTKFace's chips) lose that black about
+    half the time, as under `fill`. Under `fill` a borderless crop stays borderless (a few
+    get a black band from the frame-edge effect). Seeded: the counts are exact."""
+    grey = np.full((200, 32, 32, 3), 128, np.uint8)
+    half = grey.copy()
+    half[:, :, :16] = 0
+    bordered = {}
+    for kind in ("fill", "chip"):
+        for name, crops in (("grey", grey), ("half", half)):
+            out = augment(crops, np.random.default_rng(0), kind)
+            bordered[kind, name] = int(((out < 8).all(3).mean((1, 2)) > 0.2).sum())
+    assert bordered["fill", "grey"] <= 30 and 70 <= bordered["chip", "grey"] <= 130, bordered
+    assert 70 <= bordered["chip", "half"] <= 130, bordered
+
+
 def test_kinds_without_fill_draw_the_seeded_stream_they_drew_before_fill_existed():
     """A seeded basic/photo/print run reproduces its augmentation from before DATA.AUG fill:
     the geometry is the seed's first four draws (flips, angles, scales, shifts), with no
@@ -406,7 +437,7 @@ def test_kinds_without_fill_draw_the_seeded_stream_they_drew_before_fill_existed
     assert used.random() == mine.random()
 
 
-@pytest.mark.parametrize("kind", ["print", "fill"])
+@pytest.mark.parametrize("kind", ["print", "fill", "chip"])
 def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_aligned, tmp_path, kind):
     from typer.testing import CliRunner
 

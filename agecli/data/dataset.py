@@ -193,12 +193,16 @@ def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "basic") -
     scale and shift; from `photo` on, also how real photos differ from a curated set: low
     resolution, blur, JPEG artefacts, an occluding patch, and a face at the frame edge (a
     black band, as `crop_face` pads); with `fill`, half the crops have the black beyond
-    their photo filled in (`fill_beyond_photo`) first."""
+    their photo filled in (`fill_beyond_photo`) first; with `chip`, the other half are
+    blacked out beyond a UTKFace chip's edge (`chip_border`): every collection's faces
+    then come bordered and borderless alike, and a border says nothing about which."""
     n, s = images.shape[:2]
     out = np.empty_like(images)
     photo = AUG_KINDS.index(kind) >= AUG_KINDS.index("photo")
-    # drawn only for fill, so that the seeded stream of the other kinds stays as it was
-    fills = rng.random(n) < 0.5 if kind == "fill" else np.zeros(n, bool)
+    # drawn only for fill and chip, so that the seeded stream of the other kinds stays as it was
+    fills = rng.random(n) < 0.5 if kind in ("fill", "chip") else np.zeros(n, bool)
+    chips = ~fills if kind == "chip" else np.zeros(n, bool)
+    edges = rng.uniform(-CHIP_JITTER, CHIP_JITTER, (n, 4)) if kind == "chip" else None
     flips = rng.random(n) < 0.5
     angles = rng.uniform(-10, 10, n)
     scales = rng.uniform(0.9, 1.1, n)
@@ -207,10 +211,28 @@ def augment(images: np.ndarray, rng: np.random.Generator, kind: str = "basic") -
         m = cv2.getRotationMatrix2D((s / 2, s / 2), angles[i], scales[i])
         m[:, 2] += shifts[i]
         img = fill_beyond_photo(images[i]) if fills[i] else images[i]
+        img = chip_border(img, edges[i]) if chips[i] else img
         img = img[:, ::-1] if flips[i] else img
         out[i] = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), borderMode=cv2.BORDER_REPLICATE)
         if photo:
             out[i] = _photo_effects(out[i], rng)
+    return out
+
+
+# Where UTKFace's chips have content in a box crop at expand 0.25 (left, top, right, bottom,
+# fractions of the crop: bench/crop_border.py), and how far `chip` moves each edge.
+CHIP_WINDOW = (0.156, 0.18, 0.844, 0.906)
+CHIP_JITTER = 0.04
+
+
+def chip_border(img: np.ndarray, jitter=(0.0, 0.0, 0.0, 0.0)) -> np.ndarray:
+    """The crop black beyond CHIP_WINDOW (each edge moved by `jitter`, fractions of the
+    crop): any face framed as UTKFace's chips are, the border they carry included."""
+    s = img.shape[0]
+    lo = [int(round((w + j) * s)) for w, j in zip(CHIP_WINDOW[:2], jitter[:2])]
+    hi = [int(round((w + j) * s)) for w, j in zip(CHIP_WINDOW[2:], jitter[2:])]
+    out = np.zeros_like(img)
+    out[lo[1]:hi[1], lo[0]:hi[0]] = img[lo[1]:hi[1], lo[0]:hi[0]]
     return out
 
 
