@@ -163,6 +163,9 @@ STAGES = {
     # beyond a UTKFace chip (DATA.AUG chip), v8 fine-tuned 4 epochs so, then averaged with v8
     "chip_v8": ("fill_soup_flip", [*PRINT_FT[:-2], "DATA.AUG", "chip", "TRAIN.EPOCHS", "4", "TRAIN.SEED", "9"]),
     "chip_soup_flip": (["chip_v8", "fill_soup_flip"], {"flip_tta": True}),
+    # a second chip copy (seed 10), both copies and v8 averaged, as v7 did with print
+    "chip_v8b": ("fill_soup_flip", [*PRINT_FT[:-2], "DATA.AUG", "chip", "TRAIN.EPOCHS", "4", "TRAIN.SEED", "10"]),
+    "chip_soup3_flip": (["chip_v8", "chip_v8b", "fill_soup_flip"], {"flip_tta": True}),
     "v8_soup4_flip": (["chip_v8", "fill_v8", "dlib_teach_v8", "fill_soup_flip"], {"flip_tta": True}),  # all three and v8
 }
 SHIPPED = "chip_soup_flip"
