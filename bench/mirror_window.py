@@ -24,12 +24,13 @@ import torch
 
 import cross_dataset
 import fairface
-from agecli.data.dataset import AlignedFaces
+from agecli.data.dataset import CHIP_WINDOW, AlignedFaces
 from agecli.data.records import csv_name, resolve_image_root
 from agecli.eval.metrics import age_group
+from agecli.infer.batches import normalise
 from agecli.model.checkpoint import model_from_checkpoint
 
-WINDOWS = {"chip": (0.156, 0.18, 0.844, 0.906),  # where UTKFace's chips have content (bench/crop_border.py)
+WINDOWS = {"chip": CHIP_WINDOW,  # where UTKFace's chips have content (bench/crop_border.py)
            "tight": (0.20, 0.22, 0.80, 0.88), "tighter": (0.25, 0.27, 0.75, 0.83)}
 WEIGHTS = (0.25, 0.5)
 
@@ -40,8 +41,7 @@ def passes(model, meta: dict, images: np.ndarray) -> dict[str, tuple[np.ndarray,
     views: dict[str, list] = {}
     with torch.no_grad():
         for i in range(0, len(images), 64):
-            x = torch.from_numpy(np.array(images[i:i + 64])).permute(0, 3, 1, 2).float() / 255
-            x = (x - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(1, 3, 1, 1)
+            x = torch.from_numpy(normalise(images[i:i + 64], meta["mean"], meta["std"]))
             todo = [("crop", x, None), ("mirror", x.flip(3), None)]
             todo += [(f"mirror {w}", x.flip(3), box) for w, box in WINDOWS.items()]
             for name, view, box in todo:
