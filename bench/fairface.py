@@ -21,9 +21,13 @@ epochs on it (../shared/data/README.md).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from agecli.data.dataset import AlignedFaces
 
 NAME = "fairface540"
 GROUPS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
@@ -70,18 +74,24 @@ def prepare(root: Path, out: Path) -> Path:
     return csv
 
 
+def load(root: Path, out: Path, meta) -> tuple[AlignedFaces, pd.DataFrame]:
+    """The faces found, cut with a model's crop recipe (`meta`: img_size, expand, template),
+    and every labelled face (the denominator)."""
+    from agecli.data.dataset import AlignedFaces
+
+    faces = AlignedFaces.load(prepare(root, out), root, meta["img_size"], meta["expand"], out / ".agecli_cache",
+                              template=meta.get("template"))
+    return faces, pd.read_csv(out / f"{NAME}_labels.csv")
+
+
 def answer(model: Path, root: Path, out: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """One model's raw answers on the faces found, cut with its own crop recipe: (the
     runner's outputs, the found rows in order, every labelled face)."""
-    from agecli.data.dataset import AlignedFaces
     from agecli.infer.runners import open_runner
 
-    csv = prepare(root, out)
     runner = open_runner(model)
-    meta = runner.meta
-    faces = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], out / ".agecli_cache",
-                              template=meta.get("template"))
-    return runner.predict(faces.images), faces.frame, pd.read_csv(out / f"{NAME}_labels.csv")
+    faces, labels = load(root, out, runner.meta)
+    return runner.predict(faces.images), faces.frame, labels
 
 
 def per_face(pred: np.ndarray, gender_pred: np.ndarray | None, found: pd.DataFrame,

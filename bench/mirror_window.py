@@ -88,10 +88,7 @@ def main() -> None:
                     for grp in ("11-20", "61+"):
                         row[f"{name} bias {grp}"] = round(float(err[groups == grp].mean()), 2)
                     row[f"{name} gender"] = round(float(((g[known] > 0.5) == faces.genders[known]).mean()), 3)
-    csv = fairface.prepare(args.fairface, Path("data") / fairface.NAME)
-    faces = AlignedFaces.load(csv, args.fairface, meta["img_size"], meta["expand"],
-                              Path("data") / fairface.NAME / ".agecli_cache", template=meta.get("template"))
-    labels = pd.read_csv(Path("data") / fairface.NAME / f"{fairface.NAME}_labels.csv")
+    faces, labels = fairface.load(args.fairface, Path("data") / fairface.NAME, meta)
     inside = {}
     for how, (age, g) in variants(passes(model, meta, faces.images)).items():
         s = fairface.score(age, None, (g > 0.5).astype(int), faces.frame, labels)

@@ -25,14 +25,12 @@ from agecli.eval.metrics import age_group
 from agecli.infer.runners import open_runner
 
 
-def probs(runner, csv: Path, root: Path, cache: Path, every: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """(age distributions over 0-100, true ages, rows) of every `every`-th face of `csv`."""
-    meta = runner.meta
-    faces = AlignedFaces.load(csv, root, meta["img_size"], meta["expand"], cache, template=meta.get("template"))
+def probs(runner, faces: AlignedFaces, every: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(age distributions over 0-100, true ages, rows) of every `every`-th face."""
     keep = np.arange(0, len(faces), every)
     p = runner.predict(faces.images[keep])["probs"]
     full = np.zeros((len(p), 101), np.float32)
-    lo = int(meta.get("age_min", 0))
+    lo = int(runner.meta.get("age_min", 0))
     full[:, lo:lo + p.shape[1]] = p
     return full, faces.ages[keep], faces.frame.iloc[keep]
 
@@ -50,13 +48,15 @@ def main() -> None:
     sets = {}
     for name, d in cross_dataset.SETS.items():
         for split, every in (("train", args.train_every), ("test", args.every)):
-            got = {k: probs(r, d / csv_name(name, split), resolve_image_root(d, name), d / ".agecli_cache", every)
+            got = {k: probs(r, AlignedFaces.load(d / csv_name(name, split), resolve_image_root(d, name),
+                                                 r.meta["img_size"], r.meta["expand"], d / ".agecli_cache",
+                                                 template=r.meta.get("template")), every)
                    for k, r in runners.items()}
             sets[f"{name} {split}"] = (got["model"][0], got["teacher"][0], got["model"][1])
-    csv = fairface.prepare(args.fairface, Path("data") / fairface.NAME)
-    labels = pd.read_csv(Path("data") / fairface.NAME / f"{fairface.NAME}_labels.csv")
-    cache = Path("data") / fairface.NAME / ".agecli_cache"
-    ff = {k: probs(r, csv, args.fairface, cache, 1) for k, r in runners.items()}
+    ff = {}
+    for k, r in runners.items():
+        faces, labels = fairface.load(args.fairface, Path("data") / fairface.NAME, r.meta)
+        ff[k] = probs(r, faces, 1)
     bins = np.arange(101)
     rows = []
     for w in args.weights:
