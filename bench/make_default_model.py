@@ -179,6 +179,20 @@ STAGES = {
     "chip_v9": ("chip_soup_flip", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "8", "TRAIN.LR", "0.0001",
                                    "DATA.AUG", "chip", "TRAIN.SEED", "12"]),
     "chip_v9_soup_flip": (["chip_v9", "chip_soup_flip"], {"flip_tta": True}),
+    # the speed target with the mirror kept: v9 fine-tuned at 112 px (0.77x its pixels; v2
+    # trained at 112) as chip_v8 was (4 epochs, seed 13), with the mirror, alone and averaged
+    # with v9 (the soup runs at the first part's 112 px)
+    "chip112_v9": ("chip_soup_flip", ["MODEL.IMG_SIZE", "112", "TRAIN.EPOCHS", "4", "TRAIN.LR", "0.0002",
+                                      "DATA.AUG", "chip", "TRAIN.SEED", "13"]),
+    "chip112_flip": (["chip112_v9"], {"flip_tta": True}),
+    "chip112_soup_flip": (["chip112_v9", "chip_soup_flip"], {"flip_tta": True}),
+    # the speed target the other way: v9 (flip-mixed) as the teacher of a one-pass student
+    # started from v9's own weights (3 epochs, peak LR 1e-4, DATA.AUG chip, seed 14), and
+    # the student averaged with v9, one pass
+    "distill_v9": ("chip_soup_flip", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "3", "TRAIN.LR", "0.0001",
+                                      "DATA.AUG", "chip", "TRAIN.TEACHER", "@chip_soup_flip",
+                                      "TRAIN.TEACHER_WEIGHT", "0.5", "TRAIN.SEED", "14"]),
+    "distill_v9_soup": (["distill_v9", "chip_soup_flip"], {"flip_tta": False}),
 }
 SHIPPED = "chip_soup_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:
