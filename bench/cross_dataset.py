@@ -59,12 +59,17 @@ def train_config(name: str, args: argparse.Namespace) -> Path:
     return ckdir / "best.pth"
 
 
-def test_crops(dataset: str, meta: dict) -> AlignedFaces:
-    """A prepared set's test faces, cut with the crop recipe in a model's `meta` (size,
-    expand, template)."""
+def split_crops(dataset: str, split: str, meta: dict) -> AlignedFaces:
+    """A prepared set's faces of one split, cut with the crop recipe in a model's `meta`
+    (size, expand, template)."""
     d = SETS[dataset]
-    return AlignedFaces.load(d / csv_name(dataset, "test"), resolve_image_root(d, dataset), meta["img_size"],
+    return AlignedFaces.load(d / csv_name(dataset, split), resolve_image_root(d, dataset), meta["img_size"],
                              meta["expand"], d / ".agecli_cache", template=meta.get("template"))
+
+
+def test_crops(dataset: str, meta: dict) -> AlignedFaces:
+    """A prepared set's test faces (`split_crops`)."""
+    return split_crops(dataset, "test", meta)
 
 
 def score(model_path: Path, dataset: str) -> dict:

@@ -193,6 +193,11 @@ STAGES = {
                                       "DATA.AUG", "chip", "TRAIN.TEACHER", "@chip_soup_flip",
                                       "TRAIN.TEACHER_WEIGHT", "0.5", "TRAIN.SEED", "14"]),
     "distill_v9_soup": (["distill_v9", "chip_soup_flip"], {"flip_tta": False}),
+    # v9's weights, the mirror pass seeing the middle 116 of the crop's 128 px scaled back up
+    # (mirror_zoom; chosen on the valid faces among 106-120 px): the second look then differs
+    # in scale as well as side, its errors less like the first's, so the mix errs less.
+    # Same network, same two passes
+    "zoom_flip": (["chip_soup_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
 }
 SHIPPED = "chip_soup_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:

@@ -169,6 +169,43 @@ def test_flip_tta_model_mixes_each_face_with_its_mirror_in_torch_and_onnx(tiny_c
     assert len(OnnxRunner(out).predict(crops[:1])["age"]) == 1
 
 
+def test_mirror_zoom_mixes_each_face_with_its_mirror_seen_closer_in_torch_and_onnx(tiny_checkpoint, reference,
+                                                                                  tmp_path):
+    """meta mirror_zoom: the mirror pass of a flip_tta model sees the centre of the mirror
+    image scaled back up (checked here against OpenCV's own resize), in torch and in the
+    exported graph; a value outside 0.5-1 is refused by name."""
+    import cv2
+
+    crops, _, meta = reference
+    ckpt = load_checkpoint(tiny_checkpoint)
+    size = meta["img_size"]
+    ckpt["meta"] = {**ckpt["meta"], "flip_tta": True, "mirror_zoom": 0.875}
+    zoomed = tmp_path / "zoom.pth"
+    torch.save(ckpt, zoomed)
+    side = round(size * 0.875)
+    off = (size - side) // 2
+    mirror = crops[:, :, ::-1].astype(np.float32)[:, off:off + side, off:off + side]
+    closer = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in mirror])
+    model, _ = model_from_checkpoint(tiny_checkpoint)
+    mixed = (predict_torch(model, crops, meta)["probs"] + predict_torch(model, closer, meta)["probs"]) / 2
+    expected = mixed @ np.arange(meta["age_min"], meta["age_max"] + 1)
+    zoom_model, _ = model_from_checkpoint(zoomed)
+    got = predict_torch(zoom_model, crops, meta)["age"]
+    assert np.allclose(got, expected, atol=1e-3)
+    plain = (predict_torch(model, crops, meta)["probs"]
+             + predict_torch(model, np.ascontiguousarray(crops[:, :, ::-1]), meta)["probs"]) / 2
+    assert np.abs(plain @ np.arange(meta["age_min"], meta["age_max"] + 1) - got).max() > 1e-3  # the zoom matters
+    out = tmp_path / "zoom.onnx"
+    res = cli("--resume", zoomed, "--output", out)
+    assert res.exit_code == 0, res.output
+    assert np.abs(OnnxRunner(out).predict(crops)["age"] - got).max() < 1e-3
+    ckpt["meta"]["mirror_zoom"] = 0.2
+    torch.save(ckpt, zoomed)
+    res = cli("--resume", zoomed, "--output", tmp_path / "bad.onnx")
+    assert res.exit_code == 2 and "mirror_zoom 0.2" in res.output, res.output
+    assert not (tmp_path / "bad.onnx").exists()
+
+
 def test_export_of_a_missing_checkpoint_creates_nothing(tmp_path):
     res = cli("--resume", tmp_path / "missing.pth", "--output", tmp_path / "new" / "m.onnx")
     assert res.exit_code == 2 and "no such checkpoint" in res.output

@@ -16,7 +16,7 @@ import torch
 from ..atomic import write_bytes
 from ..errors import CheckpointError
 from .heads import AgeNet
-from .meta import FORMAT, file_hash, model_meta  # noqa: F401 - re-exported: callers import them from here
+from .meta import FORMAT, file_hash, meta_problem, model_meta  # noqa: F401 - re-exported: callers import them from here
 
 
 def save_checkpoint(path: str | Path, model: AgeNet, meta: dict, cfg: dict, **state: Any) -> None:
@@ -61,6 +61,7 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
                    set_heads=int(meta.get("set_heads", 1)))
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     model.flip_tta = bool(meta.get("flip_tta", False))
+    model.set_mirror_zoom(float(meta.get("mirror_zoom", 1.0)), int(meta["img_size"]))
     model.withheld = frozenset(meta.get("withheld") or {})
     if meta.get("window"):
         model.set_window(meta["window"], int(meta["img_size"]), meta.get("mean", (0.5,) * 3),
@@ -92,6 +93,9 @@ def load_matching_heads(model: AgeNet, path: str | Path) -> int:
 def model_from_checkpoint(path: str | Path) -> tuple[AgeNet, dict]:
     """The model in eval mode and its metadata."""
     ckpt = load_checkpoint(path)
+    problem = meta_problem(ckpt["meta"])
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     model = build_model(ckpt["meta"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     model.eval()

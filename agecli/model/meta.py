@@ -66,6 +66,7 @@ def parse_window(text: str) -> tuple[float, float, float, float] | None:
 
 EXPAND_RANGE = (0.0, 3.0)  # crop margin: 0 = the face box, 3 = four times its side
 IMG_SIZE_RANGE = (32, 1024)
+MIRROR_ZOOM_RANGE = (0.5, 1.0)  # the share of the crop's side the mirror pass sees (AgeNet.mirror_view)
 
 
 def expand_problem(value: object) -> str | None:
@@ -90,6 +91,9 @@ def meta_problem(meta: object) -> str | None:
     if withheld is not None and not (isinstance(withheld, Mapping) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in withheld.items())):
         return f"metadata withheld {str(withheld)[:60]} is not attribute -> reason"
+    zoom = meta.get("mirror_zoom", 1.0)
+    if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not MIRROR_ZOOM_RANGE[0] <= zoom <= 1:
+        return f"metadata mirror_zoom {str(zoom)[:30]} is not a fraction of the crop in {MIRROR_ZOOM_RANGE[0]:g}-1"
     template = meta.get("template")
     if template is not None and not _is_template(template):
         return f"metadata template {str(template)[:60]} is not five (x, y) points"
