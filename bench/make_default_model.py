@@ -29,11 +29,14 @@ Steps (each an ordinary agecli command, printed before it runs):
    2e-4, shuffle seed 9) with DATA.AUG chip (print's augmentation, half the faces with
    the black beyond their photo filled in, the other half black beyond a UTKFace chip's
    edge), then averaged with v8, with flip_tta, its std scale fitted on the valid
-   faces: v9, shipped;
-10. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
+   faces: v9;
+10. zoom_flip: v9's weights with mirror_zoom 116/128 (the mirror pass sees the middle
+   116 of the crop's 128 px, scaled back up; chosen on the valid faces by
+   bench/second_look.py), its std scale refitted on the valid faces: v10, shipped;
+11. ship: the soup -> weights/agecli_default.pth (fp16 weights, no optimizer) and,
    exported from that file, weights/agecli_default.onnx (uint8 RGB crop input, fp16
    storage, fp32 compute; verified on --photos);
-11. test: the shipped ONNX model on both test sets and FairFace-540
+12. test: the shipped ONNX model on both test sets and FairFace-540
    (bench/cross_dataset.py --train-none), and `agecli val` reports per set.
 
 Every stage is kept once done and an interrupted one resumes, so rerunning the command
@@ -51,6 +54,10 @@ and v5 from v4 as released (its fp16 file), without rebuilding v4:
 and v9 (and the other stages after v8) from v8 as released:
 
     git show 887a96a:weights/agecli_default.pth > runs/fill_soup_flip.pth
+
+and v10 (and the other stages after v9) from v9 as released:
+
+    git show ca9c05e:weights/agecli_default.pth > runs/chip_soup_flip.pth
 """
 from __future__ import annotations
 
@@ -199,7 +206,7 @@ STAGES = {
     # Same network, same two passes
     "zoom_flip": (["chip_soup_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
 }
-SHIPPED = "chip_soup_flip"
+SHIPPED = "zoom_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:
 # outside UTKFace's own photos it calls most faces Asian (model card, "Ethnicity: withheld")
 WITHHELD = {"ethnicity": "its ethnicity head calls most faces outside its training photos asian "
