@@ -67,6 +67,41 @@ def split_crops(dataset: str, split: str, meta: dict) -> AlignedFaces:
                              meta["expand"], d / ".agecli_cache", template=meta.get("template"))
 
 
+def screen_splits(meta: dict, every: int = 1) -> dict[tuple[str, str], AlignedFaces]:
+    """The valid and test faces of every set (`split_crops`; every k-th face): what the
+    screens (bench/second_look.py, mirror_window.py) score, keyed (set, split)."""
+    out = {}
+    for name in SETS:
+        for split in ("valid", "test"):
+            faces = split_crops(name, split, meta)
+            if every > 1:
+                keep = np.arange(0, len(faces), every)
+                faces.images, faces.ages, faces.genders = faces.images[keep], faces.ages[keep], faces.genders[keep]
+            out[(name, split)] = faces
+    return out
+
+
+def screen_figures(row: dict, name: str, split: str, age: np.ndarray, faces: AlignedFaces,
+                   gender_p: np.ndarray | None = None) -> None:
+    """A screen's figures of one set and split into `row`: MAE; on the test split also
+    the 11-20 and 61+ bias and, with P(second gender class), the gender accuracy."""
+    err = age - faces.ages
+    row[f"{name} {split} MAE"] = round(float(np.abs(err).mean()), 3)
+    if split != "test":
+        return
+    groups = np.array([age_group(a) for a in faces.ages])
+    for grp in ("11-20", "61+"):
+        row[f"{name} bias {grp}"] = round(float(err[groups == grp].mean()), 2)
+    if gender_p is not None:
+        known = faces.genders >= 0
+        row[f"{name} gender"] = round(float(((gender_p[known] > 0.5) == faces.genders[known]).mean()), 3)
+
+
+def valid_mean(row: dict) -> float:
+    """The mean of the sets' valid MAEs: what the screens choose by."""
+    return round(float(np.mean([row[f"{n} valid MAE"] for n in SETS])), 4)
+
+
 def test_crops(dataset: str, meta: dict) -> AlignedFaces:
     """A prepared set's test faces (`split_crops`)."""
     return split_crops(dataset, "test", meta)

@@ -24,9 +24,7 @@ import torch
 
 import cross_dataset
 import fairface
-from agecli.data.dataset import CHIP_WINDOW, AlignedFaces
-from agecli.data.records import csv_name, resolve_image_root
-from agecli.eval.metrics import age_group
+from agecli.data.dataset import CHIP_WINDOW
 from agecli.infer.batches import normalise
 from agecli.model.checkpoint import model_from_checkpoint
 
@@ -72,22 +70,9 @@ def main() -> None:
     torch.set_num_threads(2)
     model, meta = model_from_checkpoint(args.model)
     rows: dict[str, dict] = {}
-    for name, d in cross_dataset.SETS.items():
-        for split in ("valid", "test"):
-            faces = AlignedFaces.load(d / csv_name(name, split), resolve_image_root(d, name), meta["img_size"],
-                                      meta["expand"], d / ".agecli_cache", template=meta.get("template"))
-            keep = np.arange(0, len(faces), args.every)
-            faces.images, faces.ages, faces.genders = faces.images[keep], faces.ages[keep], faces.genders[keep]
-            groups = np.array([age_group(a) for a in faces.ages])
-            known = faces.genders >= 0
-            for how, (age, g) in variants(passes(model, meta, faces.images)).items():
-                row = rows.setdefault(how, {"variant": how})
-                err = age - faces.ages
-                row[f"{name} {split} MAE"] = round(float(np.abs(err).mean()), 3)
-                if split == "test":
-                    for grp in ("11-20", "61+"):
-                        row[f"{name} bias {grp}"] = round(float(err[groups == grp].mean()), 2)
-                    row[f"{name} gender"] = round(float(((g[known] > 0.5) == faces.genders[known]).mean()), 3)
+    for (name, split), faces in cross_dataset.screen_splits(meta, args.every).items():
+        for how, (age, g) in variants(passes(model, meta, faces.images)).items():
+            cross_dataset.screen_figures(rows.setdefault(how, {"variant": how}), name, split, age, faces, g)
     faces, labels = fairface.load(args.fairface, Path("data") / fairface.NAME, meta)
     inside = {}
     for how, (age, g) in variants(passes(model, meta, faces.images)).items():
