@@ -205,6 +205,10 @@ STAGES = {
     # in scale as well as side, its errors less like the first's, so the mix errs less.
     # Same network, same two passes
     "zoom_flip": (["chip_soup_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
+    # the speed bound with two looks: the mirror pass fed the middle 120 of the crop's 128 px
+    # as they are (mirror_rescale false; 0.9 of a full pass, bench/pass_cost.py), the best on
+    # the valid faces of the unscaled middles screened (104-120 px, bench/second_look.py --native)
+    "native_flip": (["chip_soup_flip"], {"flip_tta": True, "mirror_zoom": 120 / 128, "mirror_rescale": False}),
 }
 SHIPPED = "zoom_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:

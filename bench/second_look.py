@@ -8,6 +8,9 @@ image, and mixes the two answers. Here the second look varies:
 - the mirror image zoomed on its centre: the middle N px of the crop's side scaled back
   up (`AgeNet.mirror_view`, meta `mirror_zoom`), so the two looks differ in scale as
   well as side;
+- the mirror image's middle N px fed as they are, not scaled back up (`--native`): a
+  smaller second input, so a cheaper second pass (`bench/pass_cost.py` times one pass at
+  each size), another road to the speed bound;
 - the mirror image only for the faces whose first answer is least sure (its spread above
   the valid faces' quantile): fewer passes, a road to the speed bound; the share of
   faces given a second pass is reported, the cost beyond one pass.
@@ -27,25 +30,25 @@ import torch
 
 import cross_dataset
 import fairface
-from agecli.eval.metrics import age_group
 from agecli.infer.batches import normalise
 from agecli.model.checkpoint import model_from_checkpoint
 
-SPLITS = ("valid", "test")
 
-
-def looks(model, meta: dict, images: np.ndarray, zooms: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Age distribution and P(second gender class) of the crop, its mirror and the mirror
-    zoomed to each of `zooms` px."""
+def looks(model, meta: dict, images: np.ndarray, zooms: list[int],
+          native: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Age distribution and P(second gender class) of the crop, its mirror, the mirror
+    zoomed to each of `zooms` px and the mirror's middle `native` px fed unscaled."""
     size = int(meta["img_size"])
     out: dict[str, list] = {}
     with torch.no_grad():
         for i in range(0, len(images), 64):
             x = torch.from_numpy(normalise(images[i:i + 64], meta["mean"], meta["std"]))
-            todo = [("crop", x, 1.0), ("mirror", x, 1.0)] + [(f"mirror zoom {z}", x, z / size) for z in zooms]
-            for name, view, zoom in todo:
+            todo = [("crop", 1.0, True), ("mirror", 1.0, True)] + [(f"mirror zoom {z}", z / size, True) for z in zooms]
+            todo += [(f"mirror native {n}", n / size, False) for n in native]  # the middle n px, unscaled
+            for name, zoom, rescale in todo:
+                view = x
                 if name != "crop":
-                    model.set_mirror_zoom(zoom, size)
+                    model.set_mirror_zoom(zoom, size, rescale)
                     view = model.mirror_view(x)
                 res = model.decode(model(view))
                 out.setdefault(name, []).append((res["probs"].numpy(), res["gender_probs"][:, 1].numpy()))
@@ -59,7 +62,7 @@ def spread(probs: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(probs @ bins ** 2 - mean ** 2, 0))
 
 
-def variants(views: dict, zooms: list[int], unsure: dict[float, float]) -> dict[str, tuple]:
+def variants(views: dict, zooms: list[int], native: list[int], unsure: dict[float, float]) -> dict[str, tuple]:
     """Each mix -> (ages, P(second gender class), share of faces with a second pass);
     `unsure`: share of valid faces -> the crop's spread above which they get the mirror."""
     bins = np.arange(views["crop"][0].shape[1], dtype=float)
@@ -71,6 +74,7 @@ def variants(views: dict, zooms: list[int], unsure: dict[float, float]) -> dict[
 
     out = {"mirror (v9)": mix("mirror")}
     out.update({f"mirror zoom {z} px": mix(f"mirror zoom {z}") for z in zooms})
+    out.update({f"mirror's middle {n} px, unscaled": mix(f"mirror native {n}") for n in native})
     for share, limit in unsure.items():
         use = spread(p) > limit
         out[f"mirror for the least sure {share:.0%} (valid)"] = (
@@ -83,33 +87,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("runs/chip_soup_flip.pth"), help="an agecli .pth (mt head)")
     ap.add_argument("--zooms", type=int, nargs="+", default=[106, 112, 116, 120], help="px of the crop's side")
+    ap.add_argument("--native", type=int, nargs="*", default=[], help="px of the mirror's middle fed unscaled")
     ap.add_argument("--unsure", type=float, nargs="+", default=[0.5], help="shares of valid faces given the mirror")
     ap.add_argument("--fairface", type=Path, default=Path("../shared/data/fairface540"))
     args = ap.parse_args()
     torch.set_num_threads(2)
     model, meta = model_from_checkpoint(args.model)
-    data = {(name, split): cross_dataset.split_crops(name, split, meta)
-            for name in cross_dataset.SETS for split in SPLITS}
-    views = {key: looks(model, meta, faces.images, args.zooms) for key, faces in data.items()}
+    data = cross_dataset.screen_splits(meta)
+    views = {key: looks(model, meta, faces.images, args.zooms, args.native) for key, faces in data.items()}
     valid_spread = np.concatenate([spread(views[(n, "valid")]["crop"][0]) for n in cross_dataset.SETS])
     unsure = {s: float(np.quantile(valid_spread, 1 - s)) for s in args.unsure}
     rows: dict[str, dict] = {}
     for (name, split), faces in data.items():
-        groups = np.array([age_group(a) for a in faces.ages])
-        known = faces.genders >= 0
-        for how, (age, g, share) in variants(views[(name, split)], args.zooms, unsure).items():
+        for how, (age, g, share) in variants(views[(name, split)], args.zooms, args.native, unsure).items():
             row = rows.setdefault(how, {"second look": how})
-            err = age - faces.ages
-            row[f"{name} {split} MAE"] = round(float(np.abs(err).mean()), 3)
+            cross_dataset.screen_figures(row, name, split, age, faces, g)
             if split == "test":
-                for grp in ("11-20", "61+"):
-                    row[f"{name} bias {grp}"] = round(float(err[groups == grp].mean()), 2)
-                row[f"{name} gender"] = round(float(((g[known] > 0.5) == faces.genders[known]).mean()), 3)
                 row[f"{name} second passes"] = round(share, 2)
     for row in rows.values():
-        row["valid mean MAE"] = round(float(np.mean([row[f"{n} valid MAE"] for n in cross_dataset.SETS])), 4)
+        row["valid mean MAE"] = cross_dataset.valid_mean(row)
     faces, labels = fairface.load(args.fairface, Path("data") / fairface.NAME, meta)
-    for how, (age, g, share) in variants(looks(model, meta, faces.images, args.zooms), args.zooms, unsure).items():
+    ff_views = looks(model, meta, faces.images, args.zooms, args.native)
+    for how, (age, g, share) in variants(ff_views, args.zooms, args.native, unsure).items():
         s = fairface.score(age, None, (g > 0.5).astype(int), faces.frame, labels)
         rows[how].update({"FairFace in-group": s["in-group"], "worst group": s["worst group"],
                           "distance": s["distance"], "FairFace gender": s["gender acc"],

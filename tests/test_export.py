@@ -206,6 +206,43 @@ def test_mirror_zoom_mixes_each_face_with_its_mirror_seen_closer_in_torch_and_on
     assert not (tmp_path / "bad.onnx").exists()
 
 
+def test_unscaled_mirror_middle_is_a_smaller_second_look_in_torch_and_onnx(tiny_checkpoint, reference, tmp_path):
+    """meta mirror_rescale false: the mirror pass of a flip_tta model is fed the middle of
+    the mirror image as it is (fewer pixels, a cheaper pass), not scaled back up; torch
+    and the exported graph agree, and a non-boolean value is refused by name."""
+    crops, _, meta = reference
+    ckpt = load_checkpoint(tiny_checkpoint)
+    size = meta["img_size"]
+    ckpt["meta"] = {**ckpt["meta"], "flip_tta": True, "mirror_zoom": 0.875, "mirror_rescale": False}
+    small = tmp_path / "small.pth"
+    torch.save(ckpt, small)
+    side = round(size * 0.875)
+    off = (size - side) // 2
+    middle = np.ascontiguousarray(crops[:, :, ::-1][:, off:off + side, off:off + side])
+    model, _ = model_from_checkpoint(tiny_checkpoint)
+    mixed = (predict_torch(model, crops, meta)["probs"] + predict_torch(model, middle, meta)["probs"]) / 2
+    expected = mixed @ np.arange(meta["age_min"], meta["age_max"] + 1)
+    small_model, _ = model_from_checkpoint(small)
+    assert small_model.mirror_view(torch.zeros(2, 3, size, size)).shape == (2, 3, side, side)
+    got = predict_torch(small_model, crops, meta)
+    assert np.allclose(got["age"], expected, atol=1e-3)
+    scaled = ckpt["meta"] | {"mirror_rescale": True}
+    torch.save({**ckpt, "meta": scaled}, tmp_path / "scaled.pth")
+    scaled_age = predict_torch(model_from_checkpoint(tmp_path / "scaled.pth")[0], crops, meta)["age"]
+    assert np.abs(scaled_age - got["age"]).max() > 1e-3  # unscaled is another look
+    out = tmp_path / "small.onnx"
+    res = cli("--resume", small, "--output", out)
+    assert res.exit_code == 0, res.output
+    onnx = OnnxRunner(out).predict(crops)
+    assert np.abs(onnx["age"] - got["age"]).max() < 1e-3
+    assert len(OnnxRunner(out).predict(crops[:1])["age"]) == 1
+    ckpt["meta"]["mirror_rescale"] = "no"
+    torch.save(ckpt, small)
+    res = cli("--resume", small, "--output", tmp_path / "bad.onnx")
+    assert res.exit_code == 2 and "mirror_rescale no" in res.output, res.output
+    assert not (tmp_path / "bad.onnx").exists()
+
+
 def test_export_of_a_missing_checkpoint_creates_nothing(tmp_path):
     res = cli("--resume", tmp_path / "missing.pth", "--output", tmp_path / "new" / "m.onnx")
     assert res.exit_code == 2 and "no such checkpoint" in res.output

@@ -61,7 +61,8 @@ def build_model(meta: dict, pretrained: bool | str = False) -> AgeNet:
                    set_heads=int(meta.get("set_heads", 1)))
     model.std_scale.fill_(float(meta.get("std_scale", 1.0)))
     model.flip_tta = bool(meta.get("flip_tta", False))
-    model.set_mirror_zoom(float(meta.get("mirror_zoom", 1.0)), int(meta["img_size"]))
+    model.set_mirror_zoom(float(meta.get("mirror_zoom", 1.0)), int(meta["img_size"]),
+                          bool(meta.get("mirror_rescale", True)))
     model.withheld = frozenset(meta.get("withheld") or {})
     if meta.get("window"):
         model.set_window(meta["window"], int(meta["img_size"]), meta.get("mean", (0.5,) * 3),

@@ -71,6 +71,9 @@ class AgeNet(nn.Module):
         # scaled back up (meta `mirror_zoom`; 1 = the whole mirror image). Two looks that
         # differ in scale as well as side disagree more, so their mixture errs less.
         self.mirror_zoom = 1.0
+        # Fed as it is (meta `mirror_rescale` false), that middle is a smaller input: the same
+        # face at the crop's own scale, framed tighter, and a cheaper second pass.
+        self.mirror_rescale = True
         self._zoom_box: tuple[int, int] | None = None  # (offset, side) in pixels, from set_mirror_zoom
         # attributes computed (the ethnicity head still feeds the age layer) but not given
         # (set from the checkpoint's meta `withheld`: the exported graph has no such output)
@@ -95,22 +98,25 @@ class AgeNet(nn.Module):
         self.black = torch.tensor([(0.0 - m) / s for m, s in zip(mean, std)], dtype=torch.float32,
                                   device=self.black.device)
 
-    def set_mirror_zoom(self, zoom: float, size: int) -> None:
+    def set_mirror_zoom(self, zoom: float, size: int, rescale: bool = True) -> None:
         """The mirror pass sees the centre `zoom` x `zoom` of each `size` px crop, scaled back
-        to `size` (1: the whole crop). Pixel counts are fixed here, so the exported graph
-        holds constants."""
-        self.mirror_zoom = float(zoom)
+        to `size` (1: the whole crop) or, `rescale` false, as it is. Pixel counts are fixed
+        here, so the exported graph holds constants."""
+        self.mirror_zoom, self.mirror_rescale = float(zoom), bool(rescale)
         side = round(size * self.mirror_zoom)
         self._zoom_box = ((size - side) // 2, side) if side < size else None
 
     def mirror_view(self, x: torch.Tensor) -> torch.Tensor:
-        """The second look of `flip_tta`: the mirror image, zoomed on its centre."""
+        """The second look of `flip_tta`: the mirror image, zoomed on its centre (or only
+        its centre, unscaled)."""
         x = x.flip(3)  # NCHW: the mirror image flips the width axis
         if self._zoom_box is None:
             return x
         off, side = self._zoom_box
-        return F.interpolate(x[:, :, off:off + side, off:off + side], size=tuple(x.shape[2:]), mode="bilinear",
-                             align_corners=False)
+        middle = x[:, :, off:off + side, off:off + side]
+        if not self.mirror_rescale:
+            return middle
+        return F.interpolate(middle, size=tuple(x.shape[2:]), mode="bilinear", align_corners=False)
 
     def _windowed(self, x: torch.Tensor) -> torch.Tensor:
         keep = self.keep.to(x.dtype)
@@ -160,9 +166,13 @@ class AgeNet(nn.Module):
         return res
 
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.flip_tta:
-            return self.decode(self(torch.cat([x, self.mirror_view(x)])), pairs=True)
-        return self.decode(self(x))
+        if not self.flip_tta:
+            return self.decode(self(x))
+        mirror = self.mirror_view(x)
+        if self._zoom_box is None or self.mirror_rescale:  # the two looks the same size: one batch
+            return self.decode(self(torch.cat([x, mirror])), pairs=True)
+        first, second = self(x), self(mirror)  # a smaller second look: its own pass
+        return self.decode({k: torch.cat([v, second[k]]) for k, v in first.items()}, pairs=True)
 
 
 def calibrate_std(pred: np.ndarray, std: np.ndarray, true: np.ndarray, coverage: float = 0.683) -> float:

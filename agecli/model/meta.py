@@ -94,6 +94,8 @@ def meta_problem(meta: object) -> str | None:
     zoom = meta.get("mirror_zoom", 1.0)
     if isinstance(zoom, bool) or not isinstance(zoom, (int, float)) or not MIRROR_ZOOM_RANGE[0] <= zoom <= 1:
         return f"metadata mirror_zoom {str(zoom)[:30]} is not a fraction of the crop in {MIRROR_ZOOM_RANGE[0]:g}-1"
+    if not isinstance(meta.get("mirror_rescale", True), bool):
+        return f"metadata mirror_rescale {str(meta.get('mirror_rescale'))[:30]} is not true or false"
     template = meta.get("template")
     if template is not None and not _is_template(template):
         return f"metadata template {str(template)[:60]} is not five (x, y) points"
