@@ -11,6 +11,7 @@ from typing import Any
 
 from .vocab import AUG_KINDS, MAX_AGE
 from .errors import OptionError
+from .model.meta import MIRROR_ZOOM_RANGE
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "MODEL": {
@@ -60,6 +61,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "BALANCE": 0.0,  # draw each 5-year age bin with weight count^-BALANCE; 0 = as the data is, 1 = even
         "TEACHER": "",  # a model whose answers on the train crops join the labels as soft targets
         "TEACHER_WEIGHT": 0.5,  # the teacher's share of each target (agecli/train/teacher.py)
+        # 0 = off; else train on each face's mixed answer from its crop and its mirror image
+        # zoomed to this share of the crop's side (1 = the whole mirror), the two looks the
+        # model then gives at inference (meta flip_tta, mirror_zoom), so the two learn to err
+        # apart rather than alike
+        "MIX_MIRROR": 0.0,
     },
 }
 
@@ -103,6 +109,7 @@ RULES: dict[str, tuple] = {
     "TRAIN.MAX_STEPS": (0, 10**9),
     "TRAIN.BALANCE": (0.0, 1.0),
     "TRAIN.TEACHER_WEIGHT": (0.0, 1.0),
+    "TRAIN.MIX_MIRROR": (0.0, 1.0),
 }
 
 
@@ -130,6 +137,10 @@ def validate(cfg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     m = cfg["MODEL"]
     if m["AGE_MAX"] <= m["AGE_MIN"]:
         raise OptionError(f"MODEL.AGE_MAX {m['AGE_MAX']} must be above MODEL.AGE_MIN {m['AGE_MIN']}")
+    mix = cfg["TRAIN"].get("MIX_MIRROR", 0.0)
+    if mix and mix < MIRROR_ZOOM_RANGE[0]:
+        raise OptionError(f"TRAIN.MIX_MIRROR {mix:g}: 0 (off) or the mirror's zoom, "
+                          f"{MIRROR_ZOOM_RANGE[0]:g}-1 of the crop's side")
     return cfg
 
 

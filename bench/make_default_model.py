@@ -209,6 +209,12 @@ STAGES = {
     # as they are (mirror_rescale false; 0.9 of a full pass, bench/pass_cost.py), the best on
     # the valid faces of the unscaled middles screened (104-120 px, bench/second_look.py --native)
     "native_flip": (["chip_soup_flip"], {"flip_tta": True, "mirror_zoom": 120 / 128, "mirror_rescale": False}),
+    # trained as it infers: v10 fine-tuned on each face's mixed answer from its crop and its
+    # zoomed mirror (TRAIN.MIX_MIRROR, 3 epochs, peak LR 1e-4, DATA.AUG chip, seed 15), so
+    # the two looks learn to err apart; alone and averaged with v10, with v10's two looks
+    "mix_v10": ("zoom_flip", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "3", "TRAIN.LR", "0.0001",
+                              "DATA.AUG", "chip", "TRAIN.MIX_MIRROR", str(116 / 128), "TRAIN.SEED", "15"]),
+    "mix_soup_flip": (["mix_v10", "zoom_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
 }
 SHIPPED = "zoom_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:

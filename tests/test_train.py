@@ -451,3 +451,30 @@ def test_cli_trains_with_print_augmentation_and_names_the_kinds_it_knows(tiny_al
     res = CliRunner().invoke(app, [*base, "DATA.AUG", kind])
     assert res.exit_code == 0, res.output
     assert load_checkpoint(tmp_path / "run" / "best.pth")["config"]["DATA"]["AUG"] == kind
+
+
+def test_mixed_mirror_training_learns_the_answer_inference_gives(tiny_aligned, tmp_path):
+    """TRAIN.MIX_MIRROR: the loss sees each face's mixture of its two looks exactly as
+    `predict` reads it (mix_looks then decode = decode of the pairs), the run's model
+    carries the looks in its metadata, and a zoom outside 0.5-1 is refused by name."""
+    from typer.testing import CliRunner
+
+    from agecli.cli import app
+    from agecli.model.heads import mix_looks
+
+    model = AgeNet("tiny_age", "mt")
+    model.eval()
+    out = model(torch.rand(8, 3, 64, 64))  # 4 crops, then their 4 second looks
+    mixed, pairs = model.decode(mix_looks(out)), model.decode(out, pairs=True)
+    for key in ("age", "probs", "gender_probs", "race_probs"):
+        torch.testing.assert_close(mixed[key], pairs[key], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(mixed["age"], model.decode(out)["age"][:4], atol=1e-3)  # the second look counts
+
+    train_tiny(tiny_aligned, tmp_path / "run", loss="mt", epochs=1, steps=2, extra=["TRAIN.MIX_MIRROR", "0.875"])
+    meta = load_checkpoint(tmp_path / "run" / "best.pth")["meta"]
+    assert meta["flip_tta"] is True and meta["mirror_zoom"] == 0.875
+    run = tmp_path / "bad"
+    res = CliRunner().invoke(app, ["train-mt", "--data-dir", str(tiny_aligned), "--dataset", "utkface", "--checkpoint",
+                                   str(run), "TRAIN.MIX_MIRROR", "0.3", "MODEL.IMG_SIZE", "64"])
+    assert res.exit_code == 2 and "TRAIN.MIX_MIRROR 0.3" in res.output, res.output
+    assert not run.exists()

@@ -175,6 +175,17 @@ class AgeNet(nn.Module):
         return self.decode({k: torch.cat([v, second[k]]) for k, v in first.items()}, pairs=True)
 
 
+def mix_looks(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Raw outputs of N crops then their N second looks -> the raw outputs of each face's
+    mixture (logits that are the log of the two looks' mean probabilities), what
+    `decode(pairs=True)` reads: so training on the mixture trains what inference gives."""
+    def mixed(logits: torch.Tensor) -> torch.Tensor:
+        logp = logits.float().log_softmax(1).reshape(2, -1, logits.shape[1])
+        return torch.logsumexp(logp, 0) - math.log(2)
+
+    return {k: mixed(v) for k, v in out.items()}
+
+
 def calibrate_std(pred: np.ndarray, std: np.ndarray, true: np.ndarray, coverage: float = 0.683) -> float:
     """The factor that makes +-1 std cover `coverage` of the true ages (a normal's 68.3%).
 

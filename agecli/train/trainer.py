@@ -33,7 +33,7 @@ from ..atomic import OutputError, figure_png, write_bytes
 from ..errors import AgecliError
 from ..eval.metrics import age_metrics
 from ..infer.torch_runner import predict_torch
-from ..model.heads import calibrate_std
+from ..model.heads import calibrate_std, mix_looks
 from ..model.checkpoint import build_model, load_checkpoint, load_matching_heads, model_meta, save_checkpoint
 from ..model.meta import crop_template, resume_mismatch
 from ..model.losses import head_for, total_loss
@@ -329,6 +329,10 @@ class Trainer:
                 raise TrainingError("MODEL.SET_HEADS needs two or more `dataset` sets and an age distribution "
                                     f"(train, train-ldl or train-mt); this run has {len(sets)} set(s), head {self.head}")
             self.meta["set_heads"] = len(sets)
+        if t.get("MIX_MIRROR"):  # trained on the two looks it will give: its metadata says so
+            if self.head == "reg":
+                raise TrainingError("TRAIN.MIX_MIRROR needs an age distribution to mix (train, train-ldl or train-mt)")
+            self.meta.update({"flip_tta": True, "mirror_zoom": float(t["MIX_MIRROR"])})
         self.taught = _teacher(job, sets, self.train_data, self.rank, self.distributed) if t.get("TEACHER") else {}
         self.best_by = best_metric(t.get("BEST_METRIC", "auto"), sets)  # configs saved before it existed
         if cfg["DATA"]["AUG"] not in AUG_KINDS:
@@ -435,7 +439,11 @@ class Trainer:
                       for k, v in self.taught.items()})
         sets = torch.from_numpy(self.set_index[idx]).to(device) if self.meta.get("set_heads") else None
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            out = self.net(x, sets)
+            if self.model.flip_tta:  # TRAIN.MIX_MIRROR: the loss sees the answer predict gives
+                out = mix_looks(self.net(torch.cat([x, self.model.mirror_view(x)]),
+                                         None if sets is None else torch.cat([sets, sets])))
+            else:
+                out = self.net(x, sets)
         return total_loss(self.loss_name, out, batch, self.model.bins, self.cfg)
 
     def optimizer_step(self, loss: torch.Tensor) -> None:
