@@ -215,6 +215,10 @@ STAGES = {
     "mix_v10": ("zoom_flip", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "3", "TRAIN.LR", "0.0001",
                               "DATA.AUG", "chip", "TRAIN.MIX_MIRROR", str(116 / 128), "TRAIN.SEED", "15"]),
     "mix_soup_flip": (["mix_v10", "zoom_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
+    # its control: the same round without the mixture (each look trained alone, as before)
+    "plain_v10": ("zoom_flip", ["MODEL.IMG_SIZE", "128", "TRAIN.EPOCHS", "3", "TRAIN.LR", "0.0001",
+                                "DATA.AUG", "chip", "TRAIN.SEED", "15"]),
+    "plain_soup_flip": (["plain_v10", "zoom_flip"], {"flip_tta": True, "mirror_zoom": 116 / 128}),
 }
 SHIPPED = "zoom_flip"
 # The shipped file keeps its ethnicity head (it feeds the age layer) but gives no ethnicity:
