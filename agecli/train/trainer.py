@@ -439,7 +439,7 @@ class Trainer:
                       for k, v in self.taught.items()})
         sets = torch.from_numpy(self.set_index[idx]).to(device) if self.meta.get("set_heads") else None
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            if self.model.flip_tta:  # TRAIN.MIX_MIRROR: the loss sees the answer predict gives
+            if self.t.get("MIX_MIRROR"):  # the loss sees the answer predict gives (both looks, mixed)
                 out = mix_looks(self.net(torch.cat([x, self.model.mirror_view(x)]),
                                          None if sets is None else torch.cat([sets, sets])))
             else:
